@@ -1,0 +1,3 @@
+from cdsl.cli import main
+
+raise SystemExit(main())
