@@ -13,7 +13,6 @@ RUN    ?= runs/digits_mlp
 
 $(BIN)/cdsl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned to the CPU build (2.13.0); see README "Install".
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
