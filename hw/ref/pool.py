@@ -1,0 +1,46 @@
+"""Integer references of max and average pooling over square windows (no padding).
+
+Average pooling is `requantize(window sum, M, S, qmin, qmax)` with
+(M, S) = quantize_multiplier(1 / kernel**2): the division goes through the one
+requantization contract, as the hardware does (sum, then requantize).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cdsl.hw.ref._tensor import as_int64, like_input
+from cdsl.hw.ref.requant import quantize_multiplier, requantize
+
+
+def _windows(xt: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    if not isinstance(kernel, int) or kernel < 1:
+        raise ValueError(f"kernel must be a positive int, got {kernel!r}")
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be a positive int, got {stride!r}")
+    if xt.dim() < 3:
+        raise ValueError(f"pooling needs [..., C, H, W], got shape {tuple(xt.shape)!r}")
+    if xt.shape[-1] < kernel or xt.shape[-2] < kernel:
+        raise ValueError(f"kernel {kernel!r} is larger than the input {tuple(xt.shape[-2:])!r}")
+    # [..., C, Ho, Wo, K, K]
+    return xt.unfold(-2, kernel, stride).unfold(-2, kernel, stride)
+
+
+def maxpool(x, *, kernel: int, stride: int):
+    """x [..., C, H, W] -> [..., C, (H-K)//S+1, (W-K)//S+1], the maximum of each window."""
+    xt = as_int64(x, what="maxpool input")
+    win = _windows(xt, kernel, stride)
+    return like_input(win.amax(dim=(-2, -1)), x)
+
+
+def avg_multiplier(kernel: int) -> tuple[int, int]:
+    """(M, S) of the average: quantize_multiplier(1 / kernel**2)."""
+    return quantize_multiplier(1.0 / (kernel * kernel))
+
+
+def avgpool(x, *, kernel: int, stride: int, multiplier: int, shift: int, qmin: int, qmax: int):
+    """x [..., C, H, W] -> requantize(sum of each K x K window, multiplier, shift, qmin, qmax)."""
+    xt = as_int64(x, what="avgpool input")
+    win = _windows(xt, kernel, stride)
+    total = win.sum(dim=(-2, -1))
+    return like_input(requantize(total, multiplier, shift, qmin, qmax), x)
