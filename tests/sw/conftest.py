@@ -1,0 +1,77 @@
+"""Shared fixtures of the software-path tests."""
+
+import numpy as np
+import pytest
+
+from cdsl.dsl import ir
+
+
+def numpy_eval(intmodel, x_int):
+    """An independent integer evaluation of an IntModel, from plain math (numpy + Python ints).
+
+    Not built on cdsl.hw.ref: convolution as a sum of shifted slices, requantization with
+    Python big integers and floor division, pooling by explicit window slicing.
+    Returns {tensor name: int64 array} for the inputs and every layer.
+    """
+    env = {intmodel.inputs[0].name: np.asarray(x_int, dtype=np.int64)}
+    for lay in intmodel.layers:
+        x = env[lay.inputs[0]]
+        op = lay.op
+        if isinstance(op, ir.Dense):
+            acc = x.astype(object) @ lay.weight.astype(object).T
+            if lay.bias is not None:
+                acc = acc + lay.bias.astype(object)
+            y = _requant(acc, lay.requant, channel_axis=-1)
+        elif isinstance(op, ir.Conv2d):
+            p, s, k = op.padding, op.stride, op.kernel
+            xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))).astype(object)
+            n, c, h, w = xp.shape
+            ho, wo = (h - k) // s + 1, (w - k) // s + 1
+            acc = np.zeros((n, lay.weight.shape[0], ho, wo), dtype=object)
+            for a in range(k):
+                for b in range(k):
+                    patch = xp[:, :, a : a + s * (ho - 1) + 1 : s, b : b + s * (wo - 1) + 1 : s]  # n c ho wo
+                    acc = acc + np.einsum("nchw,oc->nohw", patch, lay.weight[:, :, a, b].astype(object))
+            if lay.bias is not None:
+                acc = acc + lay.bias.astype(object)[None, :, None, None]
+            y = _requant(acc, lay.requant, channel_axis=1)
+        elif isinstance(op, ir.ReLU):
+            y = np.maximum(x, 0)
+        elif isinstance(op, ir.Sign):
+            y = np.where(x >= 0, 1, -1)
+        elif isinstance(op, ir.Flatten):
+            y = x.reshape(x.shape[0], -1)
+        elif isinstance(op, ir.Pool):
+            k, s = op.kernel, op.stride
+            n, c, h, w = x.shape
+            ho, wo = (h - k) // s + 1, (w - k) // s + 1
+            wins = np.stack(
+                [x[:, :, a : a + s * (ho - 1) + 1 : s, b : b + s * (wo - 1) + 1 : s] for a in range(k) for b in range(k)]
+            )
+            if op.kind is ir.PoolKind.MAX:
+                y = wins.max(axis=0)
+            else:
+                y = _requant(wins.astype(object).sum(axis=0), lay.requant, channel_axis=None)
+        else:
+            raise AssertionError(f"numpy_eval: {op!r}")
+        env[lay.name] = np.asarray(y, dtype=np.int64)
+    return env
+
+
+def _requant(acc, rq, *, channel_axis):
+    mult = [int(m) for m in rq.multiplier]
+    shift = [int(s) for s in rq.shift]
+    out = np.empty(acc.shape, dtype=object)
+    it = np.ndindex(acc.shape)
+    for idx in it:
+        c = 0 if (channel_axis is None or len(mult) == 1) else idx[channel_axis]
+        v = int(acc[idx]) * mult[c]
+        if shift[c] > 0:
+            v = (v + 2 ** (shift[c] - 1)) // 2 ** shift[c]
+        out[idx] = min(max(v, rq.qmin), rq.qmax)
+    return out
+
+
+@pytest.fixture(scope="session")
+def numpy_evaluator():
+    return numpy_eval
