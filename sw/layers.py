@@ -1,0 +1,391 @@
+"""Training-time layers: fake quantization and pruning in the forward pass.
+
+Quantization (uniform, round-clamp, straight-through):
+    q = clamp(floor(x / s + 0.5), qmin, qmax); x_hat = q * s
+i.e. round half up, exactly the rounding of the integer requantization contract, so that the
+fake-quant forward mirrors the integer model: the input is quantized with its fixed-point type,
+a weighted layer accumulates integer-valued weights times integer-valued inputs, the bias is
+rounded to accumulator units (in_scale * w_scale), and the output is rounded to the
+activation scale. Gradients pass straight through the rounding; scales are LSQ-style learned
+parameters (gradient scaled by 1/sqrt(numel * qmax)), initialized by calibration (max of the
+first calibration batch), or, with `scales="calibrated"`, fixed after calibration (activations)
+and max-abs (weights).
+
+Pruning: a `mask` buffer of the weight's shape (1 = kept). Masks are recomputed at the start of
+each epoch in which pruning is active (`update_mask`); once computed, a mask stays applied
+(also in later stages without pruning), and `apply_mask` zeroes the pruned weights in place
+after every optimizer step, so pruned weights are exactly zero after training and in export.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cdsl.dsl import ir
+
+# ---------------------------------------------------------------- quantization primitives
+
+
+def round_half_up_ste(v: torch.Tensor) -> torch.Tensor:
+    """floor(v + 0.5) forward (exactly), identity backward."""
+    return torch.floor(v + 0.5).detach() + (v - v.detach())
+
+
+def grad_scale(s: torch.Tensor, g: float) -> torch.Tensor:
+    """s forward (exactly), gradient multiplied by g backward (LSQ)."""
+    sg = s * g
+    return s.detach() + (sg - sg.detach())
+
+
+def quantize_codes(x: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """The integer codes (as float, straight-through): clamp(floor(x / s + 0.5), qmin, qmax)."""
+    return round_half_up_ste((x / scale).clamp(qmin, qmax))
+
+
+def fake_quant(x: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    return quantize_codes(x, scale, qmin, qmax) * scale
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A tensor lies on an integer grid: value = scale * q with q in [qmin, qmax] (zero point 0)."""
+
+    scale: torch.Tensor  # 0-d float tensor
+    bits: int
+    signed: bool
+
+    @property
+    def qmin(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+
+class WeightQuant(nn.Module):
+    """Symmetric signed weight quantizer to `bits`, per tensor (one scale) or per output channel."""
+
+    def __init__(self, *, bits: int, channels: int, per_channel: bool, learned: bool):
+        super().__init__()
+        if not 2 <= bits <= 16:
+            raise ValueError(f"weight bits must be 2..16, got {bits!r}")
+        self.bits = bits
+        self.per_channel = per_channel
+        self.learned = learned
+        self.qmin = -(1 << (bits - 1))
+        self.qmax = (1 << (bits - 1)) - 1
+        self.scale = nn.Parameter(torch.ones(channels if per_channel else 1), requires_grad=learned)
+        self.register_buffer("calibrated", torch.tensor(False))
+
+    def _max_abs_scale(self, w: torch.Tensor) -> torch.Tensor:
+        flat = w.detach().reshape(w.shape[0], -1).abs()
+        peak = flat.amax(dim=1) if self.per_channel else flat.amax().reshape(1)
+        return (peak / self.qmax).clamp(min=1e-8)
+
+    @torch.no_grad()
+    def calibrate(self, w: torch.Tensor) -> None:
+        self.scale.copy_(self._max_abs_scale(w))
+        self.calibrated.fill_(True)
+
+    def effective_scale(self, w: torch.Tensor) -> torch.Tensor:
+        """The scale used in the forward pass, shape [C] or [1]."""
+        if not self.learned:
+            return self._max_abs_scale(w)
+        per = w[0].numel() if self.per_channel else w.numel()
+        return grad_scale(self.scale, 1.0 / math.sqrt(per * self.qmax)).clamp(min=1e-8)
+
+    def codes(self, w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        return quantize_codes(w, scale.reshape(shape), self.qmin, self.qmax)
+
+
+class ActQuant(nn.Module):
+    """Per-tensor activation quantizer (signed or unsigned, `bits` wide)."""
+
+    def __init__(self, *, bits: int, signed: bool, learned: bool):
+        super().__init__()
+        if not 2 <= bits <= 16:
+            raise ValueError(f"activation bits must be 2..16, got {bits!r}")
+        self.bits = bits
+        self.signed = signed
+        self.learned = learned
+        self.qmin = -(1 << (bits - 1)) if signed else 0
+        self.qmax = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        self.scale = nn.Parameter(torch.ones(()), requires_grad=learned)
+        self.register_buffer("calibrated", torch.tensor(False))
+        self.observing = False
+
+    def effective_scale(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.learned:
+            return self.scale.detach()
+        return grad_scale(self.scale, 1.0 / math.sqrt(x[0].numel() * self.qmax)).clamp(min=1e-8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
+        if self.observing:
+            with torch.no_grad():
+                peak = x.abs().amax() if self.signed else x.clamp(min=0).amax()
+                self.scale.copy_((peak / self.qmax).clamp(min=1e-8))
+                self.calibrated.fill_(True)
+        s = self.effective_scale(x)
+        return fake_quant(x, s, self.qmin, self.qmax), Grid(s, self.bits, self.signed)
+
+
+class SignSTE(torch.autograd.Function):
+    """+1 where x >= 0, -1 elsewhere; gradient passes where |x| <= 1 (hardtanh STE)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+# ---------------------------------------------------------------- pruning masks
+
+
+def magnitude_mask(w: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Unstructured: zero the round(sparsity * numel) smallest |w| (stable order on ties)."""
+    flat = w.detach().abs().reshape(-1)
+    k = int(round(sparsity * flat.numel()))
+    mask = torch.ones_like(flat)
+    if k > 0:
+        order = torch.argsort(flat, stable=True)
+        mask[order[:k]] = 0
+    return mask.reshape(w.shape)
+
+
+def nm_mask(w: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Keep the n largest |w| of every m consecutive weights along the input dimension.
+
+    The input dimension of a conv weight [O, C, K, K] is the flattened (C, K, K), the order of
+    the integer conv's im2col. A last partial group keeps min(n, its length) weights.
+    """
+    rows = w.detach().abs().reshape(w.shape[0], -1)
+    k = rows.shape[1]
+    groups = -(-k // m)
+    padded = torch.full((rows.shape[0], groups * m), -1.0, dtype=rows.dtype)
+    padded[:, :k] = rows
+    g = padded.reshape(rows.shape[0], groups, m)
+    # stable top-n: sort descending by magnitude, ties by position
+    order = torch.argsort(-g, dim=-1, stable=True)
+    keep = torch.zeros_like(g)
+    keep.scatter_(-1, order[..., :n], 1.0)
+    keep = keep.reshape(rows.shape[0], groups * m)[:, :k]
+    return keep.reshape(w.shape)
+
+
+def block_mask(w: torch.Tensor, block: tuple[int, int], sparsity: float) -> torch.Tensor:
+    """Zero the lowest-L1 blocks of `block` = (rows, cols) over the 2-D view [out, in]."""
+    bh, bw = block
+    mat = w.detach().abs().reshape(w.shape[0], -1)
+    r, c = mat.shape
+    gr, gc = -(-r // bh), -(-c // bw)
+    padded = torch.zeros(gr * bh, gc * bw, dtype=mat.dtype)
+    padded[:r, :c] = mat
+    scores = padded.reshape(gr, bh, gc, bw).sum(dim=(1, 3))
+    keep_blocks = magnitude_mask(scores, sparsity)
+    full = keep_blocks.repeat_interleave(bh, dim=0).repeat_interleave(bw, dim=1)[:r, :c]
+    return full.reshape(w.shape)
+
+
+def prune_fraction(prune: ir.Prune, epoch: int, total_epochs: int) -> float:
+    """The share of the target sparsity reached at the start of `epoch` (0-based).
+
+    Linear ramp: 0 before `start`; (epoch + 1 - start) / (end - start) in between; 1 from
+    epoch end - 1 on, so the last epochs train with the final mask. end=None (or beyond the
+    training) means the end of training. N:M patterns apply in full from `start`.
+    """
+    end = total_epochs if prune.end is None else min(prune.end, total_epochs)
+    start = min(prune.start, max(end - 1, 0))
+    if epoch < start:
+        return 0.0
+    if prune.pattern is ir.PrunePattern.NM or end <= start:
+        return 1.0
+    return min(1.0, (epoch + 1 - start) / (end - start))
+
+
+def compute_mask(w: torch.Tensor, prune: ir.Prune, fraction: float) -> torch.Tensor:
+    if fraction <= 0:
+        return torch.ones_like(w)
+    if prune.pattern is ir.PrunePattern.NM:
+        return nm_mask(w, prune.n, prune.m)
+    if prune.pattern is ir.PrunePattern.BLOCK:
+        return block_mask(w, prune.block, prune.sparsity * fraction)
+    return magnitude_mask(w, prune.sparsity * fraction)
+
+
+# ---------------------------------------------------------------- weighted layers
+
+
+class QWeighted(nn.Module):
+    """A dense or conv2d layer with optional fake quantization and a pruning mask.
+
+    forward(x, grid) -> (y, grid_out). `grid` describes the input's integer grid (None: float).
+    """
+
+    def __init__(
+        self, *, kind: str, in_size: int, out_size: int, kernel: int = 1, stride: int = 1, padding: int = 0,
+        bias: bool = True, quant: ir.Quant | None = None, prune: ir.Prune | None = None,
+        out_signed: bool = True, learned: bool = True,
+    ):
+        super().__init__()
+        if kind not in ("dense", "conv2d"):
+            raise ValueError(f"kind must be 'dense' or 'conv2d', got {kind!r}")
+        self.kind = kind
+        self.stride, self.padding = stride, padding
+        ref = nn.Linear(in_size, out_size, bias=bias) if kind == "dense" else nn.Conv2d(
+            in_size, out_size, kernel, stride=stride, padding=padding, bias=bias
+        )
+        self.weight = ref.weight
+        self.bias = ref.bias
+        self.register_buffer("mask", torch.ones_like(self.weight))
+        self.prune = prune
+        per_channel = quant is not None and quant.per is ir.Granularity.CHANNEL
+        self.wq = WeightQuant(bits=quant.w, channels=out_size, per_channel=per_channel, learned=learned) if (
+            quant is not None and quant.w is not None) else None
+        self.aq = ActQuant(bits=quant.a, signed=out_signed, learned=learned) if (
+            quant is not None and quant.a is not None) else None
+        self.quant_on = False
+        self.prune_on = False
+
+    # -- pruning
+    @torch.no_grad()
+    def update_mask(self, epoch: int, total_epochs: int) -> None:
+        if self.prune is None or not self.prune_on:
+            return
+        fraction = prune_fraction(self.prune, epoch, total_epochs)
+        if fraction > 0:
+            self.mask.copy_(compute_mask(self.weight * self.mask, self.prune, fraction))
+            self.apply_mask()
+
+    @torch.no_grad()
+    def apply_mask(self) -> None:
+        self.weight.mul_(self.mask)
+
+    # -- quantization
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def quantized(self, in_grid: Grid | None):
+        """(weight used, w_scale [C] or None, weight codes or None, bias used, bias codes or None)."""
+        w = self.masked_weight()
+        if not (self.quant_on and self.wq is not None):
+            return w, None, None, self.bias, None
+        s_w = self.wq.effective_scale(w)
+        codes = self.wq.codes(w, s_w)
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        w_used = codes * s_w.reshape(shape)
+        b_used, b_codes = self.bias, None
+        if self.bias is not None and in_grid is not None:
+            unit = in_grid.scale.detach() * s_w.detach()
+            b_codes = round_half_up_ste(self.bias / unit)
+            b_used = b_codes * unit
+        return w_used, s_w, codes, b_used, b_codes
+
+    def forward(self, x: torch.Tensor, in_grid: Grid | None):
+        w, s_w, _codes, b, _ = self.quantized(in_grid)
+        if self.kind == "dense":
+            y = F.linear(x, w, b)
+        else:
+            y = F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+        if self.quant_on and self.aq is not None:
+            return self.aq(y)
+        if s_w is not None and in_grid is not None and s_w.numel() == 1:
+            # no activation quantization: the output is the accumulator itself (32-bit grid)
+            return y, Grid((in_grid.scale * s_w).reshape(()), 32, True)
+        return y, None
+
+
+# ---------------------------------------------------------------- transformer parts (float + fake quant)
+
+
+class QLinear(QWeighted):
+    """A dense sub-layer of a transformer block: weights quantized/pruned, no activation grid."""
+
+    def __init__(self, in_size, out_size, *, quant, prune, learned):
+        wquant = None if quant is None or quant.w is None else ir.Quant(w=quant.w, per=quant.per)
+        super().__init__(kind="dense", in_size=in_size, out_size=out_size, quant=wquant, prune=prune, learned=learned)
+
+    def forward(self, x):
+        w, _, _, b, _ = self.quantized(None)
+        return F.linear(x, w, b)
+
+
+class PatchEmbed(nn.Module):
+    """(C, H, W) -> (N + 1, D): patch projection (a P x P stride-P conv), class token, positions."""
+
+    def __init__(self, *, channels: int, size: tuple[int, int], patch: int, dim: int, quant, prune, learned):
+        super().__init__()
+        self.patch = patch
+        self.proj = QLinear(channels * patch * patch, dim, quant=quant, prune=prune, learned=learned)
+        tokens = (size[0] // patch) * (size[1] // patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        self.aq = ActQuant(bits=quant.a, signed=True, learned=learned) if quant is not None and quant.a else None
+        self.quant_on = False
+
+    def forward(self, x, in_grid):
+        p = self.patch
+        b, c, h, w = x.shape
+        patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        t = self.proj(patches)
+        t = torch.cat([self.cls.expand(b, -1, -1), t], dim=1) + self.pos
+        if self.quant_on and self.aq is not None:
+            return self.aq(t)
+        return t, None
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm encoder: x + MHA(LN(x)); then x + MLP(LN(x)) with GELU."""
+
+    def __init__(self, *, dim: int, heads: int, mlp: int, quant, prune, learned):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = QLinear(dim, 3 * dim, quant=quant, prune=prune, learned=learned)
+        self.proj = QLinear(dim, dim, quant=quant, prune=prune, learned=learned)
+        self.ln2 = nn.LayerNorm(dim)
+        self.fc1 = QLinear(dim, mlp, quant=quant, prune=prune, learned=learned)
+        self.fc2 = QLinear(mlp, dim, quant=quant, prune=prune, learned=learned)
+        self.aq = ActQuant(bits=quant.a, signed=True, learned=learned) if quant is not None and quant.a else None
+        self.quant_on = False
+
+    def forward(self, x, in_grid):
+        b, n, d = x.shape
+        hd = d // self.heads
+        qkv = self.qkv(self.ln1(x)).reshape(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(hd), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(b, n, d)
+        x = x + self.proj(y)
+        x = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        if self.quant_on and self.aq is not None:
+            return self.aq(x)
+        return x, None
+
+
+class ClsHead(nn.Module):
+    """(N, D) -> (classes,): LayerNorm of the class token, then a linear layer."""
+
+    def __init__(self, *, dim: int, classes: int, quant, prune, learned):
+        super().__init__()
+        self.ln = nn.LayerNorm(dim)
+        self.fc = QLinear(dim, classes, quant=quant, prune=prune, learned=learned)
+        self.aq = ActQuant(bits=quant.a, signed=True, learned=learned) if quant is not None and quant.a else None
+        self.quant_on = False
+
+    def forward(self, x, in_grid):
+        y = self.fc(self.ln(x[:, 0]))
+        if self.quant_on and self.aq is not None:
+            return self.aq(y)
+        return y, None

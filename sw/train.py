@@ -1,0 +1,255 @@
+"""Training with compression in the loop, and the run folder.
+
+`train(spec)` trains two networks from the same seed and initial weights:
+- the float twin: the same stages and learning-rate schedule with every annotation off;
+  its test accuracy is the run's "float accuracy";
+- the compressed network: each stage activates its `compress` annotations (quant, prune);
+  quantization scales are calibrated on a fixed batch when quant first becomes active,
+  pruning masks are recomputed at the start of every epoch in which prune is active.
+Then the compressed network is exported (`cdsl.sw.export`) and the integer golden model is
+evaluated on the test split.
+
+Determinism: torch.manual_seed(seed) before each build, torch.use_deterministic_algorithms,
+a seeded generator for the data order (one permutation per epoch), CPU only. Same seed, same
+thread count -> the same checkpoint and IntModel.
+
+Learning rate: the stage's lr (or the train section's), times a cosine decay over the whole
+training, per step. Weight decay does not apply to quantization scales.
+
+`epochs` overrides the train section's total; stages are then rescaled in proportion
+(floor, the remainder to the last stage). Prune start/end are absolute epochs, clipped to
+the total.
+
+Run folder: spec.cdsl (the spec text), checkpoint.pt ({"net": state_dict, "float_net":
+state_dict, "seed", "epochs"}), metrics.json, intmodel/ (IntModel.save).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from cdsl.dsl import ir
+from cdsl.errors import CdslError
+from cdsl.sw import data as data_mod
+from cdsl.sw.build import Net, build
+from cdsl.sw.export import export
+from cdsl.sw.golden import argmax_lowest, golden, quantize_input
+from cdsl.sw.intmodel import IntModel
+
+CALIBRATION_SAMPLES = 512
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    name: str
+    epochs: int
+    lr: float
+    compress: tuple[str, ...] | None  # None: all annotations
+
+
+@dataclass
+class TrainResult:
+    net: Net
+    float_net: Net | None
+    intmodel: IntModel | None
+    data: data_mod.Dataset
+    metrics: dict = field(default_factory=dict)
+
+
+def plan_stages(train_cfg: ir.Train, epochs: int | None = None) -> list[StagePlan]:
+    """The stages to run; `epochs` (if given) rescales them to that total."""
+    if epochs is not None and epochs < 1:
+        raise CdslError(f"--epochs must be at least 1, got {epochs!r}")
+    stages = list(train_cfg.stages) or [ir.Stage("train", train_cfg.epochs)]
+    plans = [StagePlan(s.name, s.epochs, s.lr if s.lr is not None else train_cfg.lr, s.compress) for s in stages]
+    if epochs is None:
+        return plans
+    total = sum(p.epochs for p in plans)
+    if total == 0:
+        return [StagePlan(plans[-1].name, epochs, plans[-1].lr, plans[-1].compress)]
+    scaled = [math.floor(p.epochs * epochs / total) for p in plans]
+    scaled[-1] += epochs - sum(scaled)
+    return [StagePlan(p.name, e, p.lr, p.compress) for p, e in zip(plans, scaled) if e > 0]
+
+
+def output_classes(model: ir.Model) -> int:
+    if len(model.outputs) != 1:
+        raise CdslError(f"training needs exactly one output, model {model.name!r} has {len(model.outputs)}",
+                        span=model.span)
+    shape = model.shape_of(model.outputs[0])
+    if len(shape) != 1:
+        raise CdslError(f"the output {model.outputs[0]!r} must be a vector of class scores, its shape is {list(shape)!r}",
+                        span=model.span)
+    if len(model.inputs) != 1:
+        raise CdslError(f"training needs exactly one input, model {model.name!r} has {len(model.inputs)}",
+                        span=model.span)
+    return shape[0]
+
+
+def load_data(spec: ir.Spec, *, base: Path | None = None) -> data_mod.Dataset:
+    classes = output_classes(spec.model)
+    return data_mod.load(spec.train.data, input_shape=tuple(spec.model.inputs[0].shape), classes=classes, base=base)
+
+
+def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((predict_fake(net, x) == y).double().mean())
+
+
+@torch.no_grad()
+def predict_fake(net: torch.nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    was = net.training
+    net.eval()
+    preds = [argmax_lowest(net(x[i : i + batch])) for i in range(0, len(x), batch)]
+    net.train(was)
+    return torch.cat(preds)
+
+
+def _optimizer(net: Net, cfg: ir.Train) -> torch.optim.Optimizer:
+    scales = [p for n, p in net.named_parameters() if n.endswith("scale") and p.requires_grad]
+    others = [p for n, p in net.named_parameters() if not n.endswith("scale") and p.requires_grad]
+    groups = [{"params": others, "weight_decay": cfg.weight_decay}, {"params": scales, "weight_decay": 0.0}]
+    if cfg.optimizer is ir.Optimizer.ADAM:
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer is ir.Optimizer.ADAMW:
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+
+
+def fit(
+    spec: ir.Spec, dataset: data_mod.Dataset, plans: list[StagePlan], *, seed: int, compress: bool,
+    log: Callable[[str], None] | None = None, tag: str = "",
+) -> tuple[Net, list[dict]]:
+    """Build and train one network; compress=False makes the float twin."""
+    torch.manual_seed(seed)
+    net = build(spec)
+    cfg = spec.train
+    opt = _optimizer(net, cfg)
+    gen = torch.Generator().manual_seed(seed)
+    x_tr, y_tr = dataset.x_train, dataset.y_train
+    n = len(x_tr)
+    total_epochs = sum(p.epochs for p in plans)
+    steps_per_epoch = math.ceil(n / cfg.batch)
+    total_steps = total_epochs * steps_per_epoch
+    history = []
+    epoch = 0
+    step = 0
+    for plan in plans:
+        net.set_compress(plan.compress if compress else ())
+        if net.needs_calibration():
+            net.calibrate(x_tr[:CALIBRATION_SAMPLES])
+        for _ in range(plan.epochs):
+            net.update_masks(epoch, total_epochs)
+            net.train()
+            perm = torch.randperm(n, generator=gen)
+            loss_sum, correct = 0.0, 0
+            for i in range(0, n, cfg.batch):
+                idx = perm[i : i + cfg.batch]
+                lr = plan.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                out = net(x_tr[idx])
+                loss = F.cross_entropy(out, y_tr[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                net.apply_masks()
+                step += 1
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += int((out.detach().argmax(dim=1) == y_tr[idx]).sum())
+            rec = {
+                "stage": plan.name, "epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
+                "test_acc": accuracy(net, dataset.x_test, dataset.y_test), "compress": list(net.active),
+            }
+            history.append(rec)
+            if log is not None:
+                log(
+                    f"{tag}epoch {epoch + 1:3d}/{total_epochs} [{plan.name}{' ' + '+'.join(net.active) if net.active else ''}]"
+                    f"  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f}%  test {100 * rec['test_acc']:.2f}%"
+                )
+            epoch += 1
+    net.set_compress(None if compress else ())
+    net.apply_masks()
+    net.eval()
+    return net, history
+
+
+def golden_eval(intmodel: IntModel, net: Net, dataset: data_mod.Dataset) -> dict:
+    """Golden accuracy, fake-quant accuracy, and golden/fake-quant prediction agreement on the test split."""
+    x_int = quantize_input(intmodel, dataset.x_test)
+    gold = argmax_lowest(golden(intmodel, x_int))
+    fake = predict_fake(net, dataset.x_test)
+    y = dataset.y_test
+    return {
+        "golden_acc": float((gold == y).double().mean()),
+        "compressed_acc": float((fake == y).double().mean()),
+        "agreement": float((gold == fake).double().mean()),
+    }
+
+
+def sparsity(net: Net) -> dict[str, float]:
+    out = {}
+    for name, mod in net.blocks.items():
+        if getattr(mod, "prune", None) is not None:
+            w = mod.masked_weight().detach()
+            out[name] = float((w == 0).double().mean())
+    return out
+
+
+def train(
+    spec: ir.Spec, *, epochs: int | None = None, seed: int | None = None, base: Path | None = None,
+    float_twin: bool = True, log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the float twin (optional) and the compressed network, export, evaluate."""
+    seed = spec.train.seed if seed is None else seed
+    torch.use_deterministic_algorithms(True)
+    build(spec)  # reject unsupported annotations before loading data
+    dataset = load_data(spec, base=base)
+    plans = plan_stages(spec.train, epochs)
+    metrics: dict = {
+        "model": spec.model.name, "seed": seed, "epochs": sum(p.epochs for p in plans),
+        "stages": [{"name": p.name, "epochs": p.epochs, "lr": p.lr, "compress": None if p.compress is None else list(p.compress)} for p in plans],
+        "data": {"name": dataset.name, "train": len(dataset.y_train), "test": len(dataset.y_test)},
+    }
+    float_net = None
+    if float_twin:
+        t0 = time.perf_counter()
+        float_net, fhist = fit(spec, dataset, plans, seed=seed, compress=False, log=log, tag="float      ")
+        metrics["float"] = {"test_acc": accuracy(float_net, dataset.x_test, dataset.y_test),
+                            "seconds": time.perf_counter() - t0, "history": fhist}
+    t0 = time.perf_counter()
+    net, hist = fit(spec, dataset, plans, seed=seed, compress=True, log=log, tag="compressed ")
+    metrics["compressed"] = {"test_acc": accuracy(net, dataset.x_test, dataset.y_test),
+                             "seconds": time.perf_counter() - t0, "history": hist, "sparsity": sparsity(net)}
+    intmodel = None
+    try:
+        intmodel = export(net)
+    except CdslError as err:
+        metrics["export_error"] = err.message
+    if intmodel is not None:
+        metrics["golden"] = golden_eval(intmodel, net, dataset)
+    return TrainResult(net, float_net, intmodel, dataset, metrics)
+
+
+def save_run(result: TrainResult, run_dir: Path, *, spec_text: str) -> Path:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.cdsl").write_text(spec_text)
+    ckpt = {
+        "net": result.net.state_dict(),
+        "float_net": None if result.float_net is None else result.float_net.state_dict(),
+        "seed": result.metrics["seed"],
+        "epochs": result.metrics["epochs"],
+    }
+    torch.save(ckpt, run_dir / "checkpoint.pt")
+    if result.intmodel is not None:
+        result.intmodel.save(run_dir / "intmodel")
+    (run_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=1) + "\n")
+    return run_dir
