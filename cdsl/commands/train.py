@@ -1,0 +1,56 @@
+"""`cdsl train SPEC [-o RUN_DIR] [--epochs N] [--seed S]`: train with compression in the loop, export."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the spec's network (float twin + compressed) and export the integer model")
+    p.add_argument("spec", help="the .cdsl file")
+    p.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default: runs/<model name>)")
+    p.add_argument("--epochs", type=int, help="total epochs (stages are rescaled in proportion)")
+    p.add_argument("--seed", type=int, help="random seed (default: the spec's train seed)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--no-float", action="store_true", help="skip the float twin (no float accuracy)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+    from rich.console import Console
+
+    from cdsl.dsl import load_source, parse_source
+    from cdsl.errors import CdslError
+    from cdsl.sw.train import save_run, train
+
+    console = Console(highlight=False)
+    source = load_source(args.spec)
+    spec = parse_source(source)
+    torch.set_num_threads(max(1, args.threads))
+    run_dir = Path(args.output) if args.output else Path("runs") / spec.model.name
+    t0 = time.perf_counter()
+    try:
+        result = train(
+            spec, epochs=args.epochs, seed=args.seed, base=Path(args.spec).resolve().parent,
+            float_twin=not args.no_float, log=console.print,
+        )
+    except CdslError as err:
+        raise err.located(source) from None
+    seconds = time.perf_counter() - t0
+    result.metrics["wall_seconds"] = seconds
+    save_run(result, run_dir, spec_text=source.text)
+    m = result.metrics
+    parts = []
+    if "float" in m:
+        parts.append(f"float {100 * m['float']['test_acc']:.2f}%")
+    parts.append(f"compressed {100 * m['compressed']['test_acc']:.2f}%")
+    if "golden" in m:
+        parts.append(f"golden {100 * m['golden']['golden_acc']:.2f}%")
+        parts.append(f"agreement {100 * m['golden']['agreement']:.2f}%")
+    console.print(f"test accuracy: {', '.join(parts)}  ({seconds:.1f} s)")
+    if "export_error" in m:
+        console.print(f"[yellow]no integer model exported:[/yellow] {m['export_error']}")
+    console.print(f"run folder: {run_dir}")
+    return 0
