@@ -1,0 +1,95 @@
+"""`cdsl check SPEC [SPEC ...]`: parse and check specs, print a table of per-layer figures.
+
+Exit status 0 when every spec is valid, 2 when any is not (each error is printed located).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from cdsl.dsl import parse_file
+from cdsl.dsl.analysis import LayerStats, layer_stats, totals
+from cdsl.dsl.printer import fmt_shape
+from cdsl.errors import CdslError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check specs and show per-layer shapes, parameters, MACs, bits, sparsity and mapping",
+        description="Parse and check each SPEC; print a table per spec with totals and the compression ratio.",
+    )
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="a .cdsl file")
+    p.set_defaults(func=run)
+
+
+def _bits(b: int | None, has: bool) -> str:
+    if not has:
+        return "-"
+    return "f32" if b is None else str(b)
+
+
+def _row(s: LayerStats) -> list[str]:
+    weighted = s.weights > 0
+    return [
+        s.name,
+        s.op,
+        fmt_shape(s.shape),
+        f"{s.params:,}" if s.op != "input" else "-",
+        f"{s.macs:,}" if s.op != "input" else "-",
+        f"{_bits(s.w_bits, weighted)}/{'acc' if s.a_bits is None and s.w_bits == 1 else _bits(s.a_bits, True)}",
+        s.sparsity,
+        s.mapping,
+    ]
+
+
+def _kbit(bits: int) -> str:
+    return f"{bits / 1000:,.1f} kbit"
+
+
+def report(spec, name: str, console: Console) -> None:
+    stats = layer_stats(spec)
+    tot = totals(stats)
+    table = Table(title=f"{spec.model.name}  ({name})", title_justify="left")
+    for col, just in (
+        ("layer", "left"), ("op", "left"), ("output", "left"), ("params", "right"), ("MACs", "right"),
+        ("w/a bits", "right"), ("sparsity", "left"), ("mapping", "left"),
+    ):
+        table.add_column(col, justify=just, no_wrap=True)
+    for s in stats:
+        table.add_row(*_row(s))
+    table.add_section()
+    table.add_row("total", "", "", f"{tot.params:,}", f"{tot.macs:,}", "", "", "")
+    console.print(table)
+    console.print(
+        f"weights: {tot.weights:,} ({tot.nonzero:,} nonzero); float32 {_kbit(tot.float_bits)} -> "
+        f"compressed {_kbit(tot.compressed_bits)}: compression {tot.ratio:.1f}x"
+    )
+    t = spec.train
+    stages = ", ".join(f"{st.name} {st.epochs}" for st in t.stages)
+    console.print(
+        f"train: {t.data}, {t.epochs} epochs" + (f" ({stages})" if stages else "")
+        + f", batch {t.batch}, {t.optimizer.value} lr {t.lr:g}, seed {t.seed}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+    console = Console(width=max(width, 100), highlight=False, soft_wrap=False)
+    status = 0
+    for path in args.specs:
+        try:
+            spec = parse_file(path)
+        except CdslError as err:
+            print(str(err), file=sys.stderr)
+            status = err.exit_code
+            continue
+        report(spec, path, console)
+        console.print(f"{path}: ok")
+        console.print()
+    return status

@@ -1,0 +1,661 @@
+"""Syntax tree -> checked IR: lowering, shape inference and every semantic rule.
+
+The first problem found is raised as a located `CdslError` (the span of the offending token or
+node, and what was expected). Layers may refer to names defined later in the file; the graph
+must be acyclic (a cycle is reported with its names), and every layer must feed an output.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from cdsl.errors import CdslError, Source, Span
+
+from . import ir
+from . import tree as T
+from .schema import ANNOTATION_PARAMS, OP_PARAMS, STAGE_PARAMS, TRAIN_PARAMS, bind, describe_value, require
+from .syntax import did_you_mean
+
+# Which ops take which annotations (see README, "Check rules").
+_WEIGHTED = ("dense", "conv2d", "patch_embed", "encoder", "cls_head")
+APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "quant": _WEIGHTED,
+    "prune": _WEIGHTED,
+    "bitsparse": ("dense", "conv2d"),
+    "trunc": ("dense", "conv2d"),
+    "bitserial": ("dense", "conv2d"),
+    "cim": ("dense", "conv2d"),
+    "binary": ("dense", "conv2d"),
+    "aqfp": ("dense", "conv2d"),
+    "tokens": ("encoder",),
+}
+
+_OP_NAME = {
+    ir.Dense: "dense", ir.Conv2d: "conv2d", ir.ReLU: "relu", ir.Flatten: "flatten", ir.Sign: "sign",
+    ir.PatchEmbed: "patch_embed", ir.Encoder: "encoder", ir.ClsHead: "cls_head",
+}
+
+
+def op_name(op: ir.Op) -> str:
+    """The source name of an op (`maxpool` / `avgpool` for Pool)."""
+    if isinstance(op, ir.Pool):
+        return "maxpool" if op.kind is ir.PoolKind.MAX else "avgpool"
+    return _OP_NAME[type(op)]
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def weight_matrices(op: ir.Op, in_shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The (outputs, inputs) shape of every weight matrix of a layer, as the hardware sees it
+    (a conv kernel is a channels x (C*k*k) matrix). Empty for ops without weights."""
+    if isinstance(op, ir.Dense):
+        return [(op.units, in_shape[0])]
+    if isinstance(op, ir.Conv2d):
+        return [(op.channels, in_shape[0] * op.kernel * op.kernel)]
+    if isinstance(op, ir.PatchEmbed):
+        return [(op.dim, in_shape[0] * op.patch * op.patch)]
+    if isinstance(op, ir.Encoder):
+        d = in_shape[1]
+        return [(3 * d, d), (d, d), (op.mlp, d), (d, op.mlp)]  # qkv, attention out, mlp in, mlp out
+    if isinstance(op, ir.ClsHead):
+        return [(op.classes, in_shape[1])]
+    return []
+
+
+class _Checker:
+    def __init__(self, source: Source):
+        self.source = source
+
+    def error(self, message: str, span: Span | None, expected: str | None = None) -> CdslError:
+        return CdslError(message, source=self.source, span=span, expected=expected)
+
+    # ------------------------------------------------------------ file
+
+    def file(self, f: T.FileAst) -> ir.Spec:
+        models = [s for s in f.sections if s.kind == "model"]
+        trains = [s for s in f.sections if s.kind == "train"]
+        if not models:
+            at = trains[0].keyword.span if trains else Span.point(1, 1)
+            raise self.error(
+                "no model in this file" + (" (only a train section)" if trains else ""),
+                at,
+                "a model section: model NAME { input ... ; layers ; output ... }",
+            )
+        if len(models) > 1:
+            first = models[0].keyword.span
+            raise self.error(
+                f"a file holds one model; another model section begins here (the first is at line {first.line})",
+                models[1].keyword.span,
+            )
+        if len(trains) > 1:
+            first = trains[0].keyword.span
+            raise self.error(
+                f"a file holds one train section; another begins here (the first is at line {first.line})",
+                trains[1].keyword.span,
+            )
+        model, layer_nodes = self.model(models[0])
+        train = self.train(trains[0]) if trains else ir.Train()
+        self.cross_checks(model, layer_nodes, train, trains[0] if trains else None)
+        return ir.Spec(model=model, train=train)
+
+    # ------------------------------------------------------------ model
+
+    def model(self, sec: T.SectionAst):
+        inputs: list[ir.Input] = []
+        layers: list[tuple[T.LayerAst, ir.Layer]] = []
+        outputs: T.OutputAst | None = None
+        defined: dict[str, T.Ident] = {}
+
+        def define(ident: T.Ident):
+            if ident.text in defined:
+                first = defined[ident.text].span
+                raise self.error(
+                    f"duplicate name '{ident.text}' (first defined at line {first.line}:{first.col})",
+                    ident.span,
+                    "a new name for this tensor",
+                )
+            defined[ident.text] = ident
+
+        for stmt in sec.stmts:
+            if isinstance(stmt, T.InputAst):
+                define(stmt.name)
+                inputs.append(self.input(stmt))
+            elif isinstance(stmt, T.LayerAst):
+                define(stmt.name)
+                layers.append((stmt, self.layer(stmt)))
+            elif isinstance(stmt, T.OutputAst):
+                if outputs is not None:
+                    raise self.error(
+                        f"a second output statement (the first is at line {outputs.span.line}); "
+                        "list all outputs in one: output y, z",
+                        stmt.span,
+                    )
+                outputs = stmt
+        name = sec.name
+        assert name is not None
+        if not inputs:
+            raise self.error(f"model '{name.text}' has no input", name.span, "input NAME: TYPE[SHAPE], e.g. input x: int8[64]")
+        if not layers:
+            raise self.error(f"model '{name.text}' has no layers", name.span, "NAME = OP(INPUT, ...), e.g. y = dense(x, units=10)")
+        if outputs is None:
+            raise self.error(f"model '{name.text}' has no output", sec.close_brace.span, "output NAME before '}'")
+
+        # References: every input of a layer names an input or a layer.
+        known = ", ".join(defined)
+        for node, lay in layers:
+            for arg, ref in zip(node.args, lay.inputs):
+                if ref not in defined:
+                    raise self.error(
+                        f"unknown tensor '{ref}'{did_you_mean(ref, defined)}",
+                        arg.span,
+                        f"the name of an input or a layer: {known}",
+                    )
+        layer_names = [lay.name for _, lay in layers]
+        seen_out: dict[str, T.Ident] = {}
+        for ident in outputs.names:
+            if ident.text in seen_out:
+                raise self.error(f"output '{ident.text}' is listed twice", ident.span)
+            seen_out[ident.text] = ident
+            if ident.text not in defined:
+                raise self.error(
+                    f"unknown output '{ident.text}'{did_you_mean(ident.text, layer_names)}",
+                    ident.span,
+                    "the name of a layer: " + ", ".join(layer_names),
+                )
+            if ident.text not in layer_names:
+                raise self.error(
+                    f"output '{ident.text}' is a model input; outputs must be layers", ident.span,
+                    "the name of a layer: " + ", ".join(layer_names),
+                )
+
+        self.check_cycles(layers)
+        by_name = {lay.name: (node, lay) for node, lay in layers}
+        shapes: dict[str, tuple[int, ...]] = {i.name: i.shape for i in inputs}
+        order = ir.Model(name.text, tuple(inputs), tuple(l for _, l in layers), tuple(i.text for i in outputs.names)).topo_order()
+        done: dict[str, ir.Layer] = {}
+        for lay in order:
+            node, _ = by_name[lay.name]
+            in_shape = shapes[lay.inputs[0]]
+            op = lay.op
+            out = self.infer(node, op, lay.inputs[0], in_shape)
+            shapes[lay.name] = out
+            done[lay.name] = ir.Layer(lay.name, op, lay.inputs, lay.annotations, out, span=lay.span)
+        final = [done[lay.name] for _, lay in layers]
+        model = ir.Model(name.text, tuple(inputs), tuple(final), tuple(i.text for i in outputs.names), span=sec.span)
+
+        # Every input and layer must reach an output.
+        for node, lay in layers:
+            if lay.name not in seen_out and not model.consumers(lay.name):
+                raise self.error(
+                    f"layer '{lay.name}' is never used: no layer reads it and it is not an output",
+                    node.name.span,
+                    f"'{lay.name}' as the input of a layer, or in 'output'",
+                )
+        for inp in inputs:
+            if not model.consumers(inp.name):
+                raise self.error(f"input '{inp.name}' is never used", inp.span, f"'{inp.name}' as the input of a layer")
+        node_of = {lay.name: node for node, lay in layers}
+        for lay in final:
+            self.check_annotations(model, node_of[lay.name], lay, shapes[lay.inputs[0]])
+        return model, node_of
+
+    def input(self, node: T.InputAst) -> ir.Input:
+        tname = node.dtype_name.text
+        m = re.fullmatch(r"(u?)int([0-9]+)", tname)
+        if m:
+            if node.dtype_params is not None:
+                raise self.error(f"'{tname}' takes no <bits,frac>; write fixed<B,F> or ufixed<B,F> for fractions", node.dtype_span)
+            bits, frac, signed = int(m.group(2)), 0, m.group(1) == ""
+            bits_span = node.dtype_name.span
+        elif tname in ("fixed", "ufixed"):
+            if node.dtype_params is None:
+                raise self.error(f"'{tname}' needs <bits,frac>, e.g. {tname}<8,4>", node.dtype_span, f"{tname}<B,F>")
+            bits, frac = node.dtype_params[0].value, node.dtype_params[1].value
+            signed = tname == "fixed"
+            bits_span = node.dtype_params[0].span
+            if not 0 <= frac <= bits:
+                raise self.error(
+                    f"fractional bits must be from 0 to the total bits ({bits}), got {frac}",
+                    node.dtype_params[1].span, f"a whole number from 0 to {bits}",
+                )
+        else:
+            raise self.error(
+                f"unknown type '{tname}'{did_you_mean(tname, ('int8', 'uint8', 'fixed', 'ufixed'))}",
+                node.dtype_name.span,
+                "intB, uintB, fixed<B,F> or ufixed<B,F> (e.g. int8, ufixed<8,4>)",
+            )
+        if not 1 <= bits <= 16:
+            raise self.error(f"input bit width must be from 1 to 16, got {bits}", bits_span, "a width from 1 to 16")
+        dims = node.shape
+        if not 1 <= len(dims) <= 3:
+            raise self.error(
+                f"an input shape has 1 to 3 dimensions ([K], [N, D] or [C, H, W]), got {len(dims)}",
+                node.shape_span, "[K], [N, D] or [C, H, W]",
+            )
+        for d in dims:
+            if not 1 <= d.value <= 1 << 20:
+                raise self.error(f"a dimension must be from 1 to {1 << 20}, got {d.value}", d.span, "a positive size")
+        return ir.Input(node.name.text, ir.FixedType(bits, frac, signed), tuple(d.value for d in dims), span=node.span)
+
+    # ------------------------------------------------------------ layers
+
+    def layer(self, node: T.LayerAst) -> ir.Layer:
+        opname = node.op.text
+        if opname not in OP_PARAMS:
+            raise self.error(
+                f"unknown op '{opname}'{did_you_mean(opname, OP_PARAMS)}",
+                node.op.span,
+                "one of: " + ", ".join(OP_PARAMS),
+            )
+        b = bind(
+            node.args, OP_PARAMS[opname], what=opname, source=self.source, at=node.op.span,
+            positional_ok=True, check_required=False,
+        )
+        if not b.positional:
+            raise self.error(f"{opname} needs an input tensor, e.g. {opname}(x, ...)", node.op.span, "the name of an input or a layer")
+        first = b.positional[0]
+        if first.kind != "name":
+            raise self.error(
+                f"the input of {opname} must be a tensor name, got {describe_value(first)}", first.span,
+                "the name of an input or a layer",
+            )
+        if len(b.positional) > 1:
+            extra = b.positional[1]
+            params = ", ".join(f"{p.name}=..." for p in OP_PARAMS[opname])
+            raise self.error(
+                f"{opname} takes one input tensor; parameters are written name=value",
+                extra.span,
+                params or "')'",
+            )
+        require(b, OP_PARAMS[opname], what=opname, source=self.source, at=node.op.span)
+        v = b.values
+        if opname == "dense":
+            op: ir.Op = ir.Dense(v["units"], v.get("bias", True))
+        elif opname == "conv2d":
+            op = ir.Conv2d(v["channels"], v["kernel"], v.get("stride", 1), v.get("padding", 0), v.get("bias", True))
+        elif opname == "relu":
+            op = ir.ReLU()
+        elif opname == "sign":
+            op = ir.Sign()
+        elif opname == "flatten":
+            op = ir.Flatten()
+        elif opname in ("maxpool", "avgpool"):
+            kind = ir.PoolKind.MAX if opname == "maxpool" else ir.PoolKind.AVG
+            op = ir.Pool(kind, v["kernel"], v.get("stride", v["kernel"]))
+        elif opname == "patch_embed":
+            op = ir.PatchEmbed(v["patch"], v["dim"])
+        elif opname == "encoder":
+            op = ir.Encoder(v["heads"], v["mlp"])
+        else:
+            op = ir.ClsHead(v["classes"])
+        anns = self.annotations(node, opname)
+        return ir.Layer(node.name.text, op, (str(first.value),), anns, span=node.span)
+
+    def annotations(self, node: T.LayerAst, opname: str) -> ir.Annotations:
+        found: dict[str, object] = {}
+        where: dict[str, T.AnnotationAst] = {}
+        for ann in node.annotations:
+            aname = ann.name.text
+            if aname not in ANNOTATION_PARAMS:
+                raise self.error(
+                    f"unknown annotation '@{aname}'{did_you_mean(aname, ANNOTATION_PARAMS)}",
+                    ann.name.span,
+                    "one of: " + ", ".join("@" + n for n in ANNOTATION_PARAMS),
+                )
+            if aname in where:
+                first = where[aname].span
+                raise self.error(
+                    f"duplicate annotation @{aname} (the first is at line {first.line}:{first.col})", ann.span,
+                    "at most one of each annotation per layer",
+                )
+            where[aname] = ann
+            if opname not in APPLIES_TO[aname]:
+                raise self.error(
+                    f"@{aname} does not apply to {opname}",
+                    ann.span,
+                    f"@{aname} on " + ", ".join(APPLIES_TO[aname]),
+                )
+            if ann.args is None and any(p.required for p in ANNOTATION_PARAMS[aname]):
+                needed = ", ".join(p.hint or p.name + "=..." for p in ANNOTATION_PARAMS[aname] if p.required)
+                raise self.error(f"@{aname} needs parameters: @{aname}({needed})", ann.span, f"@{aname}({needed})")
+            found[aname] = self.annotation(ann, aname)
+        # Conflicts and requirements that need no shapes.
+        q = found.get("quant")
+        has_w = isinstance(q, ir.Quant) and q.w is not None
+
+        def clash(a: str, b: str, why: str = ""):
+            raise self.error(f"@{a} conflicts with @{b}" + (f": {why}" if why else ""), where[a].span, f"remove @{a} or @{b}")
+
+        if "binary" in found and has_w:
+            clash("binary", "quant", "binary weights are 1 bit; keep @quant for activations only (a=...)")
+        if "aqfp" in found and "binary" not in found:
+            raise self.error("@aqfp needs @binary (AQFP accumulates binary XNOR products)", where["aqfp"].span, "@binary @aqfp(...)")
+        if "bitserial" in found and "cim" in found:
+            clash("bitserial", "cim", "a layer maps to one kind of hardware")
+        if "bitserial" in found and "binary" in found:
+            clash("bitserial", "binary", "binary layers map to XNOR-popcount (or @aqfp), not a bit-serial MAC")
+        if "cim" in found and "binary" in found:
+            clash("cim", "binary")
+        for need in ("bitsparse", "trunc", "bitserial", "cim"):
+            if need in found and not has_w:
+                at = where["quant"].span if "quant" in where else where[need].span
+                raise self.error(
+                    f"@{need} needs @quant with a weight width (w=...)", at, "@quant(w=BITS, ...) on this layer"
+                )
+        return ir.Annotations(**found)
+
+    def annotation(self, ann: T.AnnotationAst, aname: str):
+        b = bind(ann.args, ANNOTATION_PARAMS[aname], what=f"@{aname}", source=self.source, at=ann.span)
+        v = b.values
+        span = ann.span
+        if aname == "quant":
+            if "w" not in v and "a" not in v:
+                raise self.error("@quant needs w=... (weight bits) or a=... (activation bits), or both", span, "@quant(w=8, a=8)")
+            per = ir.Granularity(v.get("per", "tensor"))
+            return ir.Quant(v.get("w"), v.get("a"), per, v.get("signed"), span=span)
+        if aname == "prune":
+            has = [k for k in ("sparsity", "nm", "block") if k in v]
+            if "nm" in v:
+                if has != ["nm"]:
+                    other = "sparsity" if "sparsity" in v else "block"
+                    raise self.error("@prune(nm=N:M) takes no sparsity or block: N:M fixes the sparsity", b.nodes[other].span)
+                n, m = v["nm"]
+                if not (1 <= n < m <= 64):
+                    raise self.error(
+                        f"@prune: nm={n}:{m} must keep N of M weights with 1 <= N < M <= 64", b.nodes["nm"].value.span,
+                        "a ratio such as 2:4 or 1:8",
+                    )
+                pattern = ir.PrunePattern.NM
+            elif "block" in v:
+                if "sparsity" not in v:
+                    raise self.error("@prune(block=...) needs sparsity=...", span, "@prune(block=[4, 4], sparsity=0.5)")
+                pattern = ir.PrunePattern.BLOCK
+            elif "sparsity" in v:
+                pattern = ir.PrunePattern.UNSTRUCTURED
+            else:
+                raise self.error(
+                    "@prune needs sparsity=..., nm=N:M, or block=[R, C] with sparsity=...", span,
+                    "@prune(sparsity=0.5), @prune(nm=2:4) or @prune(block=[4, 4], sparsity=0.5)",
+                )
+            start, end = v.get("start", 0), v.get("end")
+            if end is not None and end <= start:
+                raise self.error(f"@prune: end={end} must come after start={start}", b.nodes["end"].value.span, f"an epoch after {start}")
+            nm = v.get("nm", (0, 0))
+            return ir.Prune(
+                pattern, v.get("sparsity", 0.0) if pattern is not ir.PrunePattern.NM else 0.0, nm[0], nm[1],
+                v.get("block", (0, 0)), start, end, span=span,
+            )
+        if aname == "bitsparse":
+            return ir.BitSparse(v["target"], v.get("strength", 1e-4), span=span)
+        if aname == "trunc":
+            bits = v["bits"]
+            seen = set()
+            for item, val in zip(b.nodes["bits"].value.value, bits):
+                if val in seen:
+                    raise self.error(f"@trunc: {val} bits is listed twice", item.span)
+                seen.add(val)
+            return ir.Trunc(bits, span=span)
+        if aname == "bitserial":
+            return ir.BitSerial(v["lanes"], span=span)
+        if aname == "cim":
+            return ir.Cim(
+                v["rows"], v["cols"], v.get("cell", 1), v.get("dac", 1), v.get("adc", 8),
+                ir.Granularity(v.get("scale", "channel")), v.get("noise", 0.0), span=span,
+            )
+        if aname == "binary":
+            return ir.Binary(span=span)
+        if aname == "aqfp":
+            return ir.Aqfp(v["group"], v["T"], v.get("seed", 1), span=span)
+        return ir.Tokens(v["keep"], v.get("heads", 1), span=span)
+
+    # ------------------------------------------------------------ graph
+
+    def check_cycles(self, layers: list[tuple[T.LayerAst, ir.Layer]]) -> None:
+        """Iterative DFS; reports the first cycle found (in source order) with its names in data-flow order."""
+        deps = {lay.name: [i for i in lay.inputs] for _, lay in layers}
+        node_of = {lay.name: node for node, lay in layers}
+        state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+        for root, _ in ((lay.name, None) for _, lay in layers):
+            if state.get(root):
+                continue
+            stack = [(root, iter(deps[root]))]
+            path = [root]
+            state[root] = 1
+            while stack:
+                name, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    path.pop()
+                    state[name] = 2
+                    continue
+                if nxt not in deps:
+                    continue  # a model input
+                if state.get(nxt) == 1:
+                    cyc = path[path.index(nxt):]
+                    flow = list(reversed(cyc)) + [cyc[-1]]  # producer -> consumer
+                    first = min(cyc, key=lambda n: node_of[n].start)
+                    node = node_of[first]
+                    raise self.error(
+                        "cycle in the model graph: " + " -> ".join(flow),
+                        node.args[0].span if node.args else node.name.span,
+                        "layers that only read tensors computed without them",
+                    )
+                if state.get(nxt) == 2:
+                    continue
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, iter(deps[nxt])))
+
+    # ------------------------------------------------------------ shapes
+
+    def infer(self, node: T.LayerAst, op: ir.Op, src: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        name = op_name(op)
+        at = node.op.span
+        got = f"'{src}' has shape {shape_str(shape)}"
+
+        def need_rank(rank: int, form: str, hint: str = ""):
+            if len(shape) != rank:
+                raise self.error(f"{name} needs a {form} input, but {got}{hint}", at, f"a {form} input")
+
+        if isinstance(op, ir.Dense):
+            need_rank(1, "1-D [K]", "; flatten first" if len(shape) == 3 else "")
+            return (op.units,)
+        if isinstance(op, ir.Conv2d):
+            need_rank(3, "[C, H, W]")
+            c, h, w = shape
+            k, s, p = op.kernel, op.stride, op.padding
+            if k > h + 2 * p or k > w + 2 * p:
+                raise self.error(
+                    f"conv2d kernel {k} does not fit {got} padded by {p}", _param_span(node, "kernel"),
+                    f"a kernel of at most {min(h, w) + 2 * p}",
+                )
+            return (op.channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        if isinstance(op, (ir.ReLU, ir.Sign)):
+            return shape
+        if isinstance(op, ir.Pool):
+            need_rank(3, "[C, H, W]")
+            c, h, w = shape
+            if op.kernel > h or op.kernel > w:
+                raise self.error(f"{name} kernel {op.kernel} is larger than the input: {got}", at, f"a kernel of at most {min(h, w)}")
+            return (c, (h - op.kernel) // op.stride + 1, (w - op.kernel) // op.stride + 1)
+        if isinstance(op, ir.Flatten):
+            return (math.prod(shape),)
+        if isinstance(op, ir.PatchEmbed):
+            need_rank(3, "[C, H, W]")
+            c, h, w = shape
+            if h % op.patch or w % op.patch:
+                raise self.error(
+                    f"patch_embed: patch {op.patch} does not divide the image: {got}", at,
+                    f"a patch size dividing both {h} and {w}",
+                )
+            return ((h // op.patch) * (w // op.patch) + 1, op.dim)
+        if isinstance(op, ir.Encoder):
+            need_rank(2, "[N, D] (tokens)", "; use patch_embed first" if len(shape) == 3 else "")
+            if shape[1] % op.heads:
+                raise self.error(
+                    f"encoder: the width {shape[1]} of {shape_str(shape)} (from '{src}') is not divisible by heads={op.heads}",
+                    at, f"heads dividing {shape[1]}",
+                )
+            return shape
+        assert isinstance(op, ir.ClsHead)
+        need_rank(2, "[N, D] (tokens)")
+        return (op.classes,)
+
+    # ------------------------------------------------------------ annotations, with shapes
+
+    def check_annotations(self, model: ir.Model, node: T.LayerAst, lay: ir.Layer, in_shape) -> None:
+        a = lay.annotations
+        w = a.quant.w if a.quant is not None else None
+        mats = weight_matrices(lay.op, in_shape)
+        if a.prune is not None and a.prune.pattern is ir.PrunePattern.NM:
+            m = a.prune.m
+            for rows, cols in mats:
+                if cols % m:
+                    raise self.error(
+                        f"@prune(nm={a.prune.n}:{m}): groups of {m} run along the inputs, but a weight matrix of "
+                        f"'{lay.name}' has {cols} inputs (not a multiple of {m})",
+                        a.prune.span, f"M dividing {cols}",
+                    )
+        if a.prune is not None and a.prune.pattern is ir.PrunePattern.BLOCK:
+            br, bc = a.prune.block
+            for rows, cols in mats:
+                if rows % br or cols % bc:
+                    raise self.error(
+                        f"@prune: blocks of {br}x{bc} do not tile the {rows}x{cols} weight matrix of '{lay.name}'",
+                        a.prune.span, f"a block shape dividing {rows}x{cols}",
+                    )
+        if a.bitsparse is not None and w is not None and a.bitsparse.target > w:
+            raise self.error(
+                f"@bitsparse: target={a.bitsparse.target} bits is more than the weight width w={w}", a.bitsparse.span,
+                f"a target from 1 to {w}",
+            )
+        if a.trunc is not None and w is not None:
+            for b in a.trunc.bits:
+                if b > w:
+                    raise self.error(
+                        f"@trunc: {b} bits is more than the weight width w={w}", a.trunc.span, f"precisions from 1 to {w}"
+                    )
+        if a.cim is not None and w is not None:
+            c = a.cim
+            if c.cell > w:
+                raise self.error(f"@cim: cell={c.cell} bits is more than the weight width w={w}", c.span, f"cell from 1 to {w}")
+            need = -(-w // c.cell)
+            if c.cols < need:
+                raise self.error(
+                    f"@cim: a {c.rows}x{c.cols} array cannot hold one column slice: w={w} bits in {c.cell}-bit cells "
+                    f"need {need} columns",
+                    c.span, f"cols >= {need}",
+                )
+        if a.aqfp is not None:
+            fan_in = mats[0][1]
+            if a.aqfp.group > fan_in:
+                raise self.error(
+                    f"@aqfp: group={a.aqfp.group} is larger than the {fan_in} inputs of each output of '{lay.name}'",
+                    a.aqfp.span, f"a group of at most {fan_in}",
+                )
+        if a.binary is not None:
+            src = lay.inputs[0]
+            if not self.is_binary(model, src):
+                raise self.error(
+                    f"@binary needs binary inputs, but '{src}' is not the output of sign(...) or a 1-bit input",
+                    node.args[0].span, f"a sign layer in front: s = sign({src})",
+                )
+
+    def is_binary(self, model: ir.Model, name: str) -> bool:
+        seen = set()
+        while name not in seen:
+            seen.add(name)
+            for inp in model.inputs:
+                if inp.name == name:
+                    return inp.dtype.bits == 1
+            lay = model.layer(name)
+            if isinstance(lay.op, ir.Sign):
+                return True
+            if isinstance(lay.op, ir.Flatten) or (isinstance(lay.op, ir.Pool) and lay.op.kind is ir.PoolKind.MAX):
+                name = lay.inputs[0]
+                continue
+            return False
+        return False  # pragma: no cover - the graph is acyclic
+
+    # ------------------------------------------------------------ train
+
+    def train(self, sec: T.SectionAst) -> ir.Train:
+        settings = [s for s in sec.stmts if isinstance(s, T.SettingAst)]
+        args = [T.Arg(s.span, s.start, s.end, s.key, s.value) for s in settings]
+        b = bind(args, TRAIN_PARAMS, what="train", source=self.source, at=sec.keyword.span)
+        v = b.values
+        stages: list[ir.Stage] = []
+        seen: dict[str, T.StageAst] = {}
+        for st in sec.stmts:
+            if not isinstance(st, T.StageAst):
+                continue
+            if st.name.text in seen:
+                first = seen[st.name.text].span
+                raise self.error(f"duplicate stage '{st.name.text}' (the first is at line {first.line})", st.name.span)
+            seen[st.name.text] = st
+            sb = bind(st.args, STAGE_PARAMS, what=f"stage '{st.name.text}'", source=self.source, at=st.name.span)
+            sv = sb.values
+            stages.append(ir.Stage(st.name.text, sv["epochs"], sv.get("lr"), sv.get("compress"), span=st.span))
+        epochs = v.get("epochs")
+        if stages:
+            total = sum(s.epochs for s in stages)
+            if epochs is not None and epochs != total:
+                parts = " + ".join(f"{s.name} {s.epochs}" for s in stages)
+                raise self.error(
+                    f"epochs = {epochs}, but the stages add up to {total} ({parts})",
+                    b.nodes["epochs"].value.span,
+                    f"epochs = {total}, or leave epochs out (it is then the sum of the stages)",
+                )
+            epochs = total
+        d = ir.Train()
+        return ir.Train(
+            data=v.get("data", d.data),
+            epochs=epochs if epochs is not None else d.epochs,
+            batch=v.get("batch", d.batch),
+            optimizer=ir.Optimizer(v["optimizer"]) if "optimizer" in v else d.optimizer,
+            lr=v.get("lr", d.lr),
+            weight_decay=v.get("weight_decay", d.weight_decay),
+            seed=v.get("seed", d.seed),
+            stages=tuple(stages),
+            span=sec.span,
+        )
+
+    def cross_checks(self, model: ir.Model, node_of, train: ir.Train, sec: T.SectionAst | None) -> None:
+        for lay in model.layers:
+            p = lay.annotations.prune
+            if p is None:
+                continue
+            if p.start >= train.epochs:
+                raise self.error(
+                    f"@prune: start={p.start} is not before the end of training ({train.epochs} epochs)", p.span,
+                    f"a start epoch below {train.epochs}",
+                )
+            if p.end is not None and p.end > train.epochs:
+                raise self.error(
+                    f"@prune: end={p.end} is after the end of training ({train.epochs} epochs)", p.span,
+                    f"an end epoch of at most {train.epochs}",
+                )
+        present = {n for lay in model.layers for n in lay.annotations.present()}
+        for st in train.stages:
+            for n in st.compress or ():
+                if n not in present:
+                    raise self.error(
+                        f"stage '{st.name}' compresses '{n}', but no layer has @{n}", st.span,
+                        "annotation names used in the model: " + (", ".join(sorted(present)) or "none"),
+                    )
+
+
+def _param_span(node: T.LayerAst, key: str) -> Span:
+    for arg in node.args:
+        if arg.name is not None and arg.name.text == key:
+            return arg.span
+    return node.op.span
+
+
+def lower(file: T.FileAst, source: Source) -> ir.Spec:
+    """Check a syntax tree and build the IR (shapes inferred, pool strides filled)."""
+    return _Checker(source).file(file)
