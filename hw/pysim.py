@@ -6,8 +6,8 @@ For block and small-network tests (the fast, bulk-loaded Verilator flow is `cdsl
                                   seed=1, in_stall=0.3, out_stall=0.3)
 
 Words are offered on `i` in order (valid dropped on random cycles with probability `in_stall`),
-`o.ready` is dropped with probability `out_stall`. `cycles` counts from the cycle of the
-first input transfer to the cycle of the last output transfer, inclusive.
+`o.ready` is dropped with probability `out_stall`. `cycles` counts from the first cycle
+an input is offered (valid high) to the cycle of the last output transfer, inclusive.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def run_streams(dut, inputs, *, n_out: int, ports: dict | None = None, seed: int
             if idx < len(inputs):
                 ctx.set(dut.i.payload, inputs[idx])
             ctx.set(dut.o.ready, ready)
+            if offer and result["first_in"] is None:
+                result["first_in"] = cycle
             if offer and ctx.get(dut.i.ready):
-                if result["first_in"] is None:
-                    result["first_in"] = cycle
                 idx += 1
             if ready and ctx.get(dut.o.valid):
                 outs.append(_as_int(ctx.get(dut.o.payload)))
