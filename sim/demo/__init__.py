@@ -1,0 +1,1 @@
+"""Small demonstration components used by the simulation smoke tests and the speed benchmark."""

@@ -1,0 +1,331 @@
+"""cocotb-side drivers: bulk runs through the `Harness`, and plain stream drivers for block tests.
+
+Two ways to move data, pick by what the test needs:
+
+1. `HarnessDriver` (fast, for whole networks and long block runs). The DUT is a
+   `cdsl.sim.harness.Harness`; words are written into its input memory through simulator handles
+   (no clock edge), `start` is pulsed, and Python sleeps until `done` rises: one Python wake-up
+   per run instead of one per clock edge. Hundreds of thousands of simulated cycles per second.
+
+       import cocotb
+       from cdsl.sim.drivers import HarnessDriver
+
+       @cocotb.test()
+       async def my_test(dut):
+           drv = HarnessDriver.from_env(dut)        # reads the manifest in $CDSL_HARNESS
+           await drv.reset()
+           run = await drv.run([1, 2, -3, 4], n_out=1)            # one run
+           run.outputs, run.cycles
+           batch = await drv.run_samples(samples, n_out=10)       # many samples, one run each
+           batch.outputs[s], batch.cycles[s]
+
+2. `StreamDriver` / `StreamMonitor` (block level, valid/ready with random stalls). They act once
+   per clock, at the falling edge: the driver offers a word with probability `valid_prob` (and
+   keeps it until accepted, as `amaranth.lib.stream` requires), the monitor raises `ready` with
+   probability `ready_prob`; both then wait for `ReadOnly` to see the settled handshake that the
+   next rising edge will perform. The DUT's stream ports are the Verilog ports
+   `<name>__payload`, `<name>__valid`, `<name>__ready` that Amaranth emits.
+
+       clock = await start_clock(dut)
+       await reset(dut)
+       drv = StreamDriver(dut, "i", valid_prob=0.7, rng=rng)
+       mon = StreamMonitor(dut, "o", signed=True, ready_prob=0.6, rng=rng)
+       send = cocotb.start_soon(drv.send(words))
+       got = await mon.receive(len(expected))
+       await send
+
+Values: inputs are Python ints, negative ones are written in two's complement of the port width;
+outputs are read back unsigned, or signed when told (`signed=True`, or the harness manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+__all__ = [
+    "HarnessDriver",
+    "HarnessRun",
+    "BatchRun",
+    "StreamDriver",
+    "StreamMonitor",
+    "start_clock",
+    "reset",
+    "to_signed",
+    "to_unsigned",
+    "CLOCK_PERIOD_NS",
+    "write_results",
+    "tb_seed",
+]
+
+CLOCK_PERIOD_NS = 10
+
+
+def to_unsigned(value: int, width: int) -> int:
+    """Two's-complement bits of `value` in `width` bits; raises if it does not fit."""
+    lo, hi = -(1 << (width - 1)), (1 << width) - 1
+    if not lo <= value <= hi:
+        raise ValueError(f"value {value!r} does not fit in {width!r} bits")
+    return value & ((1 << width) - 1)
+
+
+def to_signed(value: int, width: int) -> int:
+    """Interpret the unsigned `value` of `width` bits as two's complement."""
+    return value - (1 << width) if value >> (width - 1) & 1 else value
+
+
+def _read(handle) -> int:
+    value = handle.value
+    to_uint = getattr(value, "to_unsigned", None)
+    return to_uint() if to_uint is not None else int(value)
+
+
+async def start_clock(dut, *, period_ns: int = CLOCK_PERIOD_NS) -> Clock:
+    """Start the C++ (gpi) clock on `dut.clk` and return it."""
+    clock = Clock(dut.clk, period_ns, unit="ns")
+    clock.start()
+    return clock
+
+
+async def reset(dut, *, cycles: int = 2) -> None:
+    """Hold `dut.rst` high for `cycles` rising edges, then release it at a falling edge."""
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+@dataclass(frozen=True)
+class HarnessRun:
+    outputs: list[int]
+    cycles: int
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    outputs: list[list[int]]     # per sample
+    cycles: list[int]            # per run (a run holds `samples_per_run` samples)
+    samples_per_run: int
+
+    @property
+    def total_cycles(self) -> int:
+        return sum(self.cycles)
+
+
+class HarnessDriver:
+    """Drives a `Harness` top level: bulk-load `inmem`, pulse `start`, await `done`, read `outmem`.
+
+    `in_width`/`out_width` are the memory word widths; `in_signed`/`out_signed` how Python ints map
+    to words; `in_depth`/`out_depth` the memory depths (words per run at most).
+    """
+
+    def __init__(self, dut, *, in_width: int, out_width: int, in_depth: int, out_depth: int,
+                 in_signed: bool = False, out_signed: bool = False):
+        self.dut = dut
+        self.in_width = in_width
+        self.out_width = out_width
+        self.in_depth = in_depth
+        self.out_depth = out_depth
+        self.in_signed = in_signed
+        self.out_signed = out_signed
+        self._in_handles: list = []
+        self._out_handles: list = []
+        self.clock: Clock | None = None
+
+    @classmethod
+    def from_manifest(cls, dut, manifest: dict) -> "HarnessDriver":
+        return cls(dut, in_width=manifest["in_width"], out_width=manifest["out_width"],
+                   in_depth=manifest["in_depth"], out_depth=manifest["out_depth"],
+                   in_signed=manifest["in_signed"], out_signed=manifest["out_signed"])
+
+    @classmethod
+    def from_env(cls, dut, *, var: str = "CDSL_HARNESS") -> "HarnessDriver":
+        """Build from the JSON `Harness.manifest_json()` the host put in environment variable `var`."""
+        text = os.environ.get(var)
+        if not text:
+            raise RuntimeError(f"HarnessDriver.from_env: environment variable {var!r} is not set; "
+                               f"pass extra_env={{{var!r}: harness.manifest_json()}} to run_cocotb")
+        return cls.from_manifest(dut, json.loads(text))
+
+    def _handles(self):
+        if not self._in_handles:
+            self._in_handles = [self.dut.inmem[k] for k in range(self.in_depth)]
+            self._out_handles = [self.dut.outmem[k] for k in range(self.out_depth)]
+        return self._in_handles, self._out_handles
+
+    async def reset(self, *, start_clock_: bool = True) -> None:
+        """Start the clock (unless already running), idle the controls and reset the design."""
+        if start_clock_ and self.clock is None:
+            self.clock = await start_clock(self.dut)
+        self.dut.start.value = 0
+        self.dut.n_in.value = 0
+        self.dut.n_out.value = 0
+        if hasattr(self.dut, "seed"):
+            self.dut.seed.value = 0      # 0: no throttling
+        await reset(self.dut)
+
+    def load(self, words: Sequence[int], *, offset: int = 0) -> None:
+        """Write `words` into the input memory from `offset` (no simulated time passes)."""
+        inmem, _ = self._handles()
+        if offset + len(words) > self.in_depth:
+            raise ValueError(f"{len(words) + offset!r} input words exceed the harness depth {self.in_depth!r}")
+        for k, word in enumerate(words):
+            inmem[offset + k].value = to_unsigned(int(word), self.in_width)
+
+    def read(self, count: int, *, offset: int = 0) -> list[int]:
+        _, outmem = self._handles()
+        raw = [_read(outmem[offset + k]) for k in range(count)]
+        if self.out_signed:
+            return [to_signed(v, self.out_width) for v in raw]
+        return raw
+
+    async def start_and_wait(self, *, n_in: int, n_out: int, seed: int | None = None) -> int:
+        """Pulse `start` for a run of `n_in` words in, `n_out` out; await `done`; return cycles.
+
+        Must be called where writes are allowed (not in a ReadOnly phase); returns at a falling
+        edge, where the next `load()` may follow.
+        """
+        if not 0 <= n_in <= self.in_depth:
+            raise ValueError(f"n_in {n_in!r} outside 0..{self.in_depth!r}")
+        if not 1 <= n_out <= self.out_depth:
+            raise ValueError(f"n_out {n_out!r} outside 1..{self.out_depth!r}")
+        dut = self.dut
+        dut.n_in.value = n_in
+        dut.n_out.value = n_out
+        if seed is not None:
+            dut.seed.value = seed & 0xFFFF
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
+        dut.start.value = 0
+        await RisingEdge(dut.done)
+        await ReadOnly()
+        cycles = _read(dut.cycles)
+        await FallingEdge(dut.clk)
+        return cycles
+
+    async def run(self, words: Sequence[int], *, n_out: int, seed: int | None = None) -> HarnessRun:
+        """One run: load `words`, start, wait for `n_out` outputs; returns outputs and cycles."""
+        self.load(words)
+        cycles = await self.start_and_wait(n_in=len(words), n_out=n_out, seed=seed)
+        return HarnessRun(self.read(n_out), cycles)
+
+    async def run_samples(self, samples: Sequence[Sequence[int]], *, n_out: int,
+                          samples_per_run: int = 1, seed: int | None = None) -> BatchRun:
+        """Run many samples: `samples_per_run` samples are loaded back to back per run.
+
+        With `samples_per_run=1` each entry of `cycles` is one sample's latency; with more, the
+        design may overlap samples and `cycles` counts the whole run.
+        """
+        if samples_per_run < 1:
+            raise ValueError(f"samples_per_run must be >= 1, not {samples_per_run!r}")
+        outputs: list[list[int]] = []
+        cycles: list[int] = []
+        for first in range(0, len(samples), samples_per_run):
+            group = samples[first:first + samples_per_run]
+            words = [w for sample in group for w in sample]
+            # A nonzero seed gives every run its own nonzero LFSR seed; 0 (no throttling) stays 0.
+            run_seed = seed if not seed else (seed + first - 1) % 0xFFFF + 1
+            run = await self.run(words, n_out=n_out * len(group), seed=run_seed)
+            outputs += [run.outputs[k * n_out:(k + 1) * n_out] for k in range(len(group))]
+            cycles.append(run.cycles)
+        return BatchRun(outputs, cycles, samples_per_run)
+
+
+class StreamDriver:
+    """Drives the input stream `<name>__payload/valid/ready` of a DUT, one word per transfer."""
+
+    def __init__(self, dut, name: str = "i", *, valid_prob: float = 1.0, rng: random.Random | None = None):
+        if not 0.0 < valid_prob <= 1.0:
+            raise ValueError(f"valid_prob must be in (0, 1], not {valid_prob!r}")
+        self.dut = dut
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.width = len(self.payload)
+        self.valid_prob = valid_prob
+        self.rng = rng or random.Random(0)
+        self.valid.value = 0
+
+    async def send(self, words: Sequence[int]) -> int:
+        """Send every word; returns the number of clock cycles it took. Leaves valid low."""
+        cycles = 0
+        k = 0
+        offering = False
+        while k < len(words):
+            await FallingEdge(self.dut.clk)
+            cycles += 1
+            if not offering and self.rng.random() < self.valid_prob:
+                offering = True
+                self.payload.value = to_unsigned(int(words[k]), self.width)
+            self.valid.value = int(offering)
+            await ReadOnly()
+            if offering and _read(self.ready):
+                offering = False
+                k += 1
+        await FallingEdge(self.dut.clk)
+        self.valid.value = 0
+        return cycles
+
+
+class StreamMonitor:
+    """Receives the output stream `<name>__payload/valid/ready`, raising ready with `ready_prob`."""
+
+    def __init__(self, dut, name: str = "o", *, signed: bool = False, ready_prob: float = 1.0,
+                 rng: random.Random | None = None):
+        if not 0.0 < ready_prob <= 1.0:
+            raise ValueError(f"ready_prob must be in (0, 1], not {ready_prob!r}")
+        self.dut = dut
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.width = len(self.payload)
+        self.signed = signed
+        self.ready_prob = ready_prob
+        self.rng = rng or random.Random(1)
+        self.ready.value = 0
+
+    async def receive(self, count: int, *, timeout_cycles: int | None = None) -> list[int]:
+        """Collect `count` words (raises TimeoutError after `timeout_cycles` cycles if given)."""
+        got: list[int] = []
+        cycles = 0
+        while len(got) < count:
+            await FallingEdge(self.dut.clk)
+            cycles += 1
+            if timeout_cycles is not None and cycles > timeout_cycles:
+                raise TimeoutError(f"stream monitor: {len(got)!r} of {count!r} words after {timeout_cycles!r} cycles")
+            ready = self.rng.random() < self.ready_prob
+            self.ready.value = int(ready)
+            await ReadOnly()
+            if ready and _read(self.valid):
+                raw = _read(self.payload)
+                got.append(to_signed(raw, self.width) if self.signed else raw)
+        await FallingEdge(self.dut.clk)
+        self.ready.value = 0
+        return got
+
+
+def tb_seed() -> int:
+    """The run's seed: `$COCOTB_RANDOM_SEED` (run_cocotb always sets it), else cocotb's test seed.
+
+    cocotb reseeds `random` per test with this seed plus a hash of the test's name; testbenches
+    should make their own `random.Random(tb_seed() + k)` so that failures print one short seed.
+    """
+    value = os.environ.get("COCOTB_RANDOM_SEED")
+    return int(value) if value else int(cocotb.RANDOM_SEED)
+
+
+def write_results(data: dict, *, var: str = "CDSL_RESULTS") -> None:
+    """Write `data` as JSON to the path the host passed in `$CDSL_RESULTS` (see `run_cocotb`)."""
+    path = os.environ.get(var)
+    if not path:
+        raise RuntimeError(f"write_results: environment variable {var!r} is not set (run through run_cocotb)")
+    with open(path, "w") as f:
+        json.dump(data, f)

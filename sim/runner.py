@@ -1,0 +1,196 @@
+"""Run a cocotb test module against Verilog in Verilator: build (cached), simulate, parse results.
+
+    from cdsl.sim.runner import run_cocotb
+
+    result = run_cocotb(verilog=text, toplevel="harness_top",
+                        test_module="cdsl.sim.tb.smoke",     # importable from this process's sys.path
+                        extra_env={"CDSL_HARNESS": harness.manifest_json()},
+                        seed=1234, waves=Path("run.fst"))
+    result.passed          # every test passed (and at least one ran)
+    result.tests           # (TestCase(name, passed, seconds, sim_time_ns, message), ...)
+    result.data            # the JSON the test wrote with cdsl.sim.drivers.write_results(...), or None
+    result.build.hit       # whether the Verilator build came from the cache
+    result.log_text()      # the simulator's output (it goes to result.log, not to the terminal)
+
+The cocotb test module must be importable: cocotb's runner hands the simulator this process's
+`sys.path` as PYTHONPATH (and overrides any PYTHONPATH given in `extra_env`), so put testbench
+modules inside the installed package (`cdsl.sim.tb.*`, `cdsl.hw.tb.*`), not in tests/.
+
+`waves`: a path ending in `.fst` or `.vcd`; the build then has tracing compiled in (its own cache
+entry) and the simulator writes that file (`--trace-file`). Open it with GTKWave or Surfer.
+
+Environment given to the test: `extra_env`, plus `CDSL_RESULTS` (where `write_results` writes) and
+`COCOTB_RANDOM_SEED` (`seed`, drawn at random when None and kept in `result.seed`; testbenches
+read it with `cdsl.sim.drivers.tb_seed()`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from cdsl.sim.build import Build, BuildOptions, build_verilog
+from cdsl.sim.toolchain import ToolchainError, apply_verilator_env
+
+__all__ = ["run_cocotb", "CocotbResult", "TestCase", "SimulationError", "parse_results_xml"]
+
+
+class SimulationError(ToolchainError):
+    """The simulator crashed or produced no results (a failing test is not an error: see `passed`)."""
+
+
+@dataclass(frozen=True)
+class TestCase:
+    name: str
+    passed: bool
+    seconds: float
+    sim_time_ns: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CocotbResult:
+    tests: tuple[TestCase, ...]
+    build: Build
+    results_xml: Path
+    log: Path
+    results_json: Path
+    waves: Path | None
+    seconds: float
+    seed: int | None
+    _data: dict | None = field(default=None, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.tests) and all(t.passed for t in self.tests)
+
+    @property
+    def failed(self) -> tuple[TestCase, ...]:
+        return tuple(t for t in self.tests if not t.passed)
+
+    @property
+    def data(self) -> dict | None:
+        """What the test wrote with `write_results`, or None."""
+        return self._data
+
+    def log_text(self, *, tail: int | None = None) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-tail:] if tail else lines)
+
+    def summary(self) -> str:
+        head = f"{sum(t.passed for t in self.tests)}/{len(self.tests)} cocotb tests passed (seed {self.seed})"
+        lines = [head] + [f"  FAIL {t.name}: {t.message}" for t in self.failed]
+        return "\n".join(lines)
+
+
+def parse_results_xml(path: Path) -> tuple[TestCase, ...]:
+    """Test cases of a cocotb xUnit results file."""
+    root = ET.parse(path).getroot()
+    cases = []
+    for case in root.iter("testcase"):
+        problems = [child for child in case if child.tag in ("failure", "error")]
+        message = "; ".join((p.get("message") or p.text or p.tag).strip() for p in problems)
+        cases.append(TestCase(
+            name=case.get("name", "?"),
+            passed=not problems and case.find("skipped") is None,
+            seconds=float(case.get("time", 0) or 0),
+            sim_time_ns=float(case.get("sim_time_ns", 0) or 0),
+            message=message,
+        ))
+    return tuple(cases)
+
+
+def _waves_format(waves: Path | None) -> str | None:
+    if waves is None:
+        return None
+    suffix = Path(waves).suffix.lower()
+    if suffix not in (".fst", ".vcd"):
+        raise ValueError(f"run_cocotb: waves must end in .fst or .vcd, not {str(waves)!r}")
+    return suffix[1:]
+
+
+def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path | None = None,
+               extra_env: Mapping[str, str] | None = None, waves: Path | None = None,
+               seed: int | None = None, testcase: str | None = None,
+               build_options: BuildOptions | None = None, cache_dir: Path | None = None) -> CocotbResult:
+    """Build `verilog` (cached) and run the cocotb tests of `test_module` on it.
+
+    test_dir: where results.xml, sim.log and cdsl_results.json go (default: a new temp folder).
+    build_options: see `BuildOptions`; its `waves` field is set from `waves`.
+    Raises `ToolchainError`/`BuildError` for tool or build problems and `SimulationError` when the
+    simulator produced no results; failing tests are reported in the result (`passed` False).
+    """
+    if not isinstance(test_module, str) or not all(p.isidentifier() for p in test_module.split(".")):
+        raise ValueError(f"run_cocotb: test_module must be a dotted module name, not {test_module!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"run_cocotb: seed must be a non-negative integer, not {seed!r}")
+    start = time.perf_counter()
+    if seed is None:
+        seed = random.randrange(1 << 31)
+    fmt = _waves_format(waves)
+    options = build_options or BuildOptions()
+    if options.waves != fmt:
+        options = BuildOptions(waves=fmt, public=options.public, public_all=options.public_all,
+                               optimize=options.optimize, extra_args=options.extra_args)
+    build = build_verilog(verilog=verilog, toplevel=toplevel, options=options, cache_dir=cache_dir)
+
+    apply_verilator_env()
+    test_dir = Path(tempfile.mkdtemp(prefix="cdsl-sim-")) if test_dir is None else Path(test_dir).resolve()
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results_xml = test_dir / "results.xml"
+    results_json = test_dir / "cdsl_results.json"
+    log = test_dir / "sim.log"
+    for stale in (results_xml, results_json):
+        stale.unlink(missing_ok=True)
+    env = dict(extra_env or {})
+    env["CDSL_RESULTS"] = str(results_json)
+    test_args: list[str] = []
+    waves_path = None
+    if waves is not None:
+        waves_path = Path(waves).resolve()
+        waves_path.parent.mkdir(parents=True, exist_ok=True)
+        test_args = ["--trace-file", str(waves_path)]
+
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner("verilator")
+    try:
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            hdl_toplevel_lang="verilog",
+            build_dir=build.directory,
+            test_dir=test_dir,
+            results_xml=str(results_xml),
+            extra_env=env,
+            seed=seed,
+            testcase=testcase,
+            waves=waves is not None,
+            test_args=test_args,
+            log_file=log,
+        )
+    except SystemExit:
+        # cocotb's runner exits when a test fails under pytest or the simulator returns non-zero;
+        # the results file (if any) still says what happened.
+        pass
+    except RuntimeError:
+        # The simulator returned non-zero (cocotb's runner raises RuntimeError): a crash, or an
+        # error counted by Verilator; the results file, if written, still lists the tests.
+        pass
+    if not results_xml.is_file():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.is_file() else ""
+        raise SimulationError(f"simulation of {toplevel!r} with {test_module!r} wrote no results; log {log}:\n{tail}")
+    tests = parse_results_xml(results_xml)
+    data = json.loads(results_json.read_text()) if results_json.is_file() else None
+    return CocotbResult(tests=tests, build=build, results_xml=results_xml, log=log,
+                        results_json=results_json, waves=waves_path,
+                        seconds=time.perf_counter() - start, seed=seed, _data=data)

@@ -1,0 +1,1 @@
+"""cocotb test modules (importable by the simulator as `cdsl.sim.tb.<name>`)."""
