@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from . import ir
-from .checker import op_name, weight_matrices
+from .checker import op_name, topo_order, weight_matrices
 
 FLOAT_BITS = 32
 
@@ -140,7 +140,7 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
         a_bits[inp.name] = inp.dtype.bits
         out.append(LayerStats(inp.name, "input", inp.shape, 0, 0, 0, None, inp.dtype.bits, 0, "-", "-"))
     # Activation widths flow through the graph: compute them in dependency order.
-    for lay in m.topo_order():
+    for lay in topo_order(m):
         q = lay.annotations.quant
         if isinstance(lay.op, ir.Sign):
             a_bits[lay.name] = 1
@@ -148,8 +148,9 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
             a_bits[lay.name] = q.a if q is not None and q.a is not None else a_bits[lay.inputs[0]]
         else:
             a_bits[lay.name] = q.a if q is not None else None
+    shapes = {i.name: i.shape for i in m.inputs} | {lay.name: lay.shape for lay in m.layers}
     for lay in m.layers:
-        in_shape = m.shape_of(lay.inputs[0])
+        in_shape = shapes[lay.inputs[0]]
         a = lay.annotations
         mats = weight_matrices(lay.op, in_shape)
         weights = sum(r * c for r, c in mats)

@@ -48,6 +48,35 @@ def shape_str(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def topo_order(model: ir.Model) -> tuple[ir.Layer, ...]:
+    """`model.layers` ordered so that every layer follows its inputs, always taking the earliest
+    ready layer in source order (O(n log n); `ir.Model.topo_order` is quadratic on long chains).
+    The graph must be acyclic."""
+    import heapq
+
+    index = {lay.name: i for i, lay in enumerate(model.layers)}
+    waiting = [0] * len(model.layers)
+    readers: dict[str, list[int]] = {}
+    for i, lay in enumerate(model.layers):
+        for src in lay.inputs:
+            if src in index:
+                waiting[i] += 1
+                readers.setdefault(src, []).append(i)
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(model.layers[i])
+        for j in readers.get(model.layers[i].name, ()):
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) != len(model.layers):
+        raise ValueError("cycle in model graph")
+    return tuple(order)
+
+
 def weight_matrices(op: ir.Op, in_shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """The (outputs, inputs) shape of every weight matrix of a layer, as the hardware sees it
     (a conv kernel is a channels x (C*k*k) matrix). Empty for ops without weights."""
@@ -174,7 +203,7 @@ class _Checker:
         self.check_cycles(layers)
         by_name = {lay.name: (node, lay) for node, lay in layers}
         shapes: dict[str, tuple[int, ...]] = {i.name: i.shape for i in inputs}
-        order = ir.Model(name.text, tuple(inputs), tuple(l for _, l in layers), tuple(i.text for i in outputs.names)).topo_order()
+        order = topo_order(ir.Model(name.text, tuple(inputs), tuple(l for _, l in layers), tuple(i.text for i in outputs.names)))
         done: dict[str, ir.Layer] = {}
         for lay in order:
             node, _ = by_name[lay.name]
@@ -187,17 +216,19 @@ class _Checker:
         model = ir.Model(name.text, tuple(inputs), tuple(final), tuple(i.text for i in outputs.names), span=sec.span)
 
         # Every input and layer must reach an output.
+        read = {src for lay in final for src in lay.inputs}
         for node, lay in layers:
-            if lay.name not in seen_out and not model.consumers(lay.name):
+            if lay.name not in seen_out and lay.name not in read:
                 raise self.error(
                     f"layer '{lay.name}' is never used: no layer reads it and it is not an output",
                     node.name.span,
                     f"'{lay.name}' as the input of a layer, or in 'output'",
                 )
         for inp in inputs:
-            if not model.consumers(inp.name):
+            if inp.name not in read:
                 raise self.error(f"input '{inp.name}' is never used", inp.span, f"'{inp.name}' as the input of a layer")
         node_of = {lay.name: node for node, lay in layers}
+        self.by_name = {lay.name: lay for lay in final}
         for lay in final:
             self.check_annotations(model, node_of[lay.name], lay, shapes[lay.inputs[0]])
         return model, node_of
@@ -572,7 +603,7 @@ class _Checker:
             for inp in model.inputs:
                 if inp.name == name:
                     return inp.dtype.bits == 1
-            lay = model.layer(name)
+            lay = self.by_name[name]
             if isinstance(lay.op, ir.Sign):
                 return True
             if isinstance(lay.op, ir.Flatten) or (isinstance(lay.op, ir.Pool) and lay.op.kind is ir.PoolKind.MAX):

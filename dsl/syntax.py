@@ -9,6 +9,7 @@ annotation parameters outside parentheses, nested lists) says what is probably w
 from __future__ import annotations
 
 import difflib
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -297,12 +298,30 @@ def _refine(
         if hint and (len(prev) < 2 or prev[-2].type in ("LBRACE", "RPAR", "NAME", "RSQB", "INT", "FLOAT", "STRING", "TRUE", "FALSE")):
             return err(f"unknown statement '{last}'{hint}", _tok_span(last))
     in_parens = _innermost(open_br) == "LPAR"
+    # Unclosed '(' at the end of a line: the next line starts a new statement.
+    if in_parens and ttype not in (None, "$END") and last is not None and tok.line > last.end_line and (
+        ttype in ("RBRACE", "INPUT", "OUTPUT", "STAGE", "MODEL", "TRAIN")
+        or (ttype == "NAME" and re.match(r"\s*=\s*[A-Za-z_][A-Za-z0-9_]*\s*\(", source.text[tok.end_pos:]))
+    ):
+        br = open_br[-1]
+        return err(
+            f"unclosed '(' (opened at {br.line}:{br.column}): expected ')' at the end of line {last.end_line}",
+            Span(last.end_line, last.end_column, last.end_line, last.end_column + 1),
+            exp="')'",
+        )
     if ttype == "COLON" and in_parens and last is not None and last.type == "NAME":
         return err(f"parameters are written name=value: '{last}=...', not '{last}:'", exp="'='")
     # `f(x units=64)`: a name followed by '=' where ',' or ')' belongs.
-    if in_parens and ttype == "NAME" and "COMMA" in expected and _next_char(source.text, tok.end_pos) == "=":
+    if (
+        in_parens and ttype == "NAME" and "COMMA" in expected and last is not None and tok.line == last.end_line
+        and _next_char(source.text, tok.end_pos) == "="
+    ):
         return err(f"missing ',' before '{tok}'", exp="','")
     # Missing '=' (a setting, a layer, a parameter).
+    if in_parens and "EQUAL" in expected and last is not None and last.type == "NAME" and ttype in (
+        "INT", "FLOAT", "STRING", "TRUE", "FALSE", "LSQB",
+    ):
+        return err(f"missing '=' after '{last}'", exp="'='")
     if "EQUAL" in expected and last is not None and last.type == "NAME":
         if ttype in ("NAME", "INT", "FLOAT", "STRING", "TRUE", "FALSE", "LSQB", "$END", "RBRACE", "LPAR") and not (
             len(prev) >= 2 and prev[-2].type in ("COMMA", "OUTPUT")
