@@ -25,3 +25,18 @@ def signed_width(lo: int, hi: int) -> int:
     while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
         width += 1
     return width
+
+
+def index_shape(n: int) -> range:
+    """range(n) as a shape, at least one bit wide (zero-width vectors trip Verilator's ASCRANGE lint)."""
+    return range(max(n, 2))
+
+
+def const_table(values, shape, index):
+    """A read-only table of constants indexed by a signal, padded with zeros to 2**len(index)
+    entries so every index value is covered (no incomplete `case` in the Verilog)."""
+    from amaranth.hdl import Array, Const, Value
+
+    width = len(Value.cast(index))
+    padded = list(values) + [0] * ((1 << width) - len(values))
+    return Array(Const(int(v), shape) for v in padded)[index]

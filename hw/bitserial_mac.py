@@ -19,7 +19,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw._checks import check_bool, check_int, index_shape
 from cdsl.hw.mac import step_layout
 from cdsl.hw.ref.bitserial_mac import LATENCY
 
@@ -59,7 +59,7 @@ class BitSerialMac(wiring.Component):
 
         remaining = Signal(bits)
         m.d.comb += remaining.eq(step.mask & kept_planes & ~done)
-        plane = Signal(range(bits))  # the highest remaining plane
+        plane = Signal(index_shape(bits))  # the highest remaining plane
         for b in range(bits):
             with m.If(remaining[b]):
                 m.d.comb += plane.eq(b)

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw._checks import check_bool, check_int, index_shape
 
 
 class FrameBuffer(wiring.Component):
@@ -29,7 +29,7 @@ class FrameBuffer(wiring.Component):
             "i": In(stream.Signature(self._a_shape)),
             "full": Out(1),
             "release": In(1),
-            "rd_addr": In(range(self._depth)),
+            "rd_addr": In(index_shape(self._depth)),
             "rd_en": In(1),
             "rd_data": Out(data.ArrayLayout(self._a_shape, lanes)),
         })
@@ -43,15 +43,15 @@ class FrameBuffer(wiring.Component):
         c, h, w = self._shape
         pixels = h * w
         lanes = self._lanes
-        mem = memory.Memory(shape=data.ArrayLayout(self._a_shape, lanes), depth=self._depth, init=[])
+        mem = memory.Memory(shape=data.ArrayLayout(self._a_shape, lanes), depth=max(self._depth, 2), init=[])
         m.submodules.mem = mem
         wr = mem.write_port(granularity=1)
         rd = mem.read_port()
 
-        pixel = Signal(range(pixels))
-        lane = Signal(range(lanes))
-        base = Signal(range(self._depth + pixels))  # (c // lanes) * H*W
-        channel = Signal(range(c))
+        pixel = Signal(index_shape(pixels))
+        lane = Signal(index_shape(lanes))
+        base = Signal(index_shape(self._depth + pixels))  # (c // lanes) * H*W
+        channel = Signal(index_shape(c))
         full = Signal()
         m.d.comb += self.full.eq(full)
 

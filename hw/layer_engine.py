@@ -20,6 +20,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.dsl.ir import PoolKind
+from cdsl.hw._checks import const_table, index_shape
 from cdsl.hw.bitserial_mac import BitSerialMac
 from cdsl.hw.frame_buffer import FrameBuffer
 from cdsl.hw.mac import Mac
@@ -131,21 +132,21 @@ class LayerEngine(wiring.Component):
             for j in range(lanes):
                 m.d.comb += red.i.payload.x[j].eq(Mux(f_pad, 0, fb.rd_data[j]))
             words = weight_rom_words(cfg)
-            wrom = memory.Memory(shape=data.ArrayLayout(signed(cfg.w_bits), lanes), depth=len(words), init=words)
+            wrom = memory.Memory(shape=data.ArrayLayout(signed(cfg.w_bits), lanes), depth=max(len(words), 2), init=words)
             m.submodules.weights = wrom
             wrd = wrom.read_port()
             m.d.comb += [wrd.addr.eq(step.waddr), wrd.en.eq(advance), red.i.payload.w.eq(wrd.data)]
             if cfg.bitserial:
                 masks = [int(v) for v in cfg.masks()]
-                mrom = memory.Memory(shape=unsigned(cfg.w_bits), depth=len(masks), init=masks)
+                mrom = memory.Memory(shape=unsigned(cfg.w_bits), depth=max(len(masks), 2), init=masks)
                 m.submodules.masks = mrom
                 mrd = mrom.read_port()
                 m.d.comb += [mrd.addr.eq(step.row), mrd.en.eq(advance), red.i.payload.mask.eq(mrd.data)]
 
         # ---- output side: bias add, requantization, channel counter
         pixels = cfg.out_shape[1] * cfg.out_shape[2]
-        pixel = Signal(range(pixels))
-        channel = Signal(range(co_n))
+        pixel = Signal(index_shape(pixels))
+        channel = Signal(index_shape(co_n))
         with m.If(red.o.valid & red.o.ready):
             m.d.sync += pixel.eq(Mux(pixel == pixels - 1, 0, pixel + 1))
             with m.If(pixel == pixels - 1):
@@ -165,7 +166,7 @@ class LayerEngine(wiring.Component):
             qmin=cfg.qmin, qmax=cfg.qmax, out_bits=cfg.out_bits, out_signed=cfg.out_signed)
         acc = red.o.payload
         if cfg.bias is not None:
-            bias = Array(Const(int(b), signed(cfg.acc_width)) for b in cfg.bias)[channel]
+            bias = const_table(cfg.bias, signed(cfg.acc_width), channel)
             with_bias = Signal(signed(cfg.acc_width))
             m.d.comb += with_bias.eq(acc + bias)
             acc = with_bias

@@ -14,7 +14,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsig
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw._checks import check_bool, check_int, const_table, index_shape
 from cdsl.hw.ref.requant import MULT_BITS
 
 LATENCY = 2
@@ -46,7 +46,7 @@ class Requant(wiring.Component):
         check_int("qmax", qmax, lo=qmin, hi=(1 << (out_bits - (1 if out_signed else 0))) - 1)
         self._qmin, self._qmax = qmin, qmax
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"acc": signed(acc_width), "ch": range(channels)}))),
+            "i": In(stream.Signature(data.StructLayout({"acc": signed(acc_width), "ch": index_shape(channels)}))),
             "o": Out(stream.Signature(out_shape)),
         })
 
@@ -59,15 +59,15 @@ class Requant(wiring.Component):
         def table(values, shape):
             if not per_channel:
                 return Const(values[0], shape)
-            return Array(Const(v, shape) for v in values)[self.i.payload.ch]
+            return const_table(values, shape, self.i.payload.ch)
 
         mult = table(self._multipliers, unsigned(MULT_BITS))
         rounding = table([(1 << (s - 1)) if s > 0 else 0 for s in self._shifts], unsigned(max(max_shift, 1)))
-        shift = table(self._shifts, range(max_shift + 1))
+        shift = table(self._shifts, index_shape(max_shift + 1))
 
         s1_valid = Signal()
         s1_prod = Signal(signed(prod_width))
-        s1_shift = Signal(range(max_shift + 1))
+        s1_shift = Signal(index_shape(max_shift + 1))
 
         advance2 = ~self.o.valid | self.o.ready
         advance1 = ~s1_valid | advance2

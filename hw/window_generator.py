@@ -17,7 +17,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw._checks import check_bool, check_int, index_shape
 
 
 def _shape3(name, value):
@@ -43,10 +43,10 @@ class WindowGenerator(wiring.Component):
         self._steps = groups * kernel * kernel
         frame_words = (c if depthwise else groups) * h * w
         layout = data.StructLayout({
-            "addr": range(frame_words),
+            "addr": index_shape(frame_words),
             "pad": 1,
-            "waddr": range(out_shape[0] * self._steps),
-            "row": range(out_shape[0]),
+            "waddr": index_shape(out_shape[0] * self._steps),
+            "row": index_shape(out_shape[0]),
             "first": 1,
             "last": 1,
         })
@@ -61,12 +61,12 @@ class WindowGenerator(wiring.Component):
         c, h, w = self._in_shape
         co_n, ho_n, wo_n = self._out_shape
         k = self._kernel
-        co = Signal(range(co_n))
-        oy = Signal(range(ho_n))
-        ox = Signal(range(wo_n))
-        g = Signal(range(self._groups))
-        ky = Signal(range(k))
-        kx = Signal(range(k))
+        co = Signal(index_shape(co_n))
+        oy = Signal(index_shape(ho_n))
+        ox = Signal(index_shape(wo_n))
+        g = Signal(index_shape(self._groups))
+        ky = Signal(index_shape(k))
+        kx = Signal(index_shape(k))
 
         coord_shape = signed(max(h, w, ho_n * self._stride + k).bit_length() + 2)
         iy = Signal(coord_shape)
