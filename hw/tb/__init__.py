@@ -1,0 +1,1 @@
+"""cocotb testbenches and simulation wrappers of the hardware blocks (run by tests/hw)."""

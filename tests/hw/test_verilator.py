@@ -1,0 +1,168 @@
+"""cocotb + Verilator: blocks and networks through the bulk-load Harness, against hw/ref and golden.
+
+Five Verilator builds (cached by hash in cdsl.sim.build): BitSerialMac, Requant, an MLP with a
+bit-serial and a bit-parallel layer, a conv net with a bit-serial conv and max pooling, a conv
+net with average pooling. Runtime precisions go in through `PrefixPorts` (one word per frame).
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from amaranth.back import verilog
+
+from cdsl.dsl import ir
+from cdsl.hw.bitserial_mac import BitSerialMac
+from cdsl.hw.mac import step_layout
+from cdsl.hw.network import Network, precision_port
+from cdsl.hw.plan import network_cycles, plan_network
+from cdsl.hw.ref import bitserial_mac as bs_ref
+from cdsl.hw.ref.requant import quantize_multiplier, requantize
+from cdsl.hw.requant import LATENCY as RQ_LATENCY, Requant
+from cdsl.hw.synth import random_convnet, random_mlp
+from cdsl.hw.tb.prefix_ports import PrefixPorts
+from cdsl.sim.harness import Harness
+from cdsl.sim.runner import run_cocotb
+from cdsl.sw.golden import golden
+
+pytestmark = pytest.mark.slow
+
+
+def run_case(tmp_path, name, dut, samples, expected, cycles, *, throttle_seed=None, throttle=False):
+    harness = Harness(dut=dut, in_depth=max(len(s) for s in samples), out_depth=len(expected[0]),
+                      throttle=throttle)
+    text = verilog.convert(harness, name="harness_top", emit_src=False)
+    case = tmp_path / f"{name}.json"
+    case.write_text(json.dumps({"name": name, "samples": samples, "expected": expected, "cycles": cycles,
+                                "throttle_seed": throttle_seed}))
+    result = run_cocotb(verilog=text, toplevel="harness_top", test_module="cdsl.hw.tb.bulk",
+                        extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_HW_CASE": str(case)},
+                        test_dir=tmp_path / name)
+    assert result.passed, result.summary() + "\n" + result.log_text(tail=40)
+    print(f"{name}: {result.data}")
+    return result.data
+
+
+def truncated(intmodel, precisions):
+    layers = []
+    for lay in intmodel.layers:
+        p = precisions.get(lay.name, 0)
+        if p and lay.annotations.bitserial is not None:
+            lay = dataclasses.replace(lay, weight=bs_ref.truncate(lay.weight, lay.w_bits, p))
+        layers.append(lay)
+    return dataclasses.replace(intmodel, layers=tuple(layers))
+
+
+def network_case(intmodel, net, inputs, precision_sets):
+    """Samples (prefix words + inputs), golden outputs, predicted cycles for every precision set."""
+    samples, expected, cycles = [], [], []
+    names = [e.name for e in net.plan.bitserial_engines()]
+    for precisions in precision_sets:
+        want = golden(truncated(intmodel, precisions), torch.tensor(inputs)).reshape(len(inputs), -1).tolist()
+        for x, w in zip(inputs, want):
+            samples.append([precisions.get(n, 0) for n in names] + [int(v) for v in x.reshape(-1)])
+            expected.append(w)
+            cycles.append(len(names) + network_cycles(net.plan, precisions=precisions))
+    return samples, expected, cycles
+
+
+def corner_inputs(rng, shape, count=3):
+    n = int(np.prod(shape))
+    xs = [np.full(n, 255), np.zeros(n, dtype=np.int64), np.where(np.arange(n) % 2 == 0, 255, 0)]
+    xs += [rng.integers(0, 256, size=n) for _ in range(count)]
+    return np.stack(xs).reshape(len(xs), *shape)
+
+
+def test_bitserial_mac_block(tmp_path):
+    seed = 41
+    rng = np.random.default_rng(seed)
+    lanes, w_bits, k, rows = 4, 8, 10, 6
+    weight = rng.integers(-128, 128, size=(rows, k))
+    weight[0], weight[1], weight[2] = -128, 127, 0  # all min, all max, no planes
+    weight[3] = rng.choice([0, 1, 16], size=k)  # holes
+    layout = step_layout(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, mask=True)
+    masks = bs_ref.plane_masks(weight, w_bits)
+    steps = -(-k // lanes)
+    xs = [np.full(k, 127), np.full(k, -128), np.where(np.arange(k) % 2 == 0, 127, -128), rng.integers(-128, 128, size=k)]
+    samples, expected, cycles = [], [], []
+    for p in range(0, w_bits + 1):
+        for x in xs:
+            words = [p]
+            xp = np.zeros(steps * lanes, dtype=np.int64)
+            xp[:k] = x
+            for r in range(rows):
+                wp = np.zeros(steps * lanes, dtype=np.int64)
+                wp[:k] = weight[r]
+                for s in range(steps):
+                    c = layout.const({"x": [int(v) for v in xp[s * lanes:(s + 1) * lanes]],
+                                      "w": [int(v) for v in wp[s * lanes:(s + 1) * lanes]],
+                                      "mask": int(masks[r]), "first": int(s == 0), "last": int(s == steps - 1)})
+                    words.append(c.as_value().value)
+            samples.append(words)
+            prec = p or w_bits
+            expected.append(bs_ref.bitserial_dot(x, weight, w_bits=w_bits, precision=prec, lanes=lanes).tolist())
+            cycles.append(1 + bs_ref.cycles(weight, w_bits=w_bits, precision=prec, lanes=lanes))
+    dut = PrefixPorts(dut=BitSerialMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=20),
+                      ports=["precision"], frame=rows * steps)
+    run_case(tmp_path, "bitserial_mac", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
+
+
+def test_requant_block(tmp_path):
+    seed = 42
+    rng = np.random.default_rng(seed)
+    acc_width, channels = 24, 4
+    pairs = [quantize_multiplier(float(r)) for r in rng.uniform(1e-5, 1e-3, size=channels)]
+    pairs[-1] = (5, 0)
+    mult, shift = [p[0] for p in pairs], [p[1] for p in pairs]
+    dut = Requant(acc_width=acc_width, channels=channels, multipliers=mult, shifts=shift, qmin=-128, qmax=127,
+                  out_bits=8, out_signed=True)
+    layout = dut.i.payload.shape()
+    lo, hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    samples, expected, cycles = [], [], []
+    for _ in range(6):
+        accs = [lo, hi, 0, -1] + rng.integers(lo, hi + 1, size=28).tolist()
+        chans = [i % channels for i in range(len(accs))]
+        samples.append([layout.const({"acc": a, "ch": c}).as_value().value for a, c in zip(accs, chans)])
+        expected.append([int(requantize(a, mult[c], shift[c], -128, 127)) for a, c in zip(accs, chans)])
+        cycles.append(len(accs) + RQ_LATENCY)
+    run_case(tmp_path, "requant", dut, samples, expected, cycles)
+
+
+def test_mlp_network(tmp_path):
+    seed = 43
+    rng = np.random.default_rng(seed)
+    im = random_mlp([16, 8, 4], seed=seed, w_bits=[8, 4], bitserial_lanes=[4, None], sparsity=0.3)
+    fc1 = im.layers[0]
+    w = fc1.weight.copy()
+    w[0], w[1], w[2] = -128, 127, 0
+    w[3] = rng.choice([0, 2, 32], size=w.shape[1])
+    im = dataclasses.replace(im, layers=(dataclasses.replace(fc1, weight=w), *im.layers[1:]))
+    net = Network(plan=plan_network(im, default_lanes=2))
+    inputs = corner_inputs(rng, (16,))
+    samples, expected, cycles = network_case(im, net, inputs, [{"fc1": p} for p in range(0, 9)])
+    dut = PrefixPorts(dut=net, ports=[precision_port("fc1")], frame=16)
+    data = run_case(tmp_path, "mlp", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
+    assert data["cycles_per_s"] > 0
+
+
+def test_convnet_bitserial_maxpool(tmp_path):
+    seed = 44
+    rng = np.random.default_rng(seed)
+    im = random_convnet(seed=seed, conv_bitserial_lanes=1)
+    net = Network(plan=plan_network(im, default_lanes=2))
+    inputs = corner_inputs(rng, (1, 6, 6), count=2)
+    samples, expected, cycles = network_case(im, net, inputs, [{"c1": p} for p in (0, 2, 5)])
+    dut = PrefixPorts(dut=net, ports=[precision_port("c1")], frame=36)
+    run_case(tmp_path, "convnet_max", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
+
+
+def test_convnet_avgpool(tmp_path):
+    seed = 45
+    rng = np.random.default_rng(seed)
+    im = random_convnet(seed=seed, pool=ir.PoolKind.AVG)
+    net = Network(plan=plan_network(im, default_lanes=4))
+    inputs = corner_inputs(rng, (1, 6, 6), count=3)
+    samples, expected, cycles = network_case(im, net, inputs, [{}])
+    run_case(tmp_path, "convnet_avg", net, samples, expected, cycles)
