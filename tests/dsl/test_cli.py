@@ -1,0 +1,96 @@
+"""`cdsl check` and `cdsl fmt` through `cdsl.cli.main`, and one run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cdsl.cli import main
+from dsl_helpers import EXAMPLES, MLP
+
+
+def test_check_examples(capsys):
+    assert main(["check", *map(str, EXAMPLES)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    for name in ("digits_mlp", "digits_cnn", "digits_bnn", "digits_vit"):
+        assert name in out
+    assert "bitserial(8 lanes)" in out and "cim 64x32 x 2 tiles" in out and "aqfp(group 16, T=16)" in out
+    assert "compression 5.2x" in out  # the MLP: 206848 / 39424 bits
+    assert out.count(": ok") == len(EXAMPLES)
+
+
+def test_check_reports_error_and_continues(tmp_path, capsys):
+    bad = tmp_path / "bad.cdsl"
+    bad.write_text(MLP.replace("units=64", "unit=64"))
+    good = tmp_path / "good.cdsl"
+    good.write_text(MLP)
+    assert main(["check", str(bad), str(good)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{bad}:3:17: error: unknown parameter 'unit' for dense; expected one of: units, bias" in err
+    assert "^^^^" in err
+    assert f"{good}: ok" in out
+
+
+def test_check_missing_file(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "none.cdsl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_fmt_check_clean(capsys):
+    assert main(["fmt", "--check", *map(str, EXAMPLES)]) == 0
+
+
+def test_fmt_check_lists_files_and_writes_nothing(tmp_path, capsys):
+    messy = tmp_path / "messy.cdsl"
+    text = MLP.replace("units=64", "units = 64")
+    messy.write_text(text)
+    assert main(["fmt", "--check", str(messy)]) == 1
+    assert f"would reformat {messy}" in capsys.readouterr().out
+    assert messy.read_text() == text
+
+
+def test_fmt_rewrites_in_place(tmp_path, capsys):
+    messy = tmp_path / "messy.cdsl"
+    messy.write_text(MLP.replace("units=64", "units = 64") + "# end\n")
+    messy.chmod(0o640)
+    assert main(["fmt", str(messy)]) == 0
+    assert messy.read_text() == MLP + "# end\n"
+    assert (messy.stat().st_mode & 0o777) == 0o640
+    assert main(["fmt", "--check", str(messy)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["messy.cdsl"]  # no temporary left behind
+
+
+def test_fmt_error_leaves_file_untouched(tmp_path, capsys):
+    bad = tmp_path / "bad.cdsl"
+    text = MLP.replace("relu(h1)", "relu(h1")
+    bad.write_text(text)
+    assert main(["fmt", str(bad)]) == 2
+    assert "unclosed '('" in capsys.readouterr().err
+    assert bad.read_text() == text
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.cdsl"]
+
+
+def test_subprocess_exit_codes_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.cdsl"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff")
+    empty = tmp_path / "empty.cdsl"
+    empty.write_text("")
+    env = dict(os.environ, COLUMNS="200")
+    cases = [
+        (["check", *map(str, EXAMPLES)], 0),
+        (["check", str(bad)], 2),
+        (["check", str(empty)], 2),
+        (["check", str(tmp_path)], 2),
+        (["fmt", "--check", str(bad)], 2),
+    ]
+    for args, code in cases:
+        proc = subprocess.run([sys.executable, "-m", "cdsl", *args], capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == code, (args, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+        if code == 2:
+            assert "error:" in proc.stderr
