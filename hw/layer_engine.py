@@ -15,7 +15,7 @@ The cycle model is `cdsl.hw.plan.engine_delay`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 

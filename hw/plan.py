@@ -47,6 +47,10 @@ MAC_LATENCY = 1  # Mac, BitSerialMac and PoolReduce: result valid 1 cycle after 
 REQUANT_LATENCY = 2  # Requant.LATENCY
 
 
+# Annotations whose arithmetic the engines here do not implement (their own blocks will).
+_NO_ENGINE_YET = ("cim", "binary", "aqfp", "tokens")
+
+
 class UnsupportedModel(ValueError):
     """The IntModel uses something the hardware generator cannot build (yet)."""
 
@@ -336,6 +340,10 @@ def plan_network(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: i
             raise UnsupportedModel(f"layer {lay.name!r}: only a chain of layers is supported "
                                    f"(it reads {lay.inputs!r}, the chain is at {current!r})")
         op = lay.op
+        unsupported = [n for n in _NO_ENGINE_YET if getattr(lay.annotations, n) is not None]
+        if unsupported:
+            raise UnsupportedModel(f"layer {lay.name!r}: @{unsupported[0]} has no hardware engine yet "
+                                   f"(supported: quant, prune, bitsparse, trunc, bitserial)")
         if isinstance(op, (ir.Dense, ir.Conv2d)):
             spec_lanes = lay.annotations.bitserial.lanes if lay.annotations.bitserial is not None else None
             chosen = overrides.get(lay.name, spec_lanes)

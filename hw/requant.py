@@ -10,7 +10,7 @@ y is valid LATENCY = 2 cycles after its `acc` was accepted; one result per cycle
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

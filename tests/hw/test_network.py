@@ -84,3 +84,14 @@ def test_folding_meets_target():
     assert network_cycles(plan_network(im, default_lanes=1)) > 700
     impossible = plan_network(im, target_cycles=10)
     assert [e.lanes for e in impossible.engines] == [64, 64, 32]  # every layer at its maximum
+
+
+def test_unsupported_annotations_are_refused():
+    im = random_mlp([16, 8, 4], seed=1)
+    fc1 = im.layers[0]
+    cim = dataclasses.replace(fc1, annotations=ir.Annotations(quant=ir.Quant(w=8, a=8), cim=ir.Cim(rows=16, cols=8)))
+    bad = dataclasses.replace(im, layers=(cim, *im.layers[1:]))
+    from cdsl.hw.plan import UnsupportedModel
+
+    with pytest.raises(UnsupportedModel, match="@cim"):
+        plan_network(bad)
