@@ -7,6 +7,7 @@ ill-typed or out-of-range parameter.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 
@@ -303,6 +304,11 @@ def convert(p: Param, v: T.Value, what: str, source: Source) -> object:
     raise AssertionError(k)  # pragma: no cover
 
 
+def _closest(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"{close[0]}=... (the closest parameter name)" if close else None
+
+
 def _short(s: str) -> str:
     return s if len(s) <= 20 else s[:17] + "..."
 
@@ -355,7 +361,7 @@ def bind(
             raise CdslError(
                 f"unknown parameter '{key}' for {what}; expected one of: {names}",
                 source=source, span=arg.name.span,
-                expected=did_you_mean(key, by_name).removeprefix("; ") or None,
+                expected=_closest(key, by_name),
             )
         if key in nodes:
             first = nodes[key].span

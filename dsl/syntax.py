@@ -380,6 +380,20 @@ def _ident(tok: Token) -> T.Ident:
     return T.Ident(_tok_span(tok), tok.start_pos, tok.end_pos, str(tok))
 
 
+MAX_DIGITS = 40
+
+
+def _int(tok: Token) -> int:
+    """A whole-number token as an int; absurdly long numbers are an error (and would trip
+    Python's int/str conversion limit)."""
+    if len(tok) > MAX_DIGITS:
+        raise CdslError(
+            f"number too large ({len(tok.lstrip('-'))} digits)", span=_tok_span(tok),
+            expected=f"a number of at most {MAX_DIGITS} digits",
+        )
+    return int(tok)
+
+
 def _value(node) -> T.Value:
     if isinstance(node, Token):  # pragma: no cover - the grammar wraps every scalar
         raise AssertionError(node)
@@ -392,8 +406,10 @@ def _value(node) -> T.Value:
         return T.Value(span, meta.start_pos, meta.end_pos, "list", items)
     tok = ch[0]
     if kind == "int":
-        return T.Value(span, meta.start_pos, meta.end_pos, "int", int(tok))
+        return T.Value(span, meta.start_pos, meta.end_pos, "int", _int(tok))
     if kind == "float":
+        if len(tok) > 1000:
+            raise CdslError("number too long", span=_tok_span(tok), expected="a number of at most 1000 characters")
         return T.Value(span, meta.start_pos, meta.end_pos, "float", float(tok))
     if kind == "true":
         return T.Value(span, meta.start_pos, meta.end_pos, "bool", True)
@@ -404,7 +420,7 @@ def _value(node) -> T.Value:
     if kind == "string":
         return T.Value(span, meta.start_pos, meta.end_pos, "string", str(tok))  # decoded by the checker
     if kind == "ratio":
-        return T.Value(span, meta.start_pos, meta.end_pos, "ratio", (int(ch[0]), int(ch[1])))
+        return T.Value(span, meta.start_pos, meta.end_pos, "ratio", (_int(ch[0]), _int(ch[1])))
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -441,9 +457,9 @@ def _stmt(node: Tree, text: str, index: LineIndex):
         dparams = None
         if len(dtype.children) == 3:
             dparams = [
-                T.Value(_tok_span(t), t.start_pos, t.end_pos, "int", int(t)) for t in dtype.children[1:]
+                T.Value(_tok_span(t), t.start_pos, t.end_pos, "int", _int(t)) for t in dtype.children[1:]
             ]
-        dims = [T.Value(_tok_span(t), t.start_pos, t.end_pos, "int", int(t)) for t in shape.children]
+        dims = [T.Value(_tok_span(t), t.start_pos, t.end_pos, "int", _int(t)) for t in shape.children]
         return T.InputAst(
             span, meta.start_pos, meta.end_pos, name, _ident(dtype.children[0]), dparams,
             _meta_span(dtype.meta), dims, _meta_span(shape.meta),
@@ -497,4 +513,7 @@ def parse_tree(source: Source) -> T.FileAst:
         lark_tree = lark_parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(source, index, err) from None
-    return T.FileAst([_section(c, text, index) for c in lark_tree.children])
+    try:
+        return T.FileAst([_section(c, text, index) for c in lark_tree.children])
+    except CdslError as err:
+        raise err.located(source) from None

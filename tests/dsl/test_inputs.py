@@ -125,3 +125,20 @@ def test_tiny_inputs(text):
     rendered = str(info.value)
     assert rendered.startswith("<string>:")
     rendered.encode("utf-8", "backslashreplace")
+
+
+@pytest.mark.parametrize(
+    "text, col",
+    [
+        ("model m { input x: int8[" + "9" * 5000 + "] }", 25),
+        ("model m { input x: fixed<" + "9" * 5000 + ",1>[3] }", 26),
+        ("model m { input x: int8[4] y = relu(x) @prune(nm=2:" + "9" * 5000 + ") output y }", 52),
+        ("model m { input x: int8[4] y = dense(x, units=" + "9" * 5000 + ") output y }", 47),
+        ("model m { input x: int8[4] y = dense(x, units=4) @cim(rows=4, cols=4, noise=" + "9" * 5000 + ".5) output y }", 77),
+    ],
+)
+def test_huge_numbers(text, col):
+    with pytest.raises(CdslError) as info:
+        parse(text)
+    err = info.value
+    assert "number too" in err.message and (err.span.line, err.span.col) == (1, col)
