@@ -10,6 +10,7 @@ No exception other than `CdslError` leaves these functions, whatever the input.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from cdsl.errors import CdslError, Source, Span
@@ -22,11 +23,25 @@ from .syntax import LineIndex, parse_tree
 MAX_FILE_BYTES = 16 << 20
 
 
+# Characters that str.splitlines() (used to show the source line of an error) treats as line
+# breaks but the lexer does not: shown as spaces so that the caret lands on the right line.
+_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]|\r(?!\n)")
+
+
+def _for_display(err: CdslError) -> CdslError:
+    if err.source is None or not _OTHER_BREAKS.search(err.source.text):
+        return err
+    shown = Source(err.source.name, _OTHER_BREAKS.sub(" ", err.source.text))
+    return CdslError(err.message, source=shown, span=err.span, expected=err.expected)
+
+
 def parse_source(source: Source) -> ir.Spec:
     """Parse and check a `Source`."""
     try:
         tree = parse_tree(source)
         return lower(tree, source)
+    except CdslError as err:
+        raise _for_display(err) from None
     except RecursionError:  # pragma: no cover - the grammar and the passes do not recurse
         raise CdslError("the input is nested too deeply", source=source, span=Span.point(1, 1)) from None
 

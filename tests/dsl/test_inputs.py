@@ -142,3 +142,12 @@ def test_huge_numbers(text, col):
         parse(text)
     err = info.value
     assert "number too" in err.message and (err.span.line, err.span.col) == (1, col)
+
+
+def test_caret_line_with_unusual_line_breaks():
+    text = "# a\u2028b\x0cc\nmodel m {\n  input x: int8[4]\n  y = relu(q)\n  output y\n}\n"
+    with pytest.raises(CdslError) as info:
+        parse(text)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "<string>:4:12: error: unknown tensor 'q'"
+    assert lines[1] == "      y = relu(q)" and lines[2] == "               ^"
