@@ -52,3 +52,18 @@ def test_gen_bad_source(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["gen", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 2
     assert "no integer model" in capsys.readouterr().err
+
+
+def test_gen_is_deterministic_across_processes(mlp_run, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"p{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-m", "cdsl", "gen", str(mlp_run), "-o", str(out)], env=env, check=True,
+                       capture_output=True)
+        outs.append(((out / "network.v").read_bytes(), (out / "manifest.json").read_bytes()))
+    assert outs[0] == outs[1]
