@@ -212,6 +212,10 @@ def _syntax_error(source: Source, index: LineIndex, err: UnexpectedInput) -> Cds
             msg = "unterminated string (strings end with '\"' on the same line; escapes: \\\" and \\\\)"
         elif ch == "-":
             msg = "a '-' must be followed by a number"
+        elif ch == ";":
+            msg = "unexpected ';': statements end at the end of the line, without ';'"
+        elif ch == "'":
+            msg = "strings are written in double quotes: \"...\""
         else:
             msg = f"unexpected character {quote_text(ch)}"
         return _refine(source, index, prev, None, span, expected, msg)
@@ -283,6 +287,26 @@ def _refine(
             "'@' must be followed by an annotation name",
             exp="one of: quant, prune, bitsparse, trunc, bitserial, cim, binary, aqfp, tokens",
         )
+    # A trailing comma: `f(a=1,)`, `[64,]`, `output y,`.
+    if last is not None and last.type == "COMMA" and ttype in ("RPAR", "RSQB", "RBRACE", "$END", "MORETHAN"):
+        return err("a ',' must be followed by another item (no trailing commas)", _tok_span(last), exp=words)
+    if last is not None and last.type == "OUTPUT" and ttype != "NAME":
+        return err("'output' needs the name of at least one layer", _tok_span(last), exp="output NAME, NAME, ...")
+    # `stage warmup epochs=5`
+    if len(prev) >= 2 and prev[-2].type == "STAGE" and ttype in ("NAME", "INT", "FLOAT", "LSQB"):
+        return err(f"the parameters of stage '{prev[-1]}' go in parentheses: stage {prev[-1]}(epochs=...)", exp="'('")
+    # `input x: int8` without a shape.
+    i = max((j for j, t in enumerate(prev) if t.type == "INPUT"), default=None)
+    if "LSQB" in expected and expected <= {"LSQB", "LESSTHAN"} and i is not None and last is not None:
+        name = prev[i + 1] if i + 1 < len(prev) else "?"
+        typ = source.text[prev[i + 3].start_pos : last.end_pos] if i + 3 < len(prev) else "int8"
+        return err(f"missing the shape of input '{name}', e.g. {typ}[64]", exp="'[' and the shape")
+    # `lr = 0,001`
+    if (
+        ttype == "COMMA" and last is not None and last.type == "INT" and _innermost(open_br) == "LBRACE"
+        and _next_char(source.text, tok.end_pos)[:1].isdigit()
+    ):
+        return err("numbers use '.' as the decimal point", exp=words)
     # A missing value after `name=`.
     if last is not None and last.type == "EQUAL" and ttype in ("COMMA", "RPAR", "RBRACE", "$END", "RSQB"):
         name = prev[-2] if len(prev) >= 2 else None

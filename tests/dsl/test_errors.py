@@ -135,10 +135,35 @@ def test_lone_surrogate():
     str(err).encode("utf-8", "backslashreplace")  # renders
 
 
+def test_trailing_comma():
+    assert_error(MLP.replace("w=8, a=8)", "w=8, a=8,)"), "no trailing commas", 3, 42, caret=",")
+    assert_error(MLP.replace("[64]", "[64,]"), "no trailing commas", 2, 26, caret=",")
+    assert_error(MLP.replace("output y", "output y,"), "no trailing commas", 6, 11)
+
+
+def test_output_without_names():
+    assert_error(MLP.replace("output y", "output"), "'output' needs the name of at least one layer", 6, 3, caret="output")
+
+
+def test_stage_parameters_without_parentheses():
+    assert_error(MLP + "train {\n  stage warmup epochs=5\n}\n", "the parameters of stage 'warmup' go in parentheses", 9, 16)
+
+
+def test_input_without_shape():
+    assert_error(MLP.replace("ufixed<8,4>[64]", "ufixed<8,4>"), "missing the shape of input 'x', e.g. ufixed<8,4>[64]", 3, 3)
+    assert_error(MLP.replace("ufixed<8,4>[64]", "int8(64)"), "missing the shape of input 'x', e.g. int8[64]", 2, 16, caret="(")
+
+
+def test_common_slips():
+    assert_error(MLP + "train {\n  lr = 0,001\n}\n", "numbers use '.' as the decimal point", 9, 9, caret=",")
+    assert_error(MLP + "train {\n  epochs = 3;\n}\n", "without ';'", 9, 13, caret=";")
+    assert_error(MLP.replace("units=64", "units='64'"), "strings are written in double quotes", 3, 23)
+
+
 def test_expected_tokens_in_words():
-    err = error_of(MLP.replace("output y", "output 3"))
-    assert err.message == "unexpected number '3'"
-    assert err.expected == "a name"
+    err = error_of(MLP.replace("relu(h1)", "relu(h1) 5"))
+    assert err.message == "unexpected number '5'"
+    assert err.expected == "'}', '@', a name, 'input' or 'output'"
     err = error_of("model m { input x: int8[4] h = relu(x) output h } }")
     assert "unexpected '}'" in err.message
     assert "'model'" in err.expected and "'train'" in err.expected and "end of the file" in err.expected
