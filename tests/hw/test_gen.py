@@ -67,3 +67,14 @@ def test_gen_is_deterministic_across_processes(mlp_run, tmp_path):
                        capture_output=True)
         outs.append(((out / "network.v").read_bytes(), (out / "manifest.json").read_bytes()))
     assert outs[0] == outs[1]
+
+
+def test_gen_target_cycles_folds_lanes(tmp_path):
+    run = tmp_path / "run"
+    random_mlp([64, 64, 32, 10], seed=6).save(run / "intmodel")
+    assert main(["gen", str(run), "-o", str(tmp_path / "slow"), "--target-cycles", "100000"]) == 0
+    assert main(["gen", str(run), "-o", str(tmp_path / "fast"), "--target-cycles", "700"]) == 0
+    slow = json.loads((tmp_path / "slow" / "manifest.json").read_text())
+    fast = json.loads((tmp_path / "fast" / "manifest.json").read_text())
+    assert [e["lanes"] for e in slow["engines"]] == [1, 1, 1]
+    assert fast["cycles"]["cycles_per_inference"] <= 700 < slow["cycles"]["cycles_per_inference"]
