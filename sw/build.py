@@ -21,7 +21,7 @@ from torch import nn
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.sw.layers import (
-    ActQuant, ClsHead, EncoderBlock, Grid, PatchEmbed, QWeighted, SignSTE, WeightQuant, fake_quant,
+    ActQuant, ClsHead, EncoderBlock, Grid, PatchEmbed, QWeighted, Scales, SignSTE, WeightQuant, fake_quant,
 )
 import torch.nn.functional as F
 
@@ -29,13 +29,13 @@ UNSUPPORTED = ("bitsparse", "trunc", "cim", "binary", "aqfp", "tokens")
 ACTIVE_KINDS = ("quant", "prune")
 
 
-def build(spec: ir.Spec | ir.Model, *, scales: str = "learned") -> "Net":
-    """A trainable module for `spec`. scales: "learned" (LSQ, calibrated init) or "calibrated" (fixed)."""
-    if scales not in ("learned", "calibrated"):
-        raise ValueError(f"scales must be 'learned' or 'calibrated', got {scales!r}")
+def build(spec: ir.Spec | ir.Model, *, scales: Scales = Scales()) -> "Net":
+    """A trainable module for `spec` (see `cdsl.sw.layers.Scales` for how scales are found)."""
+    if not isinstance(scales, Scales):
+        raise TypeError(f"scales must be a Scales, got {scales!r}")
     model = spec.model if isinstance(spec, ir.Spec) else spec
     check_supported(model)
-    return Net(model, learned=scales == "learned")
+    return Net(model, scales=scales)
 
 
 def check_supported(model: ir.Model) -> None:
@@ -67,12 +67,12 @@ def output_signed(model: ir.Model, lay: ir.Layer) -> bool:
 class Net(nn.Module):
     """The trainable network of one ir.Model. forward(x) -> output tensor (or dict of outputs)."""
 
-    def __init__(self, model: ir.Model, *, learned: bool):
+    def __init__(self, model: ir.Model, *, scales: Scales):
         super().__init__()
         self.model = model
         self.blocks = nn.ModuleDict()
         for lay in model.topo_order():
-            mod = _make(model, lay, learned)
+            mod = _make(model, lay, scales)
             if mod is not None:
                 self.blocks[lay.name] = mod
         self.active: tuple[str, ...] = ()
@@ -164,11 +164,11 @@ class Net(nn.Module):
         return outs[self.model.outputs[0]] if len(outs) == 1 else outs
 
 
-def _make(model: ir.Model, lay: ir.Layer, learned: bool) -> nn.Module | None:
+def _make(model: ir.Model, lay: ir.Layer, scales: Scales) -> nn.Module | None:
     op = lay.op
     ann = lay.annotations
     in_shape = model.shape_of(lay.inputs[0])
-    common = dict(quant=ann.quant, prune=ann.prune, learned=learned)
+    common = dict(quant=ann.quant, prune=ann.prune, scales=scales)
     if isinstance(op, ir.Dense):
         if len(in_shape) != 1:
             raise CdslError(f"dense layer {lay.name!r} needs a 1-D input, got {list(in_shape)!r}", span=lay.span,

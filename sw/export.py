@@ -7,8 +7,10 @@ cannot drift from training:
 - bias = floor(bias / (in_scale * w_scale) + 0.5), in accumulator units;
 - requant (M, S) = quantize_multiplier(in_scale * w_scale[c] / out_scale) per channel
   (one entry for per-tensor weights); qmin/qmax of the output activation type.
-- A layer with weight quantization but no activation quantization (quant(w=...) only) keeps
-  the accumulator as its output: a 32-bit signed type, M = 1, S = 0 (per-tensor weights only).
+- An output layer with weight quantization but no activation quantization (quant(w=...) only)
+  keeps the accumulator as its output: a 32-bit signed type, M = 1, S = 0 (per-tensor weights
+  only). A hidden layer must quantize its activations (a 32-bit accumulator feeding the next
+  layer would overflow the int64 requantization product).
 - avgpool: requant = quantize_multiplier(1 / kernel**2), the input type's bounds.
 - sign: output type 2-bit signed, scale 1 (values -1, +1).
 Integer export of patch_embed / encoder / cls_head needs integer softmax, LayerNorm and GELU
@@ -50,7 +52,9 @@ def export(model: Net) -> IntModel:
                     expected="@quant(w=..., a=...) on every weighted layer",
                 )
     for mod in model.modules():
-        if isinstance(mod, (ActQuant, WeightQuant)) and mod.learned and not bool(mod.calibrated):
+        if isinstance(mod, (ActQuant, WeightQuant)) and not bool(mod.calibrated) and (
+            isinstance(mod, ActQuant) or mod.learned
+        ):
             raise CdslError(
                 f"model {ir_model.name!r} was never trained with quantization active, its scales are not set",
                 expected="a training stage with compress including quant",
@@ -93,7 +97,7 @@ def _export_layer(model: Net, lay: ir.Layer, grids: dict[str, Grid | None]) -> I
     )
     op = lay.op
     if isinstance(op, (ir.Dense, ir.Conv2d)):
-        return _export_weighted(model.blocks[lay.name], lay, grids[src], grids[lay.name], in_type, common)
+        return _export_weighted(ir_model, model.blocks[lay.name], lay, grids[src], grids[lay.name], in_type, common)
     if isinstance(op, ir.Sign):
         return IntLayer(out_type=QType(2, True, 1.0), **common)
     if isinstance(op, ir.Pool) and op.kind is ir.PoolKind.AVG:
@@ -104,7 +108,9 @@ def _export_layer(model: Net, lay: ir.Layer, grids: dict[str, Grid | None]) -> I
     return IntLayer(out_type=in_type, **common)
 
 
-def _export_weighted(mod: QWeighted, lay: ir.Layer, in_grid: Grid, out_grid: Grid | None, in_type: QType, common) -> IntLayer:
+def _export_weighted(
+    ir_model: ir.Model, mod: QWeighted, lay: ir.Layer, in_grid: Grid, out_grid: Grid | None, in_type: QType, common
+) -> IntLayer:
     _w_used, s_w, codes, _b_used, b_codes = mod.quantized(in_grid)
     weight = codes.to(torch.int64).numpy()
     w_scale = s_w.detach().to(torch.float64).numpy().reshape(-1)
@@ -120,6 +126,12 @@ def _export_weighted(mod: QWeighted, lay: ir.Layer, in_grid: Grid, out_grid: Gri
         mult = np.array([p[0] for p in pairs], dtype=np.int64)
         shift = np.array([p[1] for p in pairs], dtype=np.int64)
     else:
+        if ir_model.consumers(lay.name):
+            raise CdslError(
+                f"layer {lay.name!r} has no activation quantization, so its output stays a 32-bit accumulator; "
+                "only an output layer may do that",
+                span=lay.annotations.quant.span, expected=f"@quant(w={lay.annotations.quant.w}, a=...)",
+            )
         if w_scale.size != 1:
             raise CdslError(
                 f"layer {lay.name!r}: per-channel weights need an activation quantization (quant(a=...))",

@@ -6,10 +6,11 @@ i.e. round half up, exactly the rounding of the integer requantization contract,
 fake-quant forward mirrors the integer model: the input is quantized with its fixed-point type,
 a weighted layer accumulates integer-valued weights times integer-valued inputs, the bias is
 rounded to accumulator units (in_scale * w_scale), and the output is rounded to the
-activation scale. Gradients pass straight through the rounding; scales are LSQ-style learned
-parameters (gradient scaled by 1/sqrt(numel * qmax)), initialized by calibration (max of the
-first calibration batch), or, with `scales="calibrated"`, fixed after calibration (activations)
-and max-abs (weights).
+activation scale. Gradients pass straight through the rounding. Scales (see `Scales`): weight
+scales are LSQ-style learned parameters (gradient scaled by 1/sqrt(numel * qmax), max-abs
+init) or max-abs at every step; activation scales are an exponential moving average of the
+batch range (calibrated on a fixed batch when quantization starts, updated while training,
+frozen in eval) or LSQ-learned from that calibration.
 
 Pruning: a `mask` buffer of the weight's shape (1 = kept). Masks are recomputed at the start of
 each epoch in which pruning is active (`update_mask`); once computed, a mask stays applied
@@ -52,6 +53,28 @@ def fake_quant(x: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> to
 
 
 @dataclass(frozen=True)
+class Scales:
+    """How quantization scales are found.
+
+    weight: "lsq" (learned, LSQ gradient, max-abs init) or "max" (max |w| / qmax at every step).
+    act: "lsq" (learned, init by calibration) or "ema" (exponential moving average, momentum
+    EMA_MOMENTUM per step, of the batch max / qmax while training; frozen in eval).
+    """
+
+    weight: str = "lsq"
+    act: str = "ema"
+
+    def __post_init__(self):
+        if self.weight not in ("lsq", "max"):
+            raise ValueError(f"weight scales must be 'lsq' or 'max', got {self.weight!r}")
+        if self.act not in ("lsq", "ema"):
+            raise ValueError(f"activation scales must be 'lsq' or 'ema', got {self.act!r}")
+
+
+EMA_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
 class Grid:
     """A tensor lies on an integer grid: value = scale * q with q in [qmin, qmax] (zero point 0)."""
 
@@ -71,7 +94,7 @@ class Grid:
 class WeightQuant(nn.Module):
     """Symmetric signed weight quantizer to `bits`, per tensor (one scale) or per output channel."""
 
-    def __init__(self, *, bits: int, channels: int, per_channel: bool, learned: bool):
+    def __init__(self, *, bits: int, channels: int, per_channel: bool, learned: bool = True):
         super().__init__()
         if not 2 <= bits <= 16:
             raise ValueError(f"weight bits must be 2..16, got {bits!r}")
@@ -80,7 +103,8 @@ class WeightQuant(nn.Module):
         self.learned = learned
         self.qmin = -(1 << (bits - 1))
         self.qmax = (1 << (bits - 1)) - 1
-        self.scale = nn.Parameter(torch.ones(channels if per_channel else 1), requires_grad=learned)
+        # learned scales live in the log domain: always positive, and Adam's steps are relative
+        self.log_scale = nn.Parameter(torch.zeros(channels if per_channel else 1), requires_grad=learned)
         self.register_buffer("calibrated", torch.tensor(False))
 
     def _max_abs_scale(self, w: torch.Tensor) -> torch.Tensor:
@@ -90,7 +114,7 @@ class WeightQuant(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, w: torch.Tensor) -> None:
-        self.scale.copy_(self._max_abs_scale(w))
+        self.log_scale.copy_(torch.log(self._max_abs_scale(w)))
         self.calibrated.fill_(True)
 
     def effective_scale(self, w: torch.Tensor) -> torch.Tensor:
@@ -98,7 +122,7 @@ class WeightQuant(nn.Module):
         if not self.learned:
             return self._max_abs_scale(w)
         per = w[0].numel() if self.per_channel else w.numel()
-        return grad_scale(self.scale, 1.0 / math.sqrt(per * self.qmax)).clamp(min=1e-8)
+        return grad_scale(torch.exp(self.log_scale), 1.0 / math.sqrt(per * self.qmax))
 
     def codes(self, w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (w.dim() - 1)
@@ -108,30 +132,45 @@ class WeightQuant(nn.Module):
 class ActQuant(nn.Module):
     """Per-tensor activation quantizer (signed or unsigned, `bits` wide)."""
 
-    def __init__(self, *, bits: int, signed: bool, learned: bool):
+    def __init__(self, *, bits: int, signed: bool, mode: str):
         super().__init__()
         if not 2 <= bits <= 16:
             raise ValueError(f"activation bits must be 2..16, got {bits!r}")
+        if mode not in ("lsq", "ema"):
+            raise ValueError(f"mode must be 'lsq' or 'ema', got {mode!r}")
         self.bits = bits
         self.signed = signed
-        self.learned = learned
+        self.mode = mode
+        learned = self.learned = mode == "lsq"
         self.qmin = -(1 << (bits - 1)) if signed else 0
         self.qmax = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-        self.scale = nn.Parameter(torch.ones(()), requires_grad=learned)
+        if learned:  # log domain, as WeightQuant
+            self.log_scale = nn.Parameter(torch.zeros(()))
+        else:  # the moving average
+            self.register_buffer("ema_scale", torch.ones(()))
         self.register_buffer("calibrated", torch.tensor(False))
         self.observing = False
 
     def effective_scale(self, x: torch.Tensor) -> torch.Tensor:
         if not self.learned:
-            return self.scale.detach()
-        return grad_scale(self.scale, 1.0 / math.sqrt(x[0].numel() * self.qmax)).clamp(min=1e-8)
+            return self.ema_scale
+        return grad_scale(torch.exp(self.log_scale), 1.0 / math.sqrt(x[0].numel() * self.qmax))
+
+    def _observed(self, x: torch.Tensor) -> torch.Tensor:
+        peak = x.detach().abs().amax() if self.signed else x.detach().clamp(min=0).amax()
+        return (peak / self.qmax).clamp(min=1e-8)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         if self.observing:
             with torch.no_grad():
-                peak = x.abs().amax() if self.signed else x.clamp(min=0).amax()
-                self.scale.copy_((peak / self.qmax).clamp(min=1e-8))
+                if self.learned:
+                    self.log_scale.copy_(torch.log(self._observed(x)))
+                else:
+                    self.ema_scale.copy_(self._observed(x))
                 self.calibrated.fill_(True)
+        elif not self.learned and self.training:
+            with torch.no_grad():
+                self.ema_scale.mul_(EMA_MOMENTUM).add_((1 - EMA_MOMENTUM) * self._observed(x))
         s = self.effective_scale(x)
         return fake_quant(x, s, self.qmin, self.qmax), Grid(s, self.bits, self.signed)
 
@@ -236,7 +275,7 @@ class QWeighted(nn.Module):
     def __init__(
         self, *, kind: str, in_size: int, out_size: int, kernel: int = 1, stride: int = 1, padding: int = 0,
         bias: bool = True, quant: ir.Quant | None = None, prune: ir.Prune | None = None,
-        out_signed: bool = True, learned: bool = True,
+        out_signed: bool = True, scales: Scales = Scales(),
     ):
         super().__init__()
         if kind not in ("dense", "conv2d"):
@@ -251,9 +290,9 @@ class QWeighted(nn.Module):
         self.register_buffer("mask", torch.ones_like(self.weight))
         self.prune = prune
         per_channel = quant is not None and quant.per is ir.Granularity.CHANNEL
-        self.wq = WeightQuant(bits=quant.w, channels=out_size, per_channel=per_channel, learned=learned) if (
+        self.wq = WeightQuant(bits=quant.w, channels=out_size, per_channel=per_channel, learned=scales.weight == "lsq") if (
             quant is not None and quant.w is not None) else None
-        self.aq = ActQuant(bits=quant.a, signed=out_signed, learned=learned) if (
+        self.aq = ActQuant(bits=quant.a, signed=out_signed, mode=scales.act) if (
             quant is not None and quant.a is not None) else None
         self.quant_on = False
         self.prune_on = False
@@ -312,9 +351,9 @@ class QWeighted(nn.Module):
 class QLinear(QWeighted):
     """A dense sub-layer of a transformer block: weights quantized/pruned, no activation grid."""
 
-    def __init__(self, in_size, out_size, *, quant, prune, learned):
+    def __init__(self, in_size, out_size, *, quant, prune, scales):
         wquant = None if quant is None or quant.w is None else ir.Quant(w=quant.w, per=quant.per)
-        super().__init__(kind="dense", in_size=in_size, out_size=out_size, quant=wquant, prune=prune, learned=learned)
+        super().__init__(kind="dense", in_size=in_size, out_size=out_size, quant=wquant, prune=prune, scales=scales)
 
     def forward(self, x):
         w, _, _, b, _ = self.quantized(None)
@@ -324,14 +363,14 @@ class QLinear(QWeighted):
 class PatchEmbed(nn.Module):
     """(C, H, W) -> (N + 1, D): patch projection (a P x P stride-P conv), class token, positions."""
 
-    def __init__(self, *, channels: int, size: tuple[int, int], patch: int, dim: int, quant, prune, learned):
+    def __init__(self, *, channels: int, size: tuple[int, int], patch: int, dim: int, quant, prune, scales):
         super().__init__()
         self.patch = patch
-        self.proj = QLinear(channels * patch * patch, dim, quant=quant, prune=prune, learned=learned)
+        self.proj = QLinear(channels * patch * patch, dim, quant=quant, prune=prune, scales=scales)
         tokens = (size[0] // patch) * (size[1] // patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
-        self.aq = ActQuant(bits=quant.a, signed=True, learned=learned) if quant is not None and quant.a else None
+        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
         self.quant_on = False
 
     def forward(self, x, in_grid):
@@ -348,16 +387,16 @@ class PatchEmbed(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm encoder: x + MHA(LN(x)); then x + MLP(LN(x)) with GELU."""
 
-    def __init__(self, *, dim: int, heads: int, mlp: int, quant, prune, learned):
+    def __init__(self, *, dim: int, heads: int, mlp: int, quant, prune, scales):
         super().__init__()
         self.heads = heads
         self.ln1 = nn.LayerNorm(dim)
-        self.qkv = QLinear(dim, 3 * dim, quant=quant, prune=prune, learned=learned)
-        self.proj = QLinear(dim, dim, quant=quant, prune=prune, learned=learned)
+        self.qkv = QLinear(dim, 3 * dim, quant=quant, prune=prune, scales=scales)
+        self.proj = QLinear(dim, dim, quant=quant, prune=prune, scales=scales)
         self.ln2 = nn.LayerNorm(dim)
-        self.fc1 = QLinear(dim, mlp, quant=quant, prune=prune, learned=learned)
-        self.fc2 = QLinear(mlp, dim, quant=quant, prune=prune, learned=learned)
-        self.aq = ActQuant(bits=quant.a, signed=True, learned=learned) if quant is not None and quant.a else None
+        self.fc1 = QLinear(dim, mlp, quant=quant, prune=prune, scales=scales)
+        self.fc2 = QLinear(mlp, dim, quant=quant, prune=prune, scales=scales)
+        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
         self.quant_on = False
 
     def forward(self, x, in_grid):
@@ -377,11 +416,11 @@ class EncoderBlock(nn.Module):
 class ClsHead(nn.Module):
     """(N, D) -> (classes,): LayerNorm of the class token, then a linear layer."""
 
-    def __init__(self, *, dim: int, classes: int, quant, prune, learned):
+    def __init__(self, *, dim: int, classes: int, quant, prune, scales):
         super().__init__()
         self.ln = nn.LayerNorm(dim)
-        self.fc = QLinear(dim, classes, quant=quant, prune=prune, learned=learned)
-        self.aq = ActQuant(bits=quant.a, signed=True, learned=learned) if quant is not None and quant.a else None
+        self.fc = QLinear(dim, classes, quant=quant, prune=prune, scales=scales)
+        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
         self.quant_on = False
 
     def forward(self, x, in_grid):

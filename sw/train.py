@@ -43,8 +43,10 @@ from cdsl.sw.build import Net, build
 from cdsl.sw.export import export
 from cdsl.sw.golden import argmax_lowest, golden, quantize_input
 from cdsl.sw.intmodel import IntModel
+from cdsl.sw.layers import Scales
 
 CALIBRATION_SAMPLES = 512
+SCALE_LR_FACTOR = 1.0  # learning-rate factor of the quantization scales
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ def predict_fake(net: torch.nn.Module, x: torch.Tensor, batch: int = 1024) -> to
 def _optimizer(net: Net, cfg: ir.Train) -> torch.optim.Optimizer:
     scales = [p for n, p in net.named_parameters() if n.endswith("scale") and p.requires_grad]
     others = [p for n, p in net.named_parameters() if not n.endswith("scale") and p.requires_grad]
-    groups = [{"params": others, "weight_decay": cfg.weight_decay}, {"params": scales, "weight_decay": 0.0}]
+    groups = [{"params": others, "weight_decay": cfg.weight_decay, "lr_factor": 1.0},
+              {"params": scales, "weight_decay": 0.0, "lr_factor": SCALE_LR_FACTOR}]
     if cfg.optimizer is ir.Optimizer.ADAM:
         return torch.optim.Adam(groups, lr=cfg.lr)
     if cfg.optimizer is ir.Optimizer.ADAMW:
@@ -125,11 +128,11 @@ def _optimizer(net: Net, cfg: ir.Train) -> torch.optim.Optimizer:
 
 def fit(
     spec: ir.Spec, dataset: data_mod.Dataset, plans: list[StagePlan], *, seed: int, compress: bool,
-    log: Callable[[str], None] | None = None, tag: str = "",
+    log: Callable[[str], None] | None = None, tag: str = "", scales: Scales = Scales(),
 ) -> tuple[Net, list[dict]]:
     """Build and train one network; compress=False makes the float twin."""
     torch.manual_seed(seed)
-    net = build(spec)
+    net = build(spec, scales=scales)
     cfg = spec.train
     opt = _optimizer(net, cfg)
     gen = torch.Generator().manual_seed(seed)
@@ -154,7 +157,7 @@ def fit(
                 idx = perm[i : i + cfg.batch]
                 lr = plan.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g["lr_factor"]
                 out = net(x_tr[idx])
                 loss = F.cross_entropy(out, y_tr[idx])
                 opt.zero_grad(set_to_none=True)
@@ -195,17 +198,21 @@ def golden_eval(intmodel: IntModel, net: Net, dataset: data_mod.Dataset) -> dict
 
 
 def sparsity(net: Net) -> dict[str, float]:
+    """Share of exactly-zero weights per pruned layer (all its weight tensors together)."""
+    from cdsl.sw.layers import QWeighted
+
     out = {}
-    for name, mod in net.blocks.items():
-        if getattr(mod, "prune", None) is not None:
-            w = mod.masked_weight().detach()
-            out[name] = float((w == 0).double().mean())
+    for name, block in net.blocks.items():
+        mods = [m for m in block.modules() if isinstance(m, QWeighted) and m.prune is not None]
+        if mods:
+            zeros = sum(int((m.masked_weight().detach() == 0).sum()) for m in mods)
+            out[name] = zeros / sum(m.weight.numel() for m in mods)
     return out
 
 
 def train(
     spec: ir.Spec, *, epochs: int | None = None, seed: int | None = None, base: Path | None = None,
-    float_twin: bool = True, log: Callable[[str], None] | None = None,
+    float_twin: bool = True, log: Callable[[str], None] | None = None, scales: Scales = Scales(),
 ) -> TrainResult:
     """Train the float twin (optional) and the compressed network, export, evaluate."""
     seed = spec.train.seed if seed is None else seed
@@ -221,11 +228,11 @@ def train(
     float_net = None
     if float_twin:
         t0 = time.perf_counter()
-        float_net, fhist = fit(spec, dataset, plans, seed=seed, compress=False, log=log, tag="float      ")
+        float_net, fhist = fit(spec, dataset, plans, seed=seed, compress=False, log=log, tag="float      ", scales=scales)
         metrics["float"] = {"test_acc": accuracy(float_net, dataset.x_test, dataset.y_test),
                             "seconds": time.perf_counter() - t0, "history": fhist}
     t0 = time.perf_counter()
-    net, hist = fit(spec, dataset, plans, seed=seed, compress=True, log=log, tag="compressed ")
+    net, hist = fit(spec, dataset, plans, seed=seed, compress=True, log=log, tag="compressed ", scales=scales)
     metrics["compressed"] = {"test_acc": accuracy(net, dataset.x_test, dataset.y_test),
                              "seconds": time.perf_counter() - t0, "history": hist, "sparsity": sparsity(net)}
     intmodel = None
