@@ -37,9 +37,11 @@ class Source:
     text: str
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        # Split on "\n" only: the lexer counts lines that way (splitlines() would also break
+        # on form feeds, U+2028 or a lone "\r" and show the wrong line under the caret).
+        lines = self.text.split("\n")
         if 1 <= line <= len(lines):
-            return lines[line - 1]
+            return lines[line - 1].rstrip("\r")
         return ""
 
 

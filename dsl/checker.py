@@ -49,32 +49,8 @@ def shape_str(shape: tuple[int, ...]) -> str:
 
 
 def topo_order(model: ir.Model) -> tuple[ir.Layer, ...]:
-    """`model.layers` ordered so that every layer follows its inputs, always taking the earliest
-    ready layer in source order (O(n log n); `ir.Model.topo_order` is quadratic on long chains).
-    The graph must be acyclic."""
-    import heapq
-
-    index = {lay.name: i for i, lay in enumerate(model.layers)}
-    waiting = [0] * len(model.layers)
-    readers: dict[str, list[int]] = {}
-    for i, lay in enumerate(model.layers):
-        for src in lay.inputs:
-            if src in index:
-                waiting[i] += 1
-                readers.setdefault(src, []).append(i)
-    ready = [i for i, n in enumerate(waiting) if n == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(model.layers[i])
-        for j in readers.get(model.layers[i].name, ()):
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) != len(model.layers):
-        raise ValueError("cycle in model graph")
-    return tuple(order)
+    """`model.layers` ordered so that every layer follows its inputs (see `ir.Model.topo_order`)."""
+    return model.topo_order()
 
 
 def weight_matrices(op: ir.Op, in_shape: tuple[int, ...]) -> list[tuple[int, int]]:

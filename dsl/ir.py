@@ -15,6 +15,7 @@ Conventions
 from __future__ import annotations
 
 import enum
+import heapq
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -296,18 +297,30 @@ class Model:
         return tuple(lay for lay in self.layers if name in lay.inputs)
 
     def topo_order(self) -> tuple[Layer, ...]:
-        """Layers in an order where every layer comes after its inputs (source order when possible)."""
-        done = {i.name for i in self.inputs}
+        """Layers in an order where every layer comes after its inputs (source order among equals).
+
+        Kahn's algorithm, linear in layers + edges.
+        """
+        known = {i.name for i in self.inputs}
+        waiting = {lay.name: sum(1 for i in lay.inputs if i not in known) for lay in self.layers}
+        users: dict[str, list[int]] = {}
+        for idx, lay in enumerate(self.layers):
+            for i in lay.inputs:
+                if i not in known:
+                    users.setdefault(i, []).append(idx)
+        ready = [idx for idx, lay in enumerate(self.layers) if waiting[lay.name] == 0]
+        heapq.heapify(ready)
         order: list[Layer] = []
-        pending = list(self.layers)
-        while pending:
-            ready = [lay for lay in pending if all(i in done for i in lay.inputs)]
-            if not ready:
-                raise ValueError("cycle in model graph")  # the checker reports this as a CdslError first
-            for lay in ready:
-                order.append(lay)
-                done.add(lay.name)
-            pending = [lay for lay in pending if lay.name not in done]
+        while ready:
+            lay = self.layers[heapq.heappop(ready)]
+            order.append(lay)
+            for idx in users.get(lay.name, ()):
+                user = self.layers[idx].name
+                waiting[user] -= 1
+                if waiting[user] == 0:
+                    heapq.heappush(ready, idx)
+        if len(order) != len(self.layers):
+            raise ValueError("cycle in model graph")  # the checker reports this as a CdslError first
         return tuple(order)
 
 
