@@ -10,6 +10,8 @@ prediction equals the fake-quant prediction.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import torch
@@ -31,7 +33,14 @@ def evaluate_run(run_dir: str | Path) -> dict:
             raise CdslError(f"{str(p)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
     source = Source(str(spec_path), spec_path.read_text(encoding="utf-8"))
     spec = parse_source(source)
+    data_path = None
+    metrics_path = run / "metrics.json"
+    if spec.train.data != "digits" and metrics_path.is_file():
+        # the data path as training resolved it (the spec copy in the run folder has moved)
+        data_path = json.loads(metrics_path.read_text()).get("data", {}).get("name")
     try:
+        if data_path is not None:
+            spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, data=data_path))
         dataset = load_data(spec, base=run)
         net = build(spec)
     except CdslError as err:

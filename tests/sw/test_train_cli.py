@@ -1,0 +1,87 @@
+"""Determinism, the run folder, and the `cdsl train` / `cdsl eval` commands."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cdsl.cli import main
+from cdsl.dsl import parse, parse_file
+from cdsl.sw.intmodel import IntModel
+from cdsl.sw.train import train
+
+
+def _state_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_model_other_seed_differs():
+    torch.set_num_threads(2)
+    spec = parse_file("examples/mlp.cdsl")
+    r1 = train(spec, epochs=3, float_twin=False)
+    r2 = train(spec, epochs=3, float_twin=False)
+    r3 = train(spec, epochs=3, seed=1, float_twin=False)
+    assert _state_equal(r1.net.state_dict(), r2.net.state_dict())
+    assert r1.intmodel == r2.intmodel
+    assert not _state_equal(r1.net.state_dict(), r3.net.state_dict())
+    assert r1.intmodel != r3.intmodel
+    assert [h["loss"] for h in r1.metrics["compressed"]["history"]] == [h["loss"] for h in r2.metrics["compressed"]["history"]]
+
+
+def test_cli_train_then_eval(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "examples/mlp.cdsl", "-o", str(run), "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch   4/4" in out and "test accuracy:" in out
+    for name in ("spec.cdsl", "checkpoint.pt", "metrics.json", "intmodel/manifest.json", "intmodel/tensors.npz"):
+        assert (run / name).is_file(), name
+    assert (run / "spec.cdsl").read_text() == open("examples/mlp.cdsl").read()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 4 and [s["epochs"] for s in metrics["stages"]] == [4]
+    assert len(metrics["compressed"]["history"]) == 4 and len(metrics["float"]["history"]) == 4
+    im = IntModel.load(run / "intmodel")
+    assert [lay.name for lay in im.layers] == ["h1", "r1", "h2", "r2", "y"]
+
+    assert main(["eval", str(run)]) == 0
+    table = capsys.readouterr().out
+    for label in ("float accuracy", "compressed accuracy", "integer golden accuracy", "golden = fake-quant"):
+        assert label in table
+    # the table recomputes what training measured
+    g = metrics["golden"]
+    assert f"{100 * g['golden_acc']:.2f}%" in table
+    assert f"{100 * metrics['float']['test_acc']:.2f}%" in table
+    assert f"{100 * g['compressed_acc']:.2f}%" in table
+
+
+def test_cli_default_run_dir_and_npz(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 16)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64)
+    np.savez(tmp_path / "toy.npz", x=x, y=y)
+    (tmp_path / "toy.cdsl").write_text(
+        'model toy {\n  input x: ufixed<8,4>[16]\n  h = dense(x, units=8) @quant(w=8, a=8)\n  r = relu(h)\n'
+        '  y = dense(r, units=2) @quant(w=8, a=8)\n  output y\n}\ntrain { data = "toy.npz"  epochs = 3  batch = 16 }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "toy.cdsl", "--no-float"]) == 0
+    assert (tmp_path / "runs" / "toy" / "intmodel" / "manifest.json").is_file()
+    metrics = json.loads((tmp_path / "runs" / "toy" / "metrics.json").read_text())
+    assert metrics["data"] == {"name": str(tmp_path / "toy.npz"), "train": 45, "test": 15}
+    capsys.readouterr()
+    assert main(["eval", "runs/toy"]) == 0
+    assert "n/a" in capsys.readouterr().out  # no float twin
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["train", "examples/cnn.cdsl", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "examples/cnn.cdsl:12:5: error: @cim is not yet supported by the software path" in err
+    assert "^" in err
+    assert not (tmp_path / "r").exists()
+    bad = tmp_path / "bad.cdsl"
+    bad.write_text('model m {\n  input x: ufixed<8,4>[64]\n  y = dense(x, units=10) @quant(w=8, a=8)\n  output y\n}\ntrain { data = "missing.npz" }\n')
+    assert main(["train", str(bad), "-o", str(tmp_path / "r")]) == 2
+    assert "missing.npz' does not exist" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
