@@ -20,6 +20,7 @@ from torch import nn
 
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
+from cdsl.hw.ref.pool import avg_multiplier
 from cdsl.sw.layers import (
     ActQuant, ClsHead, EncoderBlock, Grid, PatchEmbed, QWeighted, Scales, SignSTE, WeightQuant, fake_quant,
 )
@@ -151,17 +152,50 @@ class Net(nn.Module):
                 y, g = F.max_pool2d(xin, op.kernel, op.stride), gin
             elif isinstance(op, ir.Pool):
                 y, g = F.avg_pool2d(xin, op.kernel, op.stride), gin
-                if gin is not None:  # the integer model requantizes the window sum to the input grid
-                    y = fake_quant(y, gin.scale, gin.qmin, gin.qmax)
+                if gin is not None:
+                    y = _avg_on_grid(xin, y, gin, op)
             else:
                 raise AssertionError(f"no module for {lay.name!r}")
             env[lay.name], grids[lay.name] = y, g
         return env, grids
 
+    @torch.no_grad()
+    def trace_codes(self, x) -> dict[str, torch.Tensor]:
+        """The integer codes (int64) of every layer output that lies on a grid, from the fake-quant
+        forward pass in eval mode: compare with `golden(..., trace=True)` layer by layer."""
+        was = self.training
+        self.eval()
+        try:
+            env, grids = self.run(x)
+        finally:
+            self.train(was)
+        return {
+            lay.name: torch.floor(env[lay.name].double() / grids[lay.name].scale.double() + 0.5).to(torch.int64)
+            for lay in self.model.layers
+            if grids[lay.name] is not None
+        }
+
     def forward(self, x):
         env, _ = self.run(x)
         outs = {n: env[n] for n in self.model.outputs}
         return outs[self.model.outputs[0]] if len(outs) == 1 else outs
+
+
+def _avg_on_grid(x: torch.Tensor, avg: torch.Tensor, grid: Grid, op: ir.Pool) -> torch.Tensor:
+    """Average pooling of a tensor on an integer grid, exactly as the integer model does it:
+    requantize(window sum of codes, M, S) with (M, S) = quantize_multiplier(1 / kernel**2).
+
+    Computed in float64, where sum * M / 2**S and the + 0.5 are exact (sum * M < 2**53), so the
+    frequent exact halves (a sum of 4 codes ending in .5) round up as the integer model rounds them.
+    The gradient is that of the plain average.
+    """
+    m, s = avg_multiplier(op.kernel)
+    with torch.no_grad():
+        codes = torch.floor(x.double() / grid.scale.double() + 0.5)
+        sums = F.avg_pool2d(codes, op.kernel, op.stride, divisor_override=1)
+        out = torch.floor(sums * (m / 2.0**s) + 0.5).clamp(grid.qmin, grid.qmax)
+        value = out.to(avg.dtype) * grid.scale
+    return value + (avg - avg.detach())
 
 
 def _make(model: ir.Model, lay: ir.Layer, scales: Scales) -> nn.Module | None:

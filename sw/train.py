@@ -142,6 +142,7 @@ def fit(
     steps_per_epoch = math.ceil(n / cfg.batch)
     total_steps = total_epochs * steps_per_epoch
     history = []
+    present = {k for lay in spec.model.layers for k in lay.annotations.present()}
     epoch = 0
     step = 0
     for plan in plans:
@@ -173,8 +174,9 @@ def fit(
             }
             history.append(rec)
             if log is not None:
+                acting = [k for k in net.active if k in present]
                 log(
-                    f"{tag}epoch {epoch + 1:3d}/{total_epochs} [{plan.name}{' ' + '+'.join(net.active) if net.active else ''}]"
+                    f"{tag}epoch {epoch + 1:3d}/{total_epochs} [{plan.name}{' ' + '+'.join(acting) if acting else ''}]"
                     f"  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f}%  test {100 * rec['test_acc']:.2f}%"
                 )
             epoch += 1
@@ -215,8 +217,16 @@ def train(
     float_twin: bool = True, log: Callable[[str], None] | None = None, scales: Scales = Scales(),
 ) -> TrainResult:
     """Train the float twin (optional) and the compressed network, export, evaluate."""
-    seed = spec.train.seed if seed is None else seed
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
+    try:
+        return _train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log, scales=scales)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(spec, *, epochs, seed, base, float_twin, log, scales) -> TrainResult:
+    seed = spec.train.seed if seed is None else seed
     build(spec)  # reject unsupported annotations before loading data
     dataset = load_data(spec, base=base)
     plans = plan_stages(spec.train, epochs)

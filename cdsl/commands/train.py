@@ -12,7 +12,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default: runs/<model name>)")
     p.add_argument("--epochs", type=int, help="total epochs (stages are rescaled in proportion)")
     p.add_argument("--seed", type=int, help="random seed (default: the spec's train seed)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these models are too small to gain from more)")
     p.add_argument("--no-float", action="store_true", help="skip the float twin (no float accuracy)")
     p.set_defaults(func=run)
 

@@ -75,3 +75,14 @@ def _requant(acc, rq, *, channel_axis):
 @pytest.fixture(scope="session")
 def numpy_evaluator():
     return numpy_eval
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The models are tiny: one thread is fastest, and two threads on a busy 2-core machine are 3x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -46,7 +46,7 @@ train {
 
 @pytest.fixture(scope="module", params=["examples/mlp.cdsl", "8bit", "4bit-2:4"])
 def trained(request):
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     if request.param == "8bit":
         spec = parse(MLP_8BIT, "mlp8.cdsl")
     elif request.param == "4bit-2:4":
@@ -89,6 +89,10 @@ def test_golden_equals_independent_numpy_eval(trained, numpy_evaluator):
     for lay in im.layers:
         assert np.array_equal(tr[lay.name].numpy(), want[lay.name]), (name, lay.name)
     assert np.array_equal(out.numpy(), want[im.outputs[0]])
+    # and the fake-quant forward computes the same codes, layer by layer
+    fake = result.net.trace_codes(result.data.x_test)
+    for lay in im.layers:
+        assert (fake[lay.name] != tr[lay.name]).double().mean().item() <= 1e-3, (name, lay.name)
     # the outputs use the range: not all saturated, not all equal
     assert len(np.unique(want[im.outputs[0]])) > 20
 

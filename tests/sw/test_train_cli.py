@@ -17,7 +17,7 @@ def _state_equal(a, b):
 
 
 def test_same_seed_same_model_other_seed_differs():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     spec = parse_file("examples/mlp.cdsl")
     r1 = train(spec, epochs=3, float_twin=False)
     r2 = train(spec, epochs=3, float_twin=False)
