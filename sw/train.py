@@ -215,14 +215,24 @@ def sparsity(net: Net) -> dict[str, float]:
 def train(
     spec: ir.Spec, *, epochs: int | None = None, seed: int | None = None, base: Path | None = None,
     float_twin: bool = True, log: Callable[[str], None] | None = None, scales: Scales = Scales(),
+    threads: int | None = 1,
 ) -> TrainResult:
-    """Train the float twin (optional) and the compressed network, export, evaluate."""
+    """Train the float twin (optional) and the compressed network, export, evaluate.
+
+    threads: torch CPU threads while training (restored after); None leaves torch's setting.
+    One is the default: these models are too small to gain from more, and two threads on a busy
+    two-core machine run about 3x slower.
+    """
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_threads = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         return _train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log, scales=scales)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(was_threads)
 
 
 def _train(spec, *, epochs, seed, base, float_twin, log, scales) -> TrainResult:

@@ -18,7 +18,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
     from rich.console import Console
 
     from cdsl.dsl import load_source, parse_source
@@ -28,13 +27,12 @@ def run(args) -> int:
     console = Console(highlight=False)
     source = load_source(args.spec)
     spec = parse_source(source)
-    torch.set_num_threads(max(1, args.threads))
     run_dir = Path(args.output) if args.output else Path("runs") / spec.model.name
     t0 = time.perf_counter()
     try:
         result = train(
             spec, epochs=args.epochs, seed=args.seed, base=Path(args.spec).resolve().parent,
-            float_twin=not args.no_float, log=console.print,
+            float_twin=not args.no_float, log=console.print, threads=max(1, args.threads),
         )
     except CdslError as err:
         raise err.located(source) from None
