@@ -43,12 +43,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
 __all__ = [
     "HarnessDriver",
@@ -128,8 +129,11 @@ class HarnessDriver:
     """
 
     def __init__(self, dut, *, in_width: int, out_width: int, in_depth: int, out_depth: int,
-                 in_signed: bool = False, out_signed: bool = False):
+                 in_signed: bool = False, out_signed: bool = False, max_cycles: int = 10_000_000,
+                 period_ns: int = CLOCK_PERIOD_NS):
         self.dut = dut
+        self.max_cycles = max_cycles   # a run that takes longer raises TimeoutError (a hung design)
+        self.period_ns = period_ns
         self.in_width = in_width
         self.out_width = out_width
         self.in_depth = in_depth
@@ -139,21 +143,23 @@ class HarnessDriver:
         self._in_handles: list = []
         self._out_handles: list = []
         self.clock: Clock | None = None
+        # Wall seconds spent writing inputs, simulating (start..done) and reading outputs.
+        self.stats = {"load_s": 0.0, "sim_s": 0.0, "read_s": 0.0, "runs": 0}
 
     @classmethod
-    def from_manifest(cls, dut, manifest: dict) -> "HarnessDriver":
+    def from_manifest(cls, dut, manifest: dict, **kwargs) -> "HarnessDriver":
         return cls(dut, in_width=manifest["in_width"], out_width=manifest["out_width"],
                    in_depth=manifest["in_depth"], out_depth=manifest["out_depth"],
-                   in_signed=manifest["in_signed"], out_signed=manifest["out_signed"])
+                   in_signed=manifest["in_signed"], out_signed=manifest["out_signed"], **kwargs)
 
     @classmethod
-    def from_env(cls, dut, *, var: str = "CDSL_HARNESS") -> "HarnessDriver":
+    def from_env(cls, dut, *, var: str = "CDSL_HARNESS", **kwargs) -> "HarnessDriver":
         """Build from the JSON `Harness.manifest_json()` the host put in environment variable `var`."""
         text = os.environ.get(var)
         if not text:
             raise RuntimeError(f"HarnessDriver.from_env: environment variable {var!r} is not set; "
                                f"pass extra_env={{{var!r}: harness.manifest_json()}} to run_cocotb")
-        return cls.from_manifest(dut, json.loads(text))
+        return cls.from_manifest(dut, json.loads(text), **kwargs)
 
     def _handles(self):
         if not self._in_handles:
@@ -164,7 +170,7 @@ class HarnessDriver:
     async def reset(self, *, start_clock_: bool = True) -> None:
         """Start the clock (unless already running), idle the controls and reset the design."""
         if start_clock_ and self.clock is None:
-            self.clock = await start_clock(self.dut)
+            self.clock = await start_clock(self.dut, period_ns=self.period_ns)
         self.dut.start.value = 0
         self.dut.n_in.value = 0
         self.dut.n_out.value = 0
@@ -174,15 +180,19 @@ class HarnessDriver:
 
     def load(self, words: Sequence[int], *, offset: int = 0) -> None:
         """Write `words` into the input memory from `offset` (no simulated time passes)."""
+        t0 = time.perf_counter()
         inmem, _ = self._handles()
         if offset + len(words) > self.in_depth:
             raise ValueError(f"{len(words) + offset!r} input words exceed the harness depth {self.in_depth!r}")
         for k, word in enumerate(words):
             inmem[offset + k].value = to_unsigned(int(word), self.in_width)
+        self.stats["load_s"] += time.perf_counter() - t0
 
     def read(self, count: int, *, offset: int = 0) -> list[int]:
+        t0 = time.perf_counter()
         _, outmem = self._handles()
         raw = [_read(outmem[offset + k]) for k in range(count)]
+        self.stats["read_s"] += time.perf_counter() - t0
         if self.out_signed:
             return [to_signed(v, self.out_width) for v in raw]
         return raw
@@ -197,6 +207,7 @@ class HarnessDriver:
             raise ValueError(f"n_in {n_in!r} outside 0..{self.in_depth!r}")
         if not 1 <= n_out <= self.out_depth:
             raise ValueError(f"n_out {n_out!r} outside 1..{self.out_depth!r}")
+        t0 = time.perf_counter()
         dut = self.dut
         dut.n_in.value = n_in
         dut.n_out.value = n_out
@@ -205,10 +216,16 @@ class HarnessDriver:
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
-        await RisingEdge(dut.done)
+        try:
+            await with_timeout(RisingEdge(dut.done), self.max_cycles * self.period_ns, "ns")
+        except SimTimeoutError:
+            raise TimeoutError(f"harness: `done` not raised within {self.max_cycles!r} cycles of a run with "
+                               f"n_in={n_in!r}, n_out={n_out!r} (the design produced fewer outputs or hung)") from None
         await ReadOnly()
         cycles = _read(dut.cycles)
         await FallingEdge(dut.clk)
+        self.stats["sim_s"] += time.perf_counter() - t0
+        self.stats["runs"] += 1
         return cycles
 
     async def run(self, words: Sequence[int], *, n_out: int, seed: int | None = None) -> HarnessRun:
@@ -254,14 +271,18 @@ class StreamDriver:
         self.rng = rng or random.Random(0)
         self.valid.value = 0
 
-    async def send(self, words: Sequence[int]) -> int:
-        """Send every word; returns the number of clock cycles it took. Leaves valid low."""
+    async def send(self, words: Sequence[int], *, timeout_cycles: int | None = None) -> int:
+        """Send every word; returns the number of clock cycles it took. Leaves valid low.
+
+        Raises TimeoutError after `timeout_cycles` cycles if given (a DUT that never takes input)."""
         cycles = 0
         k = 0
         offering = False
         while k < len(words):
             await FallingEdge(self.dut.clk)
             cycles += 1
+            if timeout_cycles is not None and cycles > timeout_cycles:
+                raise TimeoutError(f"stream driver: {k!r} of {len(words)!r} words sent after {timeout_cycles!r} cycles")
             if not offering and self.rng.random() < self.valid_prob:
                 offering = True
                 self.payload.value = to_unsigned(int(words[k]), self.width)

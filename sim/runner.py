@@ -18,6 +18,8 @@ modules inside the installed package (`cdsl.sim.tb.*`, `cdsl.hw.tb.*`), not in t
 
 `waves`: a path ending in `.fst` or `.vcd`; the build then has tracing compiled in (its own cache
 entry) and the simulator writes that file (`--trace-file`). Open it with GTKWave or Surfer.
+FST needs the lz4 headers at build time (Verilator's FST writer includes <lz4.h>; not installed
+on this machine): without them a `.fst` request raises ToolchainError naming the fix.
 
 Environment given to the test: `extra_env`, plus `CDSL_RESULTS` (where `write_results` writes) and
 `COCOTB_RANDOM_SEED` (`seed`, drawn at random when None and kept in `result.seed`; testbenches
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cdsl.sim.build import Build, BuildOptions, build_verilog
-from cdsl.sim.toolchain import ToolchainError, apply_verilator_env
+from cdsl.sim.toolchain import ToolchainError, apply_verilator_env, fst_supported
 
 __all__ = ["run_cocotb", "CocotbResult", "TestCase", "SimulationError", "parse_results_xml"]
 
@@ -115,6 +117,9 @@ def _waves_format(waves: Path | None) -> str | None:
     suffix = Path(waves).suffix.lower()
     if suffix not in (".fst", ".vcd"):
         raise ValueError(f"run_cocotb: waves must end in .fst or .vcd, not {str(waves)!r}")
+    if suffix == ".fst" and not fst_supported():
+        raise ToolchainError(f"cannot write {str(waves)!r}: Verilator's FST writer needs the lz4 headers "
+                             f"(apt-get install liblz4-dev); write a .vcd file instead")
     return suffix[1:]
 
 

@@ -14,7 +14,9 @@ Public API:
     apply_verilator_env() -> Toolchain     # require_toolchain() and update os.environ (cocotb's runner reads it)
 
 `Toolchain.tools` lists `Tool(name, version, location, ok, hint)` for: python, amaranth, yosys
-(Amaranth's builtin), verilator, C++ compiler, make, cocotb, torch, perl.
+(Amaranth's builtin), verilator, C++ compiler, make, perl, cocotb, libpython, torch, and the
+optional lz4 headers (Verilator's FST writer needs them; VCD waveforms work without).
+`fst_supported()` says whether .fst waveforms can be built.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "verilator_env",
     "apply_verilator_env",
     "verilator_root",
+    "fst_supported",
 ]
 
 
@@ -181,6 +184,26 @@ def _exe_tool(name: str, candidates: list[str], version_arg: str, hint: str) -> 
     return Tool(name, None, None, False, hint=hint), None
 
 
+def _lz4_tool(cxx: str | None) -> Tool:
+    """Verilator's FST writer includes <lz4.h>; without it only VCD waveforms can be written."""
+    hint = "only needed for .fst waveforms (.vcd works without it): apt-get install liblz4-dev"
+    if cxx is None:
+        return Tool("lz4 headers (FST waves)", None, None, False, required=False, hint=hint)
+    try:
+        out = subprocess.run([cxx, "-E", "-x", "c++", "-", "-o", os.devnull], input="#include <lz4.h>\n",
+                             capture_output=True, text=True, timeout=30)
+        ok = out.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return Tool("lz4 headers (FST waves)", "found" if ok else None, "<lz4.h>" if ok else None, ok,
+                required=False, hint=hint)
+
+
+def fst_supported() -> bool:
+    """True when Verilator can compile its FST writer here (the lz4 headers are installed)."""
+    return find_toolchain().tool("lz4 headers (FST waves)").ok
+
+
 def find_toolchain() -> Toolchain:
     """Inspect the machine; never raises. See `Toolchain.ok` and `Toolchain.problem()`."""
     tools: list[Tool] = []
@@ -202,6 +225,7 @@ def find_toolchain() -> Toolchain:
     tools.append(perl_tool)
     tools.append(_python_tool("cocotb", "cocotb", "cocotb_tools", "pip install 'cocotb>=2.1,<3'"))
     tools.append(_libpython_tool())
+    tools.append(_lz4_tool(cxx))
     tools.append(_python_tool("torch", "torch", "torch",
                               "pip install torch==2.13.0 (the CPU build; unpinned pulls CUDA)"))
     versions = {t.name: t.version for t in tools}

@@ -55,7 +55,8 @@ async def harness_one_sample_per_run(dut):
     k, width, count = _params()
     seed = tb_seed()
     rng = random.Random(seed)
-    drv = HarnessDriver.from_env(dut)
+    # A run of this design takes k + 1 cycles: anything past 100k is a hang (e.g. a wrong k).
+    drv = HarnessDriver.from_env(dut, max_cycles=100_000)
     await drv.reset()
     samples = _samples(rng, k=k, width=width, count=count)
     wall = time.perf_counter()

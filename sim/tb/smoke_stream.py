@@ -32,7 +32,7 @@ async def _run(dut, *, valid_prob: float, ready_prob: float, seed: int) -> tuple
     drv = StreamDriver(dut, "i", valid_prob=valid_prob, rng=random.Random(seed + 1))
     mon = StreamMonitor(dut, "o", signed=True, ready_prob=ready_prob, rng=random.Random(seed + 2))
     assert mon.width == acc_width(k=k, width=width)
-    sender = cocotb.start_soon(drv.send(words))
+    sender = cocotb.start_soon(drv.send(words, timeout_cycles=50 * len(words) + 100))
     got = await mon.receive(len(expected), timeout_cycles=50 * len(words) + 100)
     cycles = await sender
     sb = Scoreboard(name=f"mac_stream stream valid={valid_prob} ready={ready_prob}", seed=seed)

@@ -1,0 +1,100 @@
+"""Build-cache keys, port discovery, harness construction (fast: no Verilator build)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from cdsl.sim.build import BuildOptions, cache_key, cache_root, top_ports
+from cdsl.sim.demo.mac_stream import MacStream, acc_width, mac_stream_ref
+from cdsl.sim.harness import CYCLES_WIDTH, Harness
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+TOOLS = {"verilator": "5.48.0", "cocotb": "2.1.0", "cocotb_libs": "/x", "cxx": "g++ 12", "python": "3.11"}
+
+
+def test_cache_key_depends_on_everything_that_changes_the_binary():
+    base = dict(verilog="module t(a); input a; endmodule\n", toplevel="t", options=BuildOptions(), tools=TOOLS)
+    key = cache_key(**base)
+    assert key == cache_key(**base)
+    variants = [
+        dict(base, verilog=base["verilog"] + "// changed\n"),
+        dict(base, toplevel="u", verilog="module u(a); input a; endmodule\n"),
+        dict(base, options=BuildOptions(waves="fst")),
+        dict(base, options=BuildOptions(waves="vcd")),
+        dict(base, options=BuildOptions(public_all=True)),
+        dict(base, options=BuildOptions(public=("inmem",))),
+        dict(base, options=BuildOptions(optimize=False)),
+        dict(base, options=BuildOptions(extra_args=("--threads", "2"))),
+        dict(base, tools=dict(TOOLS, verilator="5.49.0")),
+        dict(base, tools=dict(TOOLS, cocotb="2.2.0")),
+    ]
+    keys = {cache_key(**v) for v in variants}
+    assert len(keys) == len(variants) and key not in keys
+
+
+def test_cache_root_follows_cdsl_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("CDSL_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path / "verilator"
+    monkeypatch.delenv("CDSL_CACHE")
+    assert cache_root().parts[-3:] == ("cdsl", "verilator") or cache_root().parts[-2:] == ("cdsl", "verilator")
+
+
+def test_build_options_are_checked():
+    with pytest.raises(ValueError, match="waves"):
+        BuildOptions(waves="ghw")
+    with pytest.raises(TypeError, match="public"):
+        BuildOptions(public="inmem")
+
+
+def test_top_ports_from_amaranth_verilog():
+    text = verilog.convert(Harness(dut=MacStream(k=3), in_depth=6, out_depth=2), name="harness_top")
+    assert set(top_ports(text, "harness_top")) == {"clk", "rst", "start", "n_in", "n_out", "done", "busy", "cycles"}
+    assert top_ports(text, "nope") is None
+
+
+def test_harness_manifest_flattens_layouts_and_keeps_signedness():
+    h = Harness(dut=MacStream(k=5, width=6), in_depth=10, out_depth=2, throttle=True)
+    m = json.loads(h.manifest_json())
+    assert m == {"in_width": 12, "in_signed": False, "in_depth": 10, "out_width": acc_width(k=5, width=6),
+                 "out_signed": True, "out_depth": 2, "throttle": True, "cycles_width": CYCLES_WIDTH}
+    assert "seed" in h.signature.members
+
+
+class _NoStream(wiring.Component):
+    def __init__(self):
+        super().__init__({"i": In(8), "o": Out(stream.Signature(unsigned(8)))})
+
+    def elaborate(self, platform):
+        raise NotImplementedError
+
+
+class _Backwards(wiring.Component):
+    def __init__(self):
+        super().__init__({"i": Out(stream.Signature(signed(8))), "o": Out(stream.Signature(unsigned(8)))})
+
+    def elaborate(self, platform):
+        raise NotImplementedError
+
+
+def test_harness_rejects_bad_duts_and_depths():
+    with pytest.raises(TypeError, match="stream"):
+        Harness(dut=_NoStream(), in_depth=1, out_depth=1)
+    with pytest.raises(TypeError, match="flow"):
+        Harness(dut=_Backwards(), in_depth=1, out_depth=1)
+    with pytest.raises(ValueError, match="in_depth"):
+        Harness(dut=MacStream(k=2), in_depth=0, out_depth=1)
+    with pytest.raises(TypeError, match="wiring.Component"):
+        Harness(dut=object(), in_depth=1, out_depth=1)
+
+
+def test_mac_stream_reference():
+    assert mac_stream_ref([(1, 2), (3, 4), (-5, 6), (7, -8)], 2) == [14, -86]
+    with pytest.raises(ValueError):
+        mac_stream_ref([(1, 2)], 2)
