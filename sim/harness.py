@@ -38,9 +38,16 @@ Build a testbench on it (the hw helper's block tests and the network verify flow
 
 and in the cocotb module (see `cdsl.sim.drivers.HarnessDriver`):
 
-    drv = HarnessDriver.from_env(dut)          # widths/signedness from CDSL_HARNESS
-    await drv.reset()
-    outs, cycles = await drv.run(words, n_out=10)      # or drv.run_batch(samples, ...)
+    drv = HarnessDriver.from_env(dut)          # widths/signedness/depths from CDSL_HARNESS
+    await drv.reset()                          # starts the clock, resets the design
+    run = await drv.run(words, n_out=10)       # run.outputs (signed ints if o is signed), run.cycles
+    batch = await drv.run_samples(samples, n_out=10)   # one run per sample: batch.outputs[s], batch.cycles[s]
+    write_results({...})                       # JSON back to the host: result.data
+
+Layouts: `i`'s word is the payload's flat bits (field order of the `lib.data` layout, first field
+in the low bits); pack them in the testbench. Memory depths bound one run (`in_depth` words in,
+`out_depth` out). Measured: a 64 -> 10 serial dense layer (714 cycles per sample) runs at
+0.5-0.8 M simulated cycles/s this way (`python -m cdsl.sim.bench`).
 
 The wrapped component shares the harness's `sync` domain (`clk`, `rst`).
 """

@@ -10,6 +10,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+import cdsl.sim.build as build_mod
 from cdsl.sim.build import BuildOptions, cache_key, cache_root, top_ports
 from cdsl.sim.demo.mac_stream import MacStream, acc_width, mac_stream_ref
 from cdsl.sim.harness import CYCLES_WIDTH, Harness
@@ -98,3 +99,43 @@ def test_mac_stream_reference():
     assert mac_stream_ref([(1, 2), (3, 4), (-5, 6), (7, -8)], 2) == [14, -86]
     with pytest.raises(ValueError):
         mac_stream_ref([(1, 2)], 2)
+
+
+def _fake_compile(race: bool):
+    """Stand-in for the Verilator build: writes an 'executable'; with `race`, another process's
+    finished build appears at the final path before ours is renamed."""
+
+    def compile_(*, verilog, toplevel, options, directory):
+        (directory / toplevel).write_text("ours")
+        if race:
+            final = directory.parent / build_mod.cache_key(verilog=verilog, toplevel=toplevel, options=options)
+            final.mkdir()
+            (final / toplevel).write_text("theirs")
+            (final / "cdsl_build.json").write_text("{}")
+
+    return compile_
+
+
+def test_build_is_renamed_atomically_and_a_lost_race_uses_the_winner(monkeypatch, tmp_path):
+    text = "module t(a); input a; endmodule\n"
+    monkeypatch.setattr(build_mod, "_compile", _fake_compile(race=False))
+    first = build_mod.build_verilog(verilog=text, toplevel="t", cache_dir=tmp_path)
+    assert not first.hit and (first.directory / "t").read_text() == "ours"
+    assert (first.directory / "cdsl_build.json").is_file()
+    assert build_mod.build_verilog(verilog=text, toplevel="t", cache_dir=tmp_path).hit
+
+    monkeypatch.setattr(build_mod, "_compile", _fake_compile(race=True))
+    raced = build_mod.build_verilog(verilog=text + "//2\n", toplevel="t", cache_dir=tmp_path)
+    assert not raced.hit and (raced.directory / "t").read_text() == "theirs"
+    # No temporary folders are left behind.
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_failed_build_leaves_nothing(monkeypatch, tmp_path):
+    def broken(**kwargs):
+        raise build_mod.BuildError("compiler exploded")
+
+    monkeypatch.setattr(build_mod, "_compile", broken)
+    with pytest.raises(build_mod.BuildError, match="exploded"):
+        build_mod.build_verilog(verilog="module t; endmodule\n", toplevel="t", cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
