@@ -16,21 +16,22 @@ from pathlib import Path
 
 import torch
 
+from cdsl.dsl import ir
 from cdsl.errors import CdslError, Source
+from cdsl.sw.data import Dataset
 from cdsl.sw.build import build
 from cdsl.sw.intmodel import IntModel
 from cdsl.sw.train import accuracy, golden_eval, load_data
 
 
-def evaluate_run(run_dir: str | Path) -> dict:
-    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent)."""
+def load_run(run_dir: str | Path) -> tuple[Source, "ir.Spec", "Dataset"]:
+    """The spec a run folder was trained from and its data set (the same split training used)."""
     from cdsl.dsl import parse_source
 
     run = Path(run_dir)
-    spec_path, ckpt_path, im_path = run / "spec.cdsl", run / "checkpoint.pt", run / "intmodel"
-    for p in (spec_path, ckpt_path):
-        if not p.is_file():
-            raise CdslError(f"{str(p)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
+    spec_path = run / "spec.cdsl"
+    if not spec_path.is_file():
+        raise CdslError(f"{str(spec_path)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
     source = Source(str(spec_path), spec_path.read_text(encoding="utf-8"))
     spec = parse_source(source)
     data_path = None
@@ -42,6 +43,19 @@ def evaluate_run(run_dir: str | Path) -> dict:
         if data_path is not None:
             spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, data=data_path))
         dataset = load_data(spec, base=run)
+    except CdslError as err:
+        raise err.located(source) from None
+    return source, spec, dataset
+
+
+def evaluate_run(run_dir: str | Path) -> dict:
+    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent)."""
+    run = Path(run_dir)
+    ckpt_path, im_path = run / "checkpoint.pt", run / "intmodel"
+    source, spec, dataset = load_run(run)
+    if not ckpt_path.is_file():
+        raise CdslError(f"{str(ckpt_path)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
+    try:
         net = build(spec)
     except CdslError as err:
         raise err.located(source) from None

@@ -10,13 +10,16 @@ i.e. round half up, the same rounding as the requantization contract.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from cdsl.dsl import ir
 from cdsl.hw.ref.activation import relu, sign
+from cdsl.hw.ref.bitserial_mac import truncate
 from cdsl.hw.ref.conv2d import conv2d
 from cdsl.hw.ref.dense import dense
 from cdsl.hw.ref.pool import avgpool, maxpool
@@ -68,6 +71,28 @@ def golden(intmodel: IntModel, x_int, *, trace: bool = False):
     outs = {n: env[n] for n in intmodel.outputs}
     result = outs[intmodel.outputs[0]] if len(outs) == 1 else outs
     return (result, layer_out) if trace else result
+
+
+def at_precisions(intmodel: IntModel, precisions: Mapping[str, int] | None) -> IntModel:
+    """The model as hardware runs it with runtime weight precisions (TruncQuant, bit-serial MACs).
+
+    `precisions` maps layer name -> p planes; that layer's weights become its top p of w_bits
+    bits (`cdsl.hw.ref.bitserial_mac.truncate`); requantization is unchanged. p = 0 or
+    p >= w_bits, or a layer not named, keeps full precision.
+    """
+    if not precisions:
+        return intmodel
+    names = {lay.name for lay in intmodel.layers}
+    unknown = sorted(set(precisions) - names)
+    if unknown:
+        raise ValueError(f"no layer named {unknown[0]!r} in {intmodel.name!r}")
+    layers = []
+    for lay in intmodel.layers:
+        p = precisions.get(lay.name, 0)
+        if p and lay.weight is not None and p < lay.w_bits:
+            lay = dataclasses.replace(lay, weight=np.asarray(truncate(lay.weight, lay.w_bits, p), dtype=np.int64))
+        layers.append(lay)
+    return dataclasses.replace(intmodel, layers=tuple(layers))
 
 
 def predict(intmodel: IntModel, x_int) -> torch.Tensor:

@@ -8,69 +8,35 @@ and `manifest.json` (see `cdsl.hw.generate`).
 
 from __future__ import annotations
 
-from pathlib import Path
+from cdsl.flow import add_hw_options
 
 
 def register(sub) -> None:
     p = sub.add_parser("gen", help="generate the network's Verilog and manifest (from a run folder, or train a spec first)")
     p.add_argument("source", metavar="SPEC_OR_RUN_DIR", help="a run folder with intmodel/, or a .cdsl spec (trained first)")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="folder for network.v and manifest.json")
-    p.add_argument("--lanes", type=int, default=8,
-                   help="lanes of dense/conv layers without bitserial(lanes=...) (default 8)")
-    p.add_argument("--target-cycles", type=int, metavar="N",
-                   help="choose lanes (FINN-style folding) to meet N cycles per inference instead of --lanes")
+    add_hw_options(p)
     p.add_argument("--run-dir", metavar="RUN_DIR", help="where to train a spec (default runs/<model name>)")
     p.add_argument("--epochs", type=int, help="epochs when training a spec")
     p.add_argument("--lint", action="store_true", help="run verilator --lint-only on the result")
     p.set_defaults(func=run)
 
 
-def _intmodel_dir(args, console) -> Path:
-    from cdsl.errors import CdslError
-
-    src = Path(args.source)
-    if src.is_dir():
-        folder = src / "intmodel" if (src / "intmodel").is_dir() else src
-        if not (folder / "manifest.json").is_file():
-            raise CdslError(f"{src} holds no integer model (no intmodel/manifest.json)", name=str(src),
-                            expected="a run folder written by `cdsl train SPEC -o RUN_DIR`, or a .cdsl spec")
-        return folder
-    if not src.is_file():
-        raise CdslError("no such file or folder", name=str(src),
-                        expected="a run folder written by `cdsl train`, or a .cdsl spec")
-    from cdsl.dsl import load_source, parse_source
-    from cdsl.sw.train import save_run, train
-
-    source = load_source(str(src))
-    spec = parse_source(source)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / spec.model.name
-    console.print(f"training {spec.model.name} (no run folder given) into {run_dir} ...")
-    try:
-        result = train(spec, epochs=args.epochs, base=src.resolve().parent, float_twin=False, log=console.print)
-    except CdslError as err:
-        raise err.located(source) from None
-    save_run(result, run_dir, spec_text=source.text)
-    if result.intmodel is None:
-        raise CdslError(f"training finished but no integer model was exported: "
-                        f"{result.metrics.get('export_error', 'unknown reason')}", name=str(src))
-    return run_dir / "intmodel"
-
-
 def run(args) -> int:
     from rich.console import Console
 
-    from cdsl.errors import CdslError
+    from cdsl.flow import hardware_error, resolve_run
     from cdsl.hw.generate import generate, lint
     from cdsl.hw.plan import UnsupportedModel
     from cdsl.sw.intmodel import IntModel
 
     console = Console(highlight=False)
-    folder = _intmodel_dir(args, console)
+    folder = resolve_run(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print) / "intmodel"
     intmodel = IntModel.load(folder)
     try:
         result = generate(intmodel, args.output, default_lanes=args.lanes, target_cycles=args.target_cycles)
     except (UnsupportedModel, ValueError, TypeError) as err:
-        raise CdslError(f"cannot generate hardware for {intmodel.name!r}: {err}", name=str(folder)) from None
+        raise hardware_error(intmodel.name, err, str(folder)) from None
     cyc = result.manifest["cycles"]
     console.print(f"{result.verilog_path}  ({result.verilog_path.stat().st_size} bytes)")
     console.print(f"{result.manifest_path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 
@@ -20,25 +19,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from cdsl.dsl import load_source, parse_source
-    from cdsl.errors import CdslError
-    from cdsl.sw.train import save_run, train
+    from cdsl.flow import train_spec
 
     console = Console(highlight=False)
-    source = load_source(args.spec)
-    spec = parse_source(source)
-    run_dir = Path(args.output) if args.output else Path("runs") / spec.model.name
-    t0 = time.perf_counter()
-    try:
-        result = train(
-            spec, epochs=args.epochs, seed=args.seed, base=Path(args.spec).resolve().parent,
-            float_twin=not args.no_float, log=console.print, threads=max(1, args.threads),
-        )
-    except CdslError as err:
-        raise err.located(source) from None
-    seconds = time.perf_counter() - t0
-    result.metrics["wall_seconds"] = seconds
-    save_run(result, run_dir, spec_text=source.text)
+    run_dir, result = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
+                                 seed=args.seed, float_twin=not args.no_float, threads=max(1, args.threads),
+                                 log=console.print)
+    seconds = result.metrics["wall_seconds"]
     m = result.metrics
     parts = []
     if "float" in m:

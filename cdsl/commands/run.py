@@ -1,0 +1,57 @@
+"""`cdsl run SPEC [-o RUN_DIR]`: the main job: train -> export -> gen -> verify, in one command.
+
+The run folder then holds everything `sim`, `verify` and `gen` take: spec.cdsl, checkpoint.pt,
+metrics.json, intmodel/, rtl/ (network.v, manifest.json) and verify.json. Exits 1 if the RTL
+differs from the golden model on any test sample.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cdsl.flow import add_hw_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="the whole flow: train, export, generate RTL, verify it bit for bit")
+    p.add_argument("spec", help="the .cdsl file")
+    p.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default: runs/<model name>)")
+    p.add_argument("--epochs", type=int, help="total training epochs (stages are rescaled in proportion)")
+    p.add_argument("--seed", type=int, help="random seed (default: the spec's train seed)")
+    p.add_argument("--n", type=int, metavar="N", help="test samples to verify (default: the whole test split)")
+    add_hw_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.rule import Rule
+
+    from cdsl.commands.verify import verify_run
+    from cdsl.flow import hardware_error, require_intmodel, train_spec
+    from cdsl.hw.generate import generate
+    from cdsl.hw.plan import UnsupportedModel
+
+    console = Console(highlight=False)
+    t0 = time.perf_counter()
+    console.print(Rule("1/3 train with compression in the loop, export the integer model"))
+    run_dir, result = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
+                                 seed=args.seed, log=console.print)
+    require_intmodel(result, args.spec)
+    m = result.metrics
+    console.print(f"test accuracy: float {100 * m['float']['test_acc']:.2f}%, "
+                  f"compressed {100 * m['compressed']['test_acc']:.2f}%, golden {100 * m['golden']['golden_acc']:.2f}%")
+    console.print(Rule("2/3 generate RTL"))
+    try:
+        gen = generate(result.intmodel, run_dir / "rtl", default_lanes=args.lanes, target_cycles=args.target_cycles)
+    except (UnsupportedModel, ValueError) as err:
+        raise hardware_error(result.intmodel.name, err, args.spec) from None
+    console.print(f"{gen.verilog_path} ({gen.verilog_path.stat().st_size} bytes), "
+                  f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
+    console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
+    report = verify_run(run_dir, n=args.n, precisions={}, lanes=args.lanes, target_cycles=args.target_cycles,
+                        console=console)
+    console.print(Rule())
+    console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+    return 0 if report.passed else 1
