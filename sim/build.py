@@ -4,7 +4,8 @@
     build.directory   # the cached build; pass it to cocotb's runner.test(build_dir=...)
     build.hit         # True when nothing was compiled
 
-The key is the SHA-256 of: the Verilog text, the top module name, the full Verilator argument
+The key is the SHA-256 of: the Verilog text (without Amaranth's `src` attributes, which only name
+Python source lines; see `normalized_verilog`), the top module name, the full Verilator argument
 list and make variables (so every `BuildOptions` field that changes the binary: waves format,
 exposed signals, optimisation), the Verilator and cocotb versions, cocotb's library folder (the
 binary links it by absolute rpath), the C++ compiler's version and a format number. The cache lives
@@ -60,7 +61,7 @@ from pathlib import Path
 
 from cdsl.sim.toolchain import ToolchainError, apply_verilator_env
 
-__all__ = ["BuildOptions", "Build", "BuildError", "build_verilog", "cache_root", "cache_key",
+__all__ = ["BuildOptions", "Build", "BuildError", "build_verilog", "cache_root", "cache_key", "normalized_verilog",
            "LINT_WAIVERS", "SPEED_FLAGS", "MAKE_VARIABLES"]
 
 _FORMAT = 1
@@ -180,8 +181,18 @@ def _tool_fingerprint() -> dict:
     }
 
 
+_SRC_ATTR = re.compile(r'\(\*\s*src\s*=\s*"[^"]*"\s*\*\)\s*')
+
+
+def normalized_verilog(verilog: str) -> str:
+    """Verilog without Amaranth's `(* src = "file.py:line" *)` attributes: they name Python source
+    lines (absolute paths), change with every edit above them and with the checkout's folder, and
+    do not change the simulator; the cache key hashes this text so such edits still hit."""
+    return _SRC_ATTR.sub("", verilog)
+
+
 def cache_key(*, verilog: str, toplevel: str, options: BuildOptions, tools: dict | None = None) -> str:
-    """The content hash naming a build (hex SHA-256, 24 characters)."""
+    """The content hash naming a build (hex SHA-256, 24 characters) of the normalized Verilog."""
     payload = {
         "format": _FORMAT,
         "toplevel": toplevel,
@@ -194,7 +205,7 @@ def cache_key(*, verilog: str, toplevel: str, options: BuildOptions, tools: dict
     h = hashlib.sha256()
     h.update(json.dumps(payload, sort_keys=True).encode())
     h.update(b"\0")
-    h.update(verilog.encode())
+    h.update(normalized_verilog(verilog).encode())
     return h.hexdigest()[:24]
 
 

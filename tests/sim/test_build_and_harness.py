@@ -11,7 +11,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 import cdsl.sim.build as build_mod
-from cdsl.sim.build import BuildOptions, cache_key, cache_root, top_ports
+from cdsl.sim.build import BuildOptions, cache_key, cache_root, normalized_verilog, top_ports
 from cdsl.sim.demo.mac_stream import MacStream, acc_width, mac_stream_ref
 from cdsl.sim.harness import CYCLES_WIDTH, Harness
 
@@ -38,6 +38,16 @@ def test_cache_key_depends_on_everything_that_changes_the_binary():
     ]
     keys = {cache_key(**v) for v in variants}
     assert len(keys) == len(variants) and key not in keys
+
+
+def test_src_attributes_do_not_change_the_key():
+    text = verilog.convert(MacStream(k=3), name="m")
+    assert '(* src = "' in text
+    moved = text.replace("/sim/demo/mac_stream.py:", "/elsewhere/mac_stream.py:9")
+    assert moved != text
+    key = cache_key(verilog=text, toplevel="m", options=BuildOptions(), tools=TOOLS)
+    assert cache_key(verilog=moved, toplevel="m", options=BuildOptions(), tools=TOOLS) == key
+    assert "src =" not in normalized_verilog(text) and "module m(" in normalized_verilog(text)
 
 
 def test_cache_root_follows_cdsl_cache(monkeypatch, tmp_path):

@@ -143,3 +143,16 @@ def test_bulk_simulation_speed():
     assert data["cycles_per_sample"] == 714
     # ~550-800k on 2 busy cores; the bound leaves room for a loaded CI machine.
     assert data["cycles_per_s"] > 100_000
+
+
+@pytest.mark.slow
+def test_bad_verilog_is_a_build_error_with_the_log(tmp_path):
+    from cdsl.sim.build import BuildError
+
+    with pytest.raises(BuildError) as err:
+        build_verilog(verilog="module broken(a); input a; wire b = ; endmodule\n", toplevel="broken",
+                      cache_dir=tmp_path)
+    text = str(err.value)
+    assert "Verilator build of 'broken' failed" in text and "syntax error" in text.lower()
+    assert err.value.exit_code == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
