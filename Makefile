@@ -20,7 +20,7 @@ $(BIN)/cdsl: pyproject.toml
 setup: $(BIN)/cdsl
 
 run: setup
-	$(BIN)/cdsl check $(SPEC)
+	$(BIN)/cdsl run $(SPEC) -o $(RUN)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
