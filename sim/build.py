@@ -232,8 +232,9 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _runtime_key(options: BuildOptions) -> str:
+    # extra_args may carry -CFLAGS etc. that reach the runtime's compile: keep them in the key.
     payload = {"format": _FORMAT, "make": _make_variables(options), "waves": options.waves,
-               "tools": _tool_fingerprint()}
+               "extra_args": list(options.extra_args), "tools": _tool_fingerprint()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
