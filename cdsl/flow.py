@@ -81,5 +81,15 @@ def resolve_run(source: str | Path, *, run_dir: str | Path | None = None, epochs
     return run
 
 
+def resolve_intmodel(source: str | Path, *, run_dir: str | Path | None = None, epochs: int | None = None,
+                     log: Callable[[str], None] = print) -> Path:
+    """An IntModel folder: `source` itself (holding manifest.json), or the intmodel/ of a run folder or
+    of a spec trained first."""
+    src = Path(source)
+    if src.is_dir() and (src / "manifest.json").is_file() and (src / "tensors.npz").is_file():
+        return src
+    return resolve_run(src, run_dir=run_dir, epochs=epochs, log=log) / "intmodel"
+
+
 def hardware_error(intmodel_name: str, err: Exception, where: str) -> CdslError:
     return CdslError(f"cannot generate hardware for {intmodel_name!r}: {err}", name=where)

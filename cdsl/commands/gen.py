@@ -25,13 +25,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from cdsl.flow import hardware_error, resolve_run
+    from cdsl.flow import hardware_error, resolve_intmodel
     from cdsl.hw.generate import generate, lint
     from cdsl.hw.plan import UnsupportedModel
     from cdsl.sw.intmodel import IntModel
 
     console = Console(highlight=False)
-    folder = resolve_run(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print) / "intmodel"
+    folder = resolve_intmodel(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print)
     intmodel = IntModel.load(folder)
     try:
         result = generate(intmodel, args.output, default_lanes=args.lanes, target_cycles=args.target_cycles)
