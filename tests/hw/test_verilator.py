@@ -1,6 +1,6 @@
 """cocotb + Verilator: blocks and networks through the bulk-load Harness, against hw/ref and golden.
 
-Five Verilator builds (cached by hash in cdsl.sim.build): BitSerialMac, Requant, an MLP with a
+Six Verilator builds (cached by hash in cdsl.sim.build): Mac, BitSerialMac, Requant, an MLP with a
 bit-serial and a bit-parallel layer, a conv net with a bit-serial conv and max pooling, a conv
 net with average pooling. Runtime precisions go in through `PrefixPorts` (one word per frame).
 """
@@ -15,17 +15,19 @@ from amaranth.back import verilog
 
 from cdsl.dsl import ir
 from cdsl.hw.bitserial_mac import BitSerialMac
-from cdsl.hw.mac import step_layout
+from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from cdsl.hw.network import Network, precision_port
 from cdsl.hw.plan import network_cycles, plan_network
 from cdsl.hw.ref import bitserial_mac as bs_ref
+from cdsl.hw.ref.dense import dense
 from cdsl.hw.ref.requant import quantize_multiplier, requantize
 from cdsl.hw.requant import LATENCY as RQ_LATENCY, Requant
 from cdsl.hw.synth import random_convnet, random_mlp
+from cdsl.hw.tb.mac_cases import acc_width_for, mac_cases, mac_steps
 from cdsl.hw.tb.prefix_ports import PrefixPorts
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import run_cocotb
-from cdsl.sw.golden import golden
+from cdsl.sw.golden import at_precisions, golden
 
 pytestmark = pytest.mark.slow
 
@@ -45,22 +47,12 @@ def run_case(tmp_path, name, dut, samples, expected, cycles, *, throttle_seed=No
     return result.data
 
 
-def truncated(intmodel, precisions):
-    layers = []
-    for lay in intmodel.layers:
-        p = precisions.get(lay.name, 0)
-        if p and lay.annotations.bitserial is not None:
-            lay = dataclasses.replace(lay, weight=bs_ref.truncate(lay.weight, lay.w_bits, p))
-        layers.append(lay)
-    return dataclasses.replace(intmodel, layers=tuple(layers))
-
-
 def network_case(intmodel, net, inputs, precision_sets):
     """Samples (prefix words + inputs), golden outputs, predicted cycles for every precision set."""
     samples, expected, cycles = [], [], []
     names = [e.name for e in net.plan.bitserial_engines()]
     for precisions in precision_sets:
-        want = golden(truncated(intmodel, precisions), torch.tensor(inputs)).reshape(len(inputs), -1).tolist()
+        want = golden(at_precisions(intmodel, precisions), torch.tensor(inputs)).reshape(len(inputs), -1).tolist()
         for x, w in zip(inputs, want):
             samples.append([precisions.get(n, 0) for n in names] + [int(v) for v in x.reshape(-1)])
             expected.append(w)
@@ -75,37 +67,40 @@ def corner_inputs(rng, shape, count=3):
     return np.stack(xs).reshape(len(xs), *shape)
 
 
+def test_mac_block(tmp_path):
+    """Bit-parallel Mac: every corner case of `mac_cases`, signed and unsigned activations."""
+    seed = 40
+    rng = np.random.default_rng(seed)
+    lanes, w_bits, k, rows = 3, 8, 10, 4
+    samples, expected, cycles = [], [], []
+    layout = step_layout(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits)
+    for _name, x, w in mac_cases(rng, rows, k, 8, True, w_bits):
+        words = mac_steps(layout, x, w, lanes)
+        samples.append([c.as_value().value for c in words])
+        expected.append(dense(x.astype(np.int64), w.astype(np.int64)).tolist())
+        cycles.append(len(words) + MAC_LATENCY)
+    dut = Mac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=acc_width_for(k, 8, True, w_bits))
+    run_case(tmp_path, "mac", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
+
+
 def test_bitserial_mac_block(tmp_path):
+    """BitSerialMac: every corner case of `mac_cases` at every runtime precision (0 = full)."""
     seed = 41
     rng = np.random.default_rng(seed)
     lanes, w_bits, k, rows = 4, 8, 10, 6
-    weight = rng.integers(-128, 128, size=(rows, k))
-    weight[0], weight[1], weight[2] = -128, 127, 0  # all min, all max, no planes
-    weight[3] = rng.choice([0, 1, 16], size=k)  # holes
     layout = step_layout(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, mask=True)
-    masks = bs_ref.plane_masks(weight, w_bits)
-    steps = -(-k // lanes)
-    xs = [np.full(k, 127), np.full(k, -128), np.where(np.arange(k) % 2 == 0, 127, -128), rng.integers(-128, 128, size=k)]
     samples, expected, cycles = [], [], []
-    for p in range(0, w_bits + 1):
-        for x in xs:
-            words = [p]
-            xp = np.zeros(steps * lanes, dtype=np.int64)
-            xp[:k] = x
-            for r in range(rows):
-                wp = np.zeros(steps * lanes, dtype=np.int64)
-                wp[:k] = weight[r]
-                for s in range(steps):
-                    c = layout.const({"x": [int(v) for v in xp[s * lanes:(s + 1) * lanes]],
-                                      "w": [int(v) for v in wp[s * lanes:(s + 1) * lanes]],
-                                      "mask": int(masks[r]), "first": int(s == 0), "last": int(s == steps - 1)})
-                    words.append(c.as_value().value)
-            samples.append(words)
+    for _name, x, weight in mac_cases(rng, rows, k, 8, True, w_bits):
+        words = [c.as_value().value for c in mac_steps(layout, x, weight, lanes,
+                                                        masks=bs_ref.plane_masks(weight, w_bits))]
+        for p in range(0, w_bits + 1):
             prec = p or w_bits
+            samples.append([p] + words)
             expected.append(bs_ref.bitserial_dot(x, weight, w_bits=w_bits, precision=prec, lanes=lanes).tolist())
             cycles.append(1 + bs_ref.cycles(weight, w_bits=w_bits, precision=prec, lanes=lanes))
-    dut = PrefixPorts(dut=BitSerialMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=20),
-                      ports=["precision"], frame=rows * steps)
+    dut = PrefixPorts(dut=BitSerialMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits,
+                                       acc_width=acc_width_for(k, 8, True, w_bits)),
+                      ports=["precision"], frame=rows * -(-k // lanes))
     run_case(tmp_path, "bitserial_mac", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
 
 

@@ -1,0 +1,49 @@
+"""MAC test vectors shared by the amaranth.sim and the Verilator tests: corner cases and step packing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cdsl.hw.plan import EngineConfig, EngineKind
+
+
+def acc_width_for(k, a_bits, a_signed, w_bits):
+    cfg = EngineConfig(name="t", kind=EngineKind.DENSE, in_shape=(k, 1, 1), out_shape=(1, 1, 1), in_bits=a_bits,
+                       in_signed=a_signed, out_bits=8, out_signed=True, w_bits=w_bits,
+                       weight=np.zeros((1, k, 1, 1), dtype=np.int64))
+    return cfg.acc_width
+
+
+def mac_cases(rng, rows, k, a_bits, a_signed, w_bits):
+    alo, ahi = (-(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1) if a_signed else (0, (1 << a_bits) - 1)
+    wlo, whi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    alt = np.arange(k) % 2 == 0
+    yield "max*min", np.full(k, ahi), np.full((rows, k), wlo)
+    yield "min*min", np.full(k, alo), np.full((rows, k), wlo)
+    yield "max*max", np.full(k, ahi), np.full((rows, k), whi)
+    yield "zeros", np.zeros(k, dtype=np.int64), rng.integers(wlo, whi + 1, size=(rows, k))
+    yield "alternating", np.where(alt, ahi, alo), np.where(alt, whi, wlo)[None].repeat(rows, 0)
+    holes = rng.choice([0, 1, 1 << max(0, w_bits - 2)], size=(rows, k)) if w_bits > 1 else np.zeros((rows, k), np.int64)
+    holes[0] = 0  # one row without any plane
+    yield "holes", rng.integers(alo, ahi + 1, size=k), holes
+    yield "random", rng.integers(alo, ahi + 1, size=k), rng.integers(wlo, whi + 1, size=(rows, k))
+
+
+def mac_steps(layout, x, w, lanes, *, masks=None):
+    """MAC input transfers: per row, ceil(K/L) steps of `lanes` (x, w), zero-padded."""
+    k = len(x)
+    n_steps = -(-k // lanes)
+    xp = np.zeros(n_steps * lanes, dtype=np.int64)
+    xp[:k] = x
+    words = []
+    for r, row in enumerate(w):
+        wp = np.zeros(n_steps * lanes, dtype=np.int64)
+        wp[:k] = row
+        for s in range(n_steps):
+            fields = {"x": [int(v) for v in xp[s * lanes:(s + 1) * lanes]],
+                      "w": [int(v) for v in wp[s * lanes:(s + 1) * lanes]],
+                      "first": int(s == 0), "last": int(s == n_steps - 1)}
+            if masks is not None:
+                fields["mask"] = int(masks[r])
+            words.append(layout.const(fields))
+    return words
