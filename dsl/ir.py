@@ -31,6 +31,13 @@ def _span() -> Span:
 # ---------------------------------------------------------------- types
 
 
+def int_range(bits: int, signed: bool) -> tuple[int, int]:
+    """(qmin, qmax) of a `bits`-wide two's-complement (signed) or unsigned integer."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
 @dataclass(frozen=True)
 class FixedType:
     """A fixed-point number: `bits` total, `frac` fractional bits; real = int / 2**frac."""
@@ -41,11 +48,11 @@ class FixedType:
 
     @property
     def qmin(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
+        return int_range(self.bits, self.signed)[0]
 
     @property
     def qmax(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+        return int_range(self.bits, self.signed)[1]
 
 
 # ---------------------------------------------------------------- operations

@@ -16,6 +16,7 @@ from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from cdsl.hw._reduce import emit_on_last
 from cdsl.hw._checks import check_bool, check_int
 
 LATENCY = 1
@@ -61,14 +62,5 @@ class Mac(wiring.Component):
         acc_next = Signal(signed(self._acc_width))
         m.d.comb += acc_next.eq(Mux(step.first, 0, acc) + lane_sum)
 
-        advance = ~self.o.valid | self.o.ready
-        fire = self.i.valid & advance
-        m.d.comb += self.i.ready.eq(advance)
-
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(fire):
-            m.d.sync += acc.eq(acc_next)
-            with m.If(step.last):
-                m.d.sync += [self.o.payload.eq(acc_next), self.o.valid.eq(1)]
+        emit_on_last(m, i=self.i, o=self.o, acc=acc, acc_next=acc_next, last=step.last)
         return m

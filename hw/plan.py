@@ -122,7 +122,7 @@ class EngineConfig:
 
     @property
     def in_range(self) -> tuple[int, int]:
-        return (-(1 << (self.in_bits - 1)), (1 << (self.in_bits - 1)) - 1) if self.in_signed else (0, (1 << self.in_bits) - 1)
+        return ir.int_range(self.in_bits, self.in_signed)
 
     @property
     def acc_range(self) -> tuple[int, int]:
@@ -133,7 +133,7 @@ class EngineConfig:
             return (min(xlo, n * xlo), max(xhi, n * xhi))
         if not self.weighted:
             return (xlo, xhi)
-        wlo, whi = -(1 << (self.w_bits - 1)), (1 << (self.w_bits - 1)) - 1
+        wlo, whi = ir.int_range(self.w_bits, True)
         corners = [xlo * wlo, xlo * whi, xhi * wlo, xhi * whi]
         k = self.in_shape[0] * self.kernel * self.kernel
         blo = min(0, int(self.bias.min())) if self.bias is not None and self.bias.size else 0

@@ -14,6 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.dsl.ir import PoolKind
+from cdsl.hw._reduce import emit_on_last
 from cdsl.hw._checks import check_bool, check_int
 
 LATENCY = 1
@@ -43,13 +44,5 @@ class PoolReduce(wiring.Component):
         else:
             m.d.comb += acc_next.eq(Mux(elem.first, 0, acc) + elem.x)
 
-        advance = ~self.o.valid | self.o.ready
-        fire = self.i.valid & advance
-        m.d.comb += self.i.ready.eq(advance)
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(fire):
-            m.d.sync += acc.eq(acc_next)
-            with m.If(elem.last):
-                m.d.sync += [self.o.payload.eq(acc_next), self.o.valid.eq(1)]
+        emit_on_last(m, i=self.i, o=self.o, acc=acc, acc_next=acc_next, last=elem.last)
         return m

@@ -25,7 +25,7 @@ def _requant(rng, channels: int, k: int, x_max: int, w_bits: int, out: QType, pe
 
 
 def _weights(rng, shape, w_bits: int, sparsity: float) -> np.ndarray:
-    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    lo, hi = ir.int_range(w_bits, True)
     w = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
     if sparsity:
         w[rng.random(shape) < sparsity] = 0

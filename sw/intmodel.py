@@ -42,11 +42,11 @@ class QType:
 
     @property
     def qmin(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
+        return ir.int_range(self.bits, self.signed)[0]
 
     @property
     def qmax(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+        return ir.int_range(self.bits, self.signed)[1]
 
 
 @dataclass(frozen=True, eq=False)

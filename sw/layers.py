@@ -84,11 +84,11 @@ class Grid:
 
     @property
     def qmin(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
+        return ir.int_range(self.bits, self.signed)[0]
 
     @property
     def qmax(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+        return ir.int_range(self.bits, self.signed)[1]
 
 
 class WeightQuant(nn.Module):
@@ -101,8 +101,7 @@ class WeightQuant(nn.Module):
         self.bits = bits
         self.per_channel = per_channel
         self.learned = learned
-        self.qmin = -(1 << (bits - 1))
-        self.qmax = (1 << (bits - 1)) - 1
+        self.qmin, self.qmax = ir.int_range(bits, True)
         # learned scales live in the log domain: always positive, and Adam's steps are relative
         self.log_scale = nn.Parameter(torch.zeros(channels if per_channel else 1), requires_grad=learned)
         self.register_buffer("calibrated", torch.tensor(False))
@@ -142,8 +141,7 @@ class ActQuant(nn.Module):
         self.signed = signed
         self.mode = mode
         learned = self.learned = mode == "lsq"
-        self.qmin = -(1 << (bits - 1)) if signed else 0
-        self.qmax = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        self.qmin, self.qmax = ir.int_range(bits, signed)
         if learned:  # log domain, as WeightQuant
             self.log_scale = nn.Parameter(torch.zeros(()))
         else:  # the moving average

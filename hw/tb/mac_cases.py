@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cdsl.dsl import ir
 from cdsl.hw.plan import EngineConfig, EngineKind
 
 
@@ -15,8 +16,8 @@ def acc_width_for(k, a_bits, a_signed, w_bits):
 
 
 def mac_cases(rng, rows, k, a_bits, a_signed, w_bits):
-    alo, ahi = (-(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1) if a_signed else (0, (1 << a_bits) - 1)
-    wlo, whi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    alo, ahi = ir.int_range(a_bits, a_signed)
+    wlo, whi = ir.int_range(w_bits, True)
     alt = np.arange(k) % 2 == 0
     yield "max*min", np.full(k, ahi), np.full((rows, k), wlo)
     yield "min*min", np.full(k, alo), np.full((rows, k), wlo)
