@@ -47,7 +47,7 @@ def check_supported(model: ir.Model) -> None:
                 raise CdslError(
                     f"@{name} is not yet supported by the software path (layer {lay.name!r})",
                     span=ann.span,
-                    expected="quant, prune or bitserial annotations (others have their own issues)",
+                    expected="@quant, @prune and @bitserial: the annotations implemented so far (README: What works today)",
                 )
         present = lay.annotations.present()
         if not isinstance(lay.op, ir.WEIGHTED_OPS) and ("quant" in present or "prune" in present):
