@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -89,6 +90,17 @@ def resolve_intmodel(source: str | Path, *, run_dir: str | Path | None = None, e
     if src.is_dir() and (src / "manifest.json").is_file() and (src / "tensors.npz").is_file():
         return src
     return resolve_run(src, run_dir=run_dir, epochs=epochs, log=log) / "intmodel"
+
+
+@contextmanager
+def progress_bar(console, total: int, label: str = "simulating"):
+    """A transient rich progress bar; yields the `progress(done, total)` callback cosim takes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
 
 
 def hardware_error(intmodel_name: str, err: Exception, where: str) -> CdslError:

@@ -4,7 +4,8 @@ For one trained network (default: examples/mlp.cdsl, trained first) it maps the 
 three ways (as the spec says; every layer bit-parallel; every weighted layer bit-serial) and, for
 each, at full precision and with bit-serial layers truncated to 4 bits: the cycle model's cycles per
 inference, then N test samples in Verilator (checked bit-exact against golden) for simulated cycles
-per inference and simulated cycles per second. `--flow` also times `cdsl run` on the spec with an
+per inference, the RTL's accuracy and simulated cycles per second. (Truncating weights at run time
+costs accuracy unless the layer was trained for it with `@trunc`.) `--flow` also times `cdsl run` on the spec with an
 empty Verilator build cache (cold) and again with it filled (warm).
 """
 
@@ -61,23 +62,25 @@ def run(args) -> int:
 
     console = Console(highlight=False, width=max(110, Console().width))
     with tempfile.TemporaryDirectory(prefix="cdsl-bench-") as tmp:
-        run_dir = resolve_run(args.source, run_dir=Path(tmp) / "run", log=lambda *_: None)
+        run_dir = resolve_run(args.source, run_dir=Path(tmp) / "run", log=console.print)
         intmodel = IntModel.load(run_dir / "intmodel")
         _, _, data = load_run(run_dir)
         x = quantize_input(intmodel, data.x_test[:args.n])
         table = Table(title=f"{intmodel.name}: cycles per inference ({args.n} test samples simulated per row)")
-        for col in ("mapping", "bit-serial layers", "precision", "predicted", "simulated", "bit-exact", "sim cycles/s"):
+        for col in ("mapping", "bit-serial layers", "precision", "predicted", "simulated", "bit-exact", "RTL accuracy",
+                    "sim cycles/s"):
             table.add_column(col, justify="left" if col in ("mapping", "bit-serial layers") else "right")
         for label, model in variants(intmodel, args.lanes):
             plan = plan_network(model, default_lanes=args.lanes)
             serial = {e.name: e.w_bits for e in plan.bitserial_engines()}
             for bits in ([None, 4] if serial else [None]):
                 prec = {n: min(bits, w) for n, w in serial.items()} if bits else {}
-                rep = verify(model, x, precisions=prec, default_lanes=args.lanes, localize=False)
+                rep = verify(model, x, data.y_test[:args.n], precisions=prec, default_lanes=args.lanes,
+                             localize=False)
                 names = ", ".join(serial) or "-"
                 table.add_row(label, names, "full" if not bits else f"{bits} bits", str(rep.run.predicted_cycles),
                               f"{float(rep.run.cycles.mean()):.0f}", f"{rep.exact}/{rep.samples}",
-                              f"{rep.run.cycles_per_second:,.0f}")
+                              f"{100 * rep.rtl_accuracy:.1f}%", f"{rep.run.cycles_per_second:,.0f}")
         console.print(table)
     if args.flow:
         spec = Path(args.source)

@@ -27,7 +27,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from cdsl.errors import CdslError
-    from cdsl.flow import hardware_error, parse_precisions, resolve_run
+    from cdsl.flow import hardware_error, parse_precisions, progress_bar, resolve_run
     from cdsl.hw.plan import UnsupportedModel
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
@@ -43,13 +43,13 @@ def run(args) -> int:
     if not 1 <= args.n <= len(data.y_test):
         raise CdslError(f"--n {args.n}: the test split has {len(data.y_test)} samples", name="cdsl sim")
     x = quantize_input(intmodel, data.x_test[:args.n])
-    try:
-        r = simulate(intmodel, x, precisions=parse_precisions(args.precision), default_lanes=args.lanes,
-                     target_cycles=args.target_cycles,
-                     waves=None if args.wave is None else args.wave.resolve(),
-                     progress=lambda done, total: console.print(f"  simulated {done}/{total}") if done < total else None)
-    except (UnsupportedModel, ValueError) as err:
-        raise hardware_error(intmodel.name, err, str(run_dir)) from None
+    with progress_bar(console, len(x)) as progress:
+        try:
+            r = simulate(intmodel, x, precisions=parse_precisions(args.precision), default_lanes=args.lanes,
+                         target_cycles=args.target_cycles,
+                         waves=None if args.wave is None else args.wave.resolve(), progress=progress)
+        except (UnsupportedModel, ValueError) as err:
+            raise hardware_error(intmodel.name, err, str(run_dir)) from None
     pred = argmax_lowest(torch.as_tensor(r.outputs))
     table = Table(title=f"{intmodel.name}: RTL outputs ({intmodel.outputs[0]})")
     for col in ("sample", "label", "RTL class", "cycles", "output words"):

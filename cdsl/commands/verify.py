@@ -28,10 +28,8 @@ def register(sub) -> None:
 def verify_run(run_dir: Path, *, n: int | None, precisions: dict[str, int], lanes: int, target_cycles: int | None,
                console) -> "VerifyReport":  # noqa: F821
     """Verify a run folder's IntModel on its test split; print the report; write run_dir/verify.json."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from cdsl.errors import CdslError
-    from cdsl.flow import hardware_error
+    from cdsl.flow import hardware_error, progress_bar
     from cdsl.hw.plan import UnsupportedModel
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
@@ -44,12 +42,10 @@ def verify_run(run_dir: Path, *, n: int | None, precisions: dict[str, int], lane
     if not 1 <= total <= len(data.y_test):
         raise CdslError(f"--n {n}: the test split has {len(data.y_test)} samples", name="cdsl verify")
     x = quantize_input(intmodel, data.x_test[:total])
-    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("sim", total=total)
+    with progress_bar(console, total) as progress:
         try:
             report = verify(intmodel, x, data.y_test[:total], precisions=precisions, default_lanes=lanes,
-                            target_cycles=target_cycles, progress=lambda done, _t: bar.update(task, completed=done))
+                            target_cycles=target_cycles, progress=progress)
         except (UnsupportedModel, ValueError) as err:
             raise hardware_error(intmodel.name, err, str(run_dir)) from None
     r = report.run
