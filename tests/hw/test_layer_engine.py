@@ -1,46 +1,15 @@
 """LayerEngine (frame buffer + window generator + MAC/pool + requant) against hw/ref, with cycles."""
 
+import dataclasses
+
 import numpy as np
 import pytest
-import torch
 
 from cdsl.hw.layer_engine import LayerEngine
-from cdsl.hw.plan import EngineConfig, EngineKind, engine_delay
+from cdsl.hw.plan import EngineKind, engine_delay
 from cdsl.hw.pysim import run_streams
-from cdsl.hw.ref import bitserial_mac as bs_ref
-from cdsl.hw.ref.conv2d import conv2d
-from cdsl.hw.ref.pool import avg_multiplier, avgpool, maxpool
-from cdsl.hw.ref.requant import quantize_multiplier, requantize
-
-
-def weighted_config(rng, *, kind, in_shape, co, kernel=1, stride=1, padding=0, lanes=1, bitserial=False, w_bits=8,
-                    per_channel=False, weight=None, bias=True):
-    ci, h, w = in_shape
-    ho = (h + 2 * padding - kernel) // stride + 1
-    wo = (w + 2 * padding - kernel) // stride + 1
-    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
-    if weight is None:
-        weight = rng.integers(lo, hi + 1, size=(co, ci, kernel, kernel))
-    k = ci * kernel * kernel
-    reals = rng.uniform(0.3, 3, size=co if per_channel else 1) * 127 / (np.sqrt(k) * 255 * (hi + 1) / 2)
-    pairs = [quantize_multiplier(float(r)) for r in reals]
-    return EngineConfig(
-        name="e", kind=kind, in_shape=in_shape, out_shape=(co, ho, wo), in_bits=8, in_signed=False, out_bits=8,
-        out_signed=True, kernel=kernel, stride=stride, padding=padding, lanes=lanes, bitserial=bitserial,
-        w_bits=w_bits, weight=np.asarray(weight, dtype=np.int64),
-        bias=rng.integers(-5000, 5000, size=co) if bias else None,
-        multipliers=tuple(p[0] for p in pairs), shifts=tuple(p[1] for p in pairs), qmin=-128, qmax=127)
-
-
-def reference(cfg, x, precision=0):
-    w = cfg.weight
-    if cfg.bitserial and precision:
-        w = bs_ref.truncate(w, cfg.w_bits, precision)
-    acc = conv2d(torch.tensor(x), torch.tensor(w), None if cfg.bias is None else torch.tensor(cfg.bias),
-                 stride=cfg.stride, padding=cfg.padding)
-    mult = torch.tensor(cfg.multipliers).reshape(-1, 1, 1)
-    shift = torch.tensor(cfg.shifts).reshape(-1, 1, 1)
-    return requantize(acc, mult, shift, cfg.qmin, cfg.qmax).reshape(-1).tolist()
+from cdsl.hw.ref.requant import quantize_multiplier
+from cdsl.hw.tb.engine_cases import pool_config, pool_reference, reference, weighted_config
 
 
 def check(cfg, x, *, seed, precision=0, backpressure=True):
@@ -82,7 +51,7 @@ def test_dense_engine_extremes_do_not_wrap():
                               weight=np.full((2, k, 1, 1), wv), bias=False)
         # choose M, S so the full-scale accumulator lands inside the output range
         mult, shift = quantize_multiplier(100 / (k * 255 * 128))
-        cfg = EngineConfig(**{**cfg.__dict__, "multipliers": (mult,), "shifts": (shift,)})
+        cfg = dataclasses.replace(cfg, multipliers=(mult,), shifts=(shift,))
         x = np.full((k, 1, 1), 255)
         assert cfg.acc_range[0] <= -128 * 255 * k and 127 * 255 * k <= cfg.acc_range[1]
         want = reference(cfg, x)
@@ -121,21 +90,9 @@ def test_bitserial_conv_engine():
 def test_pool_engine(kind, in_shape, kernel, stride):
     seed = kernel * 10 + in_shape[0]
     rng = np.random.default_rng(seed)
-    c, h, w = in_shape
-    out = (c, (h - kernel) // stride + 1, (w - kernel) // stride + 1)
-    extra = {}
-    if kind is EngineKind.AVGPOOL:
-        mult, shift = avg_multiplier(kernel)
-        extra = dict(multipliers=(mult,), shifts=(shift,), qmin=0, qmax=255)
-    cfg = EngineConfig(name="p", kind=kind, in_shape=in_shape, out_shape=out, in_bits=8, in_signed=False, out_bits=8,
-                       out_signed=False, kernel=kernel, stride=stride, **extra)
+    cfg = pool_config(kind=kind, in_shape=in_shape, kernel=kernel, stride=stride)
     for x in (rng.integers(0, 256, size=in_shape), np.full(in_shape, 255), np.zeros(in_shape, dtype=np.int64)):
-        xt = torch.tensor(x)
-        if kind is EngineKind.MAXPOOL:
-            want = maxpool(xt, kernel=kernel, stride=stride)
-        else:
-            want = avgpool(xt, kernel=kernel, stride=stride, multiplier=mult, shift=shift, qmin=0, qmax=255)
-        want = want.reshape(-1).tolist()
+        want = pool_reference(cfg, x)
         got, cycles = run_streams(LayerEngine(config=cfg), x.reshape(-1).tolist(), n_out=cfg.n_out)
         assert got == want, f"seed={seed}"
         assert cycles == cfg.n_in + engine_delay(cfg)

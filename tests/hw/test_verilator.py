@@ -1,6 +1,7 @@
 """cocotb + Verilator: blocks and networks through the bulk-load Harness, against hw/ref and golden.
 
-Six Verilator builds (cached by hash in cdsl.sim.build): Mac, BitSerialMac, Requant, an MLP with a
+Nine Verilator builds (cached by hash in cdsl.sim.build): Mac, BitSerialMac, Requant, a conv
+LayerEngine, max and average pool engines, an MLP with a
 bit-serial and a bit-parallel layer, a conv net with a bit-serial conv and max pooling, a conv
 net with average pooling. Runtime precisions go in through `PrefixPorts` (one word per frame).
 """
@@ -17,12 +18,14 @@ from cdsl.dsl import ir
 from cdsl.hw.bitserial_mac import BitSerialMac
 from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from cdsl.hw.network import Network, precision_port
-from cdsl.hw.plan import network_cycles, plan_network
+from cdsl.hw.layer_engine import LayerEngine
+from cdsl.hw.plan import EngineKind, engine_delay, network_cycles, plan_network
 from cdsl.hw.ref import bitserial_mac as bs_ref
 from cdsl.hw.ref.dense import dense
 from cdsl.hw.ref.requant import quantize_multiplier, requantize
 from cdsl.hw.requant import LATENCY as RQ_LATENCY, Requant
 from cdsl.hw.synth import random_convnet, random_mlp
+from cdsl.hw.tb.engine_cases import corner_images, pool_config, pool_reference, reference, weighted_config
 from cdsl.hw.tb.mac_cases import acc_width_for, mac_cases, mac_steps
 from cdsl.hw.tb.prefix_ports import PrefixPorts
 from cdsl.sim.harness import Harness
@@ -58,13 +61,6 @@ def network_case(intmodel, net, inputs, precision_sets):
             expected.append(w)
             cycles.append(len(names) + network_cycles(net.plan, precisions=precisions))
     return samples, expected, cycles
-
-
-def corner_inputs(rng, shape, count=3):
-    n = int(np.prod(shape))
-    xs = [np.full(n, 255), np.zeros(n, dtype=np.int64), np.where(np.arange(n) % 2 == 0, 255, 0)]
-    xs += [rng.integers(0, 256, size=n) for _ in range(count)]
-    return np.stack(xs).reshape(len(xs), *shape)
 
 
 def test_mac_block(tmp_path):
@@ -125,6 +121,35 @@ def test_requant_block(tmp_path):
     run_case(tmp_path, "requant", dut, samples, expected, cycles)
 
 
+def test_conv_engine_block(tmp_path):
+    """One conv LayerEngine (frame buffer, window generator with padding and stride 2, lanes over input
+    channels, per-channel requant), first output channel all -128 weights, second all +127."""
+    seed = 46
+    rng = np.random.default_rng(seed)
+    cfg = weighted_config(rng, kind=EngineKind.CONV, in_shape=(3, 6, 6), co=4, kernel=3, stride=2, padding=1,
+                          lanes=2, per_channel=True)
+    weight = cfg.weight.copy()
+    weight[0], weight[1] = -128, 127
+    cfg = dataclasses.replace(cfg, weight=weight)
+    xs = corner_images(rng, cfg.in_shape)
+    samples = [x.reshape(-1).tolist() for x in xs]
+    expected = [reference(cfg, x) for x in xs]
+    run_case(tmp_path, "conv_engine", LayerEngine(config=cfg), samples, expected,
+             [cfg.n_in + engine_delay(cfg)] * len(xs), throttle_seed=seed, throttle=True)
+
+
+@pytest.mark.parametrize("kind", [EngineKind.MAXPOOL, EngineKind.AVGPOOL])
+def test_pool_engine_block(tmp_path, kind):
+    seed = 47
+    rng = np.random.default_rng(seed)
+    cfg = pool_config(kind=kind, in_shape=(3, 5, 5), kernel=3, stride=2)
+    xs = corner_images(rng, cfg.in_shape)
+    samples = [x.reshape(-1).tolist() for x in xs]
+    expected = [pool_reference(cfg, x) for x in xs]
+    run_case(tmp_path, kind.value, LayerEngine(config=cfg), samples, expected,
+             [cfg.n_in + engine_delay(cfg)] * len(xs), throttle_seed=seed, throttle=True)
+
+
 def test_mlp_network(tmp_path):
     seed = 43
     rng = np.random.default_rng(seed)
@@ -135,7 +160,7 @@ def test_mlp_network(tmp_path):
     w[3] = rng.choice([0, 2, 32], size=w.shape[1])
     im = dataclasses.replace(im, layers=(dataclasses.replace(fc1, weight=w), *im.layers[1:]))
     net = Network(plan=plan_network(im, default_lanes=2))
-    inputs = corner_inputs(rng, (16,))
+    inputs = corner_images(rng, (16,), count=3)
     samples, expected, cycles = network_case(im, net, inputs, [{"fc1": p} for p in range(0, 9)])
     dut = PrefixPorts(dut=net, ports=[precision_port("fc1")], frame=16)
     data = run_case(tmp_path, "mlp", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
@@ -147,7 +172,7 @@ def test_convnet_bitserial_maxpool(tmp_path):
     rng = np.random.default_rng(seed)
     im = random_convnet(seed=seed, conv_bitserial_lanes=1)
     net = Network(plan=plan_network(im, default_lanes=2))
-    inputs = corner_inputs(rng, (1, 6, 6), count=2)
+    inputs = corner_images(rng, (1, 6, 6), count=2)
     samples, expected, cycles = network_case(im, net, inputs, [{"c1": p} for p in (0, 2, 5)])
     dut = PrefixPorts(dut=net, ports=[precision_port("c1")], frame=36)
     run_case(tmp_path, "convnet_max", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
@@ -158,6 +183,6 @@ def test_convnet_avgpool(tmp_path):
     rng = np.random.default_rng(seed)
     im = random_convnet(seed=seed, pool=ir.PoolKind.AVG)
     net = Network(plan=plan_network(im, default_lanes=4))
-    inputs = corner_inputs(rng, (1, 6, 6), count=3)
+    inputs = corner_images(rng, (1, 6, 6), count=3)
     samples, expected, cycles = network_case(im, net, inputs, [{}])
     run_case(tmp_path, "convnet_avg", net, samples, expected, cycles)
