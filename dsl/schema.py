@@ -133,7 +133,7 @@ _KIND_WORDS = {
     "intlist": "a list of whole numbers such as [8, 4]",
     "namelist": "a list of names",
     "data": "digits or a path string such as \"my.npz\"",
-    "compress": f"none, all or a list of annotation names such as [quant, prune]",
+    "compress": "none, all or a list of annotation names such as [quant, prune]",
 }
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cdsl.flow import add_hw_options, add_precision_option
+
+if TYPE_CHECKING:
+    from cdsl.sim.cosim import VerifyReport
 
 
 def register(sub) -> None:
@@ -26,7 +30,7 @@ def register(sub) -> None:
 
 
 def verify_run(run_dir: Path, *, n: int | None, precisions: dict[str, int], lanes: int, target_cycles: int | None,
-               console) -> "VerifyReport":  # noqa: F821
+               console) -> VerifyReport:
     """Verify a run folder's IntModel on its test split; print the report; write run_dir/verify.json."""
     from cdsl.errors import CdslError
     from cdsl.flow import hardware_error, progress_bar

@@ -8,7 +8,6 @@ int64 matmul.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from cdsl.hw.ref._tensor import as_int64, like_input

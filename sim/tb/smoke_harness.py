@@ -7,7 +7,6 @@ Environment: `CDSL_HARNESS` (the harness manifest), `CDSL_SMOKE_K` (words per do
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time

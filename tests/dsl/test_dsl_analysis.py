@@ -23,6 +23,7 @@ def test_mlp_example_figures():
     h1, h2, y = s["h1"], s["h2"], s["y"]
     assert (h1.weights, h1.other, h1.macs, h1.w_bits, h1.a_bits) == (4096, 64, 4096, 8, 8)
     assert h1.mapping == "bitserial(8 lanes)"
+    assert (y.weights, y.other, y.macs, y.w_bits, y.a_bits) == (320, 10, 320, 8, 8)
     assert (h2.weights, h2.nonzero, h2.sparsity, h2.w_bits) == (2048, 1024, "2:4", 4)
     assert h2.mapping == "parallel"
     assert s["r1"].a_bits == 8 and s["r1"].mapping == "-" and s["r1"].params == 0

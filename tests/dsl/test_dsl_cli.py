@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
 
 from cdsl.cli import main
 from dsl_helpers import EXAMPLES, MLP

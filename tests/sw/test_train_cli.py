@@ -3,11 +3,10 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from cdsl.cli import main
-from cdsl.dsl import parse, parse_file
+from cdsl.dsl import parse_file
 from cdsl.sw.intmodel import IntModel
 from cdsl.sw.train import train
 
