@@ -84,6 +84,8 @@ def test_harness_manifest_flattens_layouts_and_keeps_signedness():
     assert "seed" in h.signature.members
 
 
+# Test doubles with wrong port shapes: the Harness must refuse them in its constructor, so
+# they are never elaborated.
 class _NoStream(wiring.Component):
     def __init__(self):
         super().__init__({"i": In(8), "o": Out(stream.Signature(unsigned(8)))})
