@@ -19,8 +19,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw._checks import check_bool, check_int, index_shape
-from cdsl.hw.mac import step_layout
+from cdsl.hw._checks import index_shape
+from cdsl.hw.mac import check_mac_params, step_layout
 from cdsl.hw.ref.bitserial_mac import LATENCY
 
 __all__ = ["BitSerialMac", "LATENCY"]
@@ -30,11 +30,8 @@ class BitSerialMac(wiring.Component):
     """Bit-serial multiply-accumulate with `lanes` lanes (see the module docstring)."""
 
     def __init__(self, *, lanes: int, a_width: int, a_signed: bool, w_bits: int, acc_width: int):
-        self._lanes = check_int("lanes", lanes, lo=1)
-        self._a_width = check_int("a_width", a_width, lo=1, hi=32)
-        self._a_signed = check_bool("a_signed", a_signed)
-        self._w_bits = check_int("w_bits", w_bits, lo=1, hi=32)
-        self._acc_width = check_int("acc_width", acc_width, lo=2, hi=64)
+        self._lanes, self._a_width, self._a_signed, self._w_bits, self._acc_width = check_mac_params(
+            lanes=lanes, a_width=a_width, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
         layout = step_layout(lanes=lanes, a_width=a_width, a_signed=a_signed, w_bits=w_bits, mask=True)
         super().__init__({
             "i": In(stream.Signature(layout)),

@@ -36,15 +36,20 @@ def step_layout(*, lanes: int, a_width: int, a_signed: bool, w_bits: int, mask: 
     return data.StructLayout(fields)
 
 
+def check_mac_params(*, lanes: int, a_width: int, a_signed: bool, w_bits: int,
+                     acc_width: int) -> tuple[int, int, bool, int, int]:
+    """The checked parameters of a MAC (`Mac` and `BitSerialMac` take the same ones)."""
+    return (check_int("lanes", lanes, lo=1), check_int("a_width", a_width, lo=1, hi=32),
+            check_bool("a_signed", a_signed), check_int("w_bits", w_bits, lo=1, hi=32),
+            check_int("acc_width", acc_width, lo=2, hi=64))
+
+
 class Mac(wiring.Component):
     """Bit-parallel multiply-accumulate with `lanes` lanes (see the module docstring)."""
 
     def __init__(self, *, lanes: int, a_width: int, a_signed: bool, w_bits: int, acc_width: int):
-        self._lanes = check_int("lanes", lanes, lo=1)
-        self._a_width = check_int("a_width", a_width, lo=1, hi=32)
-        self._a_signed = check_bool("a_signed", a_signed)
-        self._w_bits = check_int("w_bits", w_bits, lo=1, hi=32)
-        self._acc_width = check_int("acc_width", acc_width, lo=2, hi=64)
+        self._lanes, self._a_width, self._a_signed, self._w_bits, self._acc_width = check_mac_params(
+            lanes=lanes, a_width=a_width, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
         layout = step_layout(lanes=lanes, a_width=a_width, a_signed=a_signed, w_bits=w_bits)
         super().__init__({
             "i": In(stream.Signature(layout)),

@@ -21,8 +21,10 @@ from torch import nn
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.hw.ref.pool import avg_multiplier
+from cdsl.hw.ref.requant import requantize
 from cdsl.sw.layers import (
     ActQuant, ClsHead, EncoderBlock, Grid, PatchEmbed, QWeighted, Scales, SignSTE, WeightQuant, fake_quant,
+    round_half_up,
 )
 import torch.nn.functional as F
 
@@ -170,7 +172,7 @@ class Net(nn.Module):
         finally:
             self.train(was)
         return {
-            lay.name: torch.floor(env[lay.name].double() / grids[lay.name].scale.double() + 0.5).to(torch.int64)
+            lay.name: round_half_up(env[lay.name].double() / grids[lay.name].scale.double()).to(torch.int64)
             for lay in self.model.layers
             if grids[lay.name] is not None
         }
@@ -183,17 +185,14 @@ class Net(nn.Module):
 
 def _avg_on_grid(x: torch.Tensor, avg: torch.Tensor, grid: Grid, op: ir.Pool) -> torch.Tensor:
     """Average pooling of a tensor on an integer grid, exactly as the integer model does it:
-    requantize(window sum of codes, M, S) with (M, S) = quantize_multiplier(1 / kernel**2).
-
-    Computed in float64, where sum * M / 2**S and the + 0.5 are exact (sum * M < 2**53), so the
-    frequent exact halves (a sum of 4 codes ending in .5) round up as the integer model rounds them.
-    The gradient is that of the plain average.
+    the integer window sum of codes, then `requantize` (the contract in cdsl.hw.ref.requant) with
+    (M, S) = quantize_multiplier(1 / kernel**2). The gradient is that of the plain average.
     """
     m, s = avg_multiplier(op.kernel)
     with torch.no_grad():
-        codes = torch.floor(x.double() / grid.scale.double() + 0.5)
-        sums = F.avg_pool2d(codes, op.kernel, op.stride, divisor_override=1)
-        out = torch.floor(sums * (m / 2.0**s) + 0.5).clamp(grid.qmin, grid.qmax)
+        codes = round_half_up(x.double() / grid.scale.double())
+        sums = F.avg_pool2d(codes, op.kernel, op.stride, divisor_override=1).to(torch.int64)  # exact: small ints
+        out = requantize(sums, m, s, grid.qmin, grid.qmax)
         value = out.to(avg.dtype) * grid.scale
     return value + (avg - avg.detach())
 

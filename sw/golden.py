@@ -4,8 +4,8 @@ It composes the block references of `cdsl.hw.ref` (dense, conv2d, pool, activati
 requant); nothing here defines arithmetic of its own except the flatten reshape
 ((C, H, W) row-major) and the input quantization below.
 
-Input quantization (written once, here): q = clamp(floor(x / scale + 0.5), qmin, qmax),
-i.e. round half up, the same rounding as the requantization contract.
+Input quantization (written once, here): q = clamp(round_half_up(x / scale), qmin, qmax), with
+`cdsl.sw.layers.round_half_up`, the same rounding as the requantization contract.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from cdsl.hw.ref.conv2d import conv2d
 from cdsl.hw.ref.dense import dense
 from cdsl.hw.ref.pool import avgpool, maxpool
 from cdsl.hw.ref.requant import requantize
+from cdsl.sw.layers import round_half_up
 from cdsl.sw.intmodel import IntInput, IntLayer, IntModel
 
 _I64_LIMIT = 1 << 63
@@ -40,7 +41,7 @@ def quantize_input(intmodel: IntModel, x_float, *, name: str | None = None) -> t
     inp = _input(intmodel, name)
     x = torch.as_tensor(np.asarray(x_float) if not isinstance(x_float, torch.Tensor) else x_float)
     x = x.to(torch.float64)
-    q = torch.floor(x / inp.qtype.scale + 0.5)
+    q = round_half_up(x / inp.qtype.scale)
     return q.clamp(inp.qtype.qmin, inp.qtype.qmax).to(torch.int64)
 
 

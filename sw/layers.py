@@ -32,9 +32,15 @@ from cdsl.dsl import ir
 # ---------------------------------------------------------------- quantization primitives
 
 
+def round_half_up(v: torch.Tensor) -> torch.Tensor:
+    """floor(v + 0.5): the one rounding of float values onto an integer grid (inputs, weights,
+    biases, activation codes), the same round-half-up as the requantization contract."""
+    return torch.floor(v + 0.5)
+
+
 def round_half_up_ste(v: torch.Tensor) -> torch.Tensor:
-    """floor(v + 0.5) forward (exactly), identity backward."""
-    return torch.floor(v + 0.5).detach() + (v - v.detach())
+    """round_half_up(v) forward (exactly), identity backward."""
+    return round_half_up(v).detach() + (v - v.detach())
 
 
 def grad_scale(s: torch.Tensor, g: float) -> torch.Tensor:
