@@ -10,7 +10,7 @@ are those set in `mask` among the top p planes, p = `precision` (a port; 0 or an
 is TruncQuant's truncation `(w >> (B-p)) << (B-p)`. A step with no active plane takes one cycle
 and adds zero. Stream out `o`: one signed sum per row, LATENCY cycle after its last step.
 
-Arithmetic and cycles are defined by `cdsl.hw.ref.bitserial_mac` (bitserial_dot, row_cycles).
+Arithmetic and cycles are defined by `cdsl.contract.ref.bitserial_mac` (bitserial_dot, row_cycles).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import index_shape
 from cdsl.hw.mac import check_mac_params, step_layout
-from cdsl.hw.ref.bitserial_mac import LATENCY
+from cdsl.contract.ref.bitserial_mac import LATENCY
 
 __all__ = ["BitSerialMac", "LATENCY"]
 

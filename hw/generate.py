@@ -29,7 +29,7 @@ from amaranth.lib import stream, wiring
 
 from cdsl.hw.network import Network, precision_port
 from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 
 TOP = "network"
 MANIFEST_FORMAT = 1

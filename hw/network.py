@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from cdsl.hw.layer_engine import LayerEngine
 from cdsl.hw.plan import EngineKind, NetworkPlan, plan_network
 from cdsl.hw.relu import Relu
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 
 
 def precision_port(layer_name: str) -> str:

@@ -19,7 +19,7 @@ number of input activations and `engine_delay` = cycles from an engine's last in
 transfer to its last output transfer = mac_cycles + START + FETCH + reducer latency
 (+ Requant.LATENCY unless max pooling). mac_cycles = outputs * steps for bit-parallel and
 pooling engines; for bit-serial engines, sum over outputs of steps * max(1, active planes)
-(`cdsl.hw.ref.bitserial_mac`).
+(`cdsl.contract.ref.bitserial_mac`).
 
 Lanes: `bitserial(lanes=L)` fixes a layer's lanes. Other dense/conv layers get
 `default_lanes`, or, given `target_cycles`, FINN-style folding: start every free layer at 1
@@ -37,9 +37,9 @@ import numpy as np
 
 from cdsl.dsl import ir
 from cdsl.hw._checks import check_int, signed_width
-from cdsl.hw.ref import bitserial_mac as bs_ref
-from cdsl.hw.ref.pool import avg_multiplier
-from cdsl.sw.intmodel import IntLayer, IntModel
+from cdsl.contract.ref import bitserial_mac as bs_ref
+from cdsl.contract.ref.pool import avg_multiplier
+from cdsl.contract.intmodel import IntLayer, IntModel
 
 START = 1  # the cycle after the last input transfer: the engine pulses the window generator's start
 FETCH = 1  # the cycle the first step is offered and read from the frame buffer / weight ROM

@@ -3,7 +3,7 @@
 Stream in `i`: payload `x` (one activation), `first` (first element of a window), `last`
 (last element: the result is emitted). Stream out `o`: the window's maximum (`PoolKind.MAX`)
 or its sum (`PoolKind.AVG`; the average is the sum requantized by `Requant` afterwards,
-with (M, S) = `cdsl.hw.ref.pool.avg_multiplier(kernel)`), signed, `out_width` bits.
+with (M, S) = `cdsl.contract.ref.pool.avg_multiplier(kernel)`), signed, `out_width` bits.
 Valid LATENCY = 1 cycle after the window's last element was accepted.
 """
 

@@ -1,4 +1,4 @@
-"""Requantization unit: the contract of `cdsl.hw.ref.requant.requantize`, per channel.
+"""Requantization unit: the contract of `cdsl.contract.ref.requant.requantize`, per channel.
 
     y = clamp((acc * M[ch] + (1 << (S[ch]-1))) >> S[ch], qmin, qmax)   (S >= 1; no rounding term for S == 0)
 
@@ -15,7 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int, const_table, index_shape
-from cdsl.hw.ref.requant import MULT_BITS
+from cdsl.contract.ref.requant import MULT_BITS
 
 LATENCY = 2
 

@@ -30,12 +30,12 @@ from amaranth.back import verilog
 
 from cdsl.hw.network import Network, precision_port
 from cdsl.hw.plan import NetworkPlan, network_cycles, plan_network
-from cdsl.hw.tb.prefix_ports import PrefixPorts
+from cdsl.hw.prefix_ports import PrefixPorts
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import SimulationError, run_cocotb
 from cdsl.sim.scoreboard import Mismatch, Scoreboard
 from cdsl.sw.golden import argmax_lowest, at_precisions, golden
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 
 __all__ = ["SimRun", "VerifyReport", "design", "simulate", "verify"]
 

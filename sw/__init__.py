@@ -10,7 +10,7 @@
     cdsl.sw.golden.predict(intmodel, x_int) -> class indices      argmax, lowest index on ties
     cdsl.sw.data.load(data, *, input_shape, classes, base=None) -> Dataset
     cdsl.sw.evaluate.evaluate_run(run_dir) -> dict
-    cdsl.sw.intmodel.IntModel                                     the exported format (save/load)
+    cdsl.contract.intmodel.IntModel                                     the exported format (save/load)
 
 Submodules are imported explicitly (no re-exports here, so `cdsl.sw.golden` stays the module).
 """

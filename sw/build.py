@@ -20,8 +20,8 @@ from torch import nn
 
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
-from cdsl.hw.ref.pool import avg_multiplier
-from cdsl.hw.ref.requant import requantize
+from cdsl.contract.ref.pool import avg_multiplier
+from cdsl.contract.ref.requant import requantize
 from cdsl.sw.layers import (
     ActQuant, ClsHead, EncoderBlock, Grid, PatchEmbed, QWeighted, Scales, SignSTE, WeightQuant, fake_quant,
     round_half_up,
@@ -185,7 +185,7 @@ class Net(nn.Module):
 
 def _avg_on_grid(x: torch.Tensor, avg: torch.Tensor, grid: Grid, op: ir.Pool) -> torch.Tensor:
     """Average pooling of a tensor on an integer grid, exactly as the integer model does it:
-    the integer window sum of codes, then `requantize` (the contract in cdsl.hw.ref.requant) with
+    the integer window sum of codes, then `requantize` (the contract in cdsl.contract.ref.requant) with
     (M, S) = quantize_multiplier(1 / kernel**2). The gradient is that of the plain average.
     """
     m, s = avg_multiplier(op.kernel)

@@ -20,7 +20,7 @@ from cdsl.dsl import ir
 from cdsl.errors import CdslError, Source
 from cdsl.sw.data import Dataset
 from cdsl.sw.build import build
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import accuracy, golden_eval, load_data
 
 

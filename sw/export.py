@@ -24,10 +24,10 @@ import torch
 
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
-from cdsl.hw.ref.pool import avg_multiplier
-from cdsl.hw.ref.requant import quantize_multiplier
+from cdsl.contract.ref.pool import avg_multiplier
+from cdsl.contract.ref.requant import quantize_multiplier
 from cdsl.sw.build import Net
-from cdsl.sw.intmodel import IntInput, IntLayer, IntModel, QType, Requant
+from cdsl.contract.intmodel import IntInput, IntLayer, IntModel, QType, Requant
 from cdsl.sw.layers import ActQuant, Grid, QWeighted, WeightQuant
 
 ACC_BITS = 32

@@ -1,6 +1,6 @@
 """The integer golden model: runs an IntModel with integer arithmetic only (torch int64).
 
-It composes the block references of `cdsl.hw.ref` (dense, conv2d, pool, activation,
+It composes the block references of `cdsl.contract.ref` (dense, conv2d, pool, activation,
 requant); nothing here defines arithmetic of its own except the flatten reshape
 ((C, H, W) row-major) and the input quantization below.
 
@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from cdsl.dsl import ir
-from cdsl.hw.ref.activation import relu, sign
-from cdsl.hw.ref.bitserial_mac import truncate
-from cdsl.hw.ref.conv2d import conv2d
-from cdsl.hw.ref.dense import dense
-from cdsl.hw.ref.pool import avgpool, maxpool
-from cdsl.hw.ref.requant import requantize
+from cdsl.contract.ref.activation import relu, sign
+from cdsl.contract.ref.bitserial_mac import truncate
+from cdsl.contract.ref.conv2d import conv2d
+from cdsl.contract.ref.dense import dense
+from cdsl.contract.ref.pool import avgpool, maxpool
+from cdsl.contract.ref.requant import requantize
 from cdsl.sw.layers import round_half_up
-from cdsl.sw.intmodel import IntInput, IntLayer, IntModel
+from cdsl.contract.intmodel import IntInput, IntLayer, IntModel
 
 _I64_LIMIT = 1 << 63
 
@@ -78,7 +78,7 @@ def at_precisions(intmodel: IntModel, precisions: Mapping[str, int] | None) -> I
     """The model as hardware runs it with runtime weight precisions (TruncQuant, bit-serial MACs).
 
     `precisions` maps layer name -> p planes; that layer's weights become its top p of w_bits
-    bits (`cdsl.hw.ref.bitserial_mac.truncate`); requantization is unchanged. p = 0 or
+    bits (`cdsl.contract.ref.bitserial_mac.truncate`); requantization is unchanged. p = 0 or
     p >= w_bits, or a layer not named, keeps full precision.
     """
     if not precisions:

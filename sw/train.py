@@ -42,7 +42,7 @@ from cdsl.sw import data as data_mod
 from cdsl.sw.build import Net, build
 from cdsl.sw.export import export
 from cdsl.sw.golden import argmax_lowest, golden, quantize_input
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 from cdsl.sw.layers import Scales
 
 CALIBRATION_SAMPLES = 512

@@ -58,7 +58,7 @@ def run(args) -> int:
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
     from cdsl.sw.golden import quantize_input
-    from cdsl.sw.intmodel import IntModel
+    from cdsl.contract.intmodel import IntModel
 
     console = Console(highlight=False, width=max(110, Console().width))
     with tempfile.TemporaryDirectory(prefix="cdsl-bench-") as tmp:

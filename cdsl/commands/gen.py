@@ -28,7 +28,7 @@ def run(args) -> int:
     from cdsl.flow import hardware_error, resolve_intmodel
     from cdsl.hw.generate import generate, lint
     from cdsl.hw.plan import UnsupportedModel
-    from cdsl.sw.intmodel import IntModel
+    from cdsl.contract.intmodel import IntModel
 
     console = Console(highlight=False)
     folder = resolve_intmodel(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print)

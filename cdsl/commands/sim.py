@@ -32,7 +32,7 @@ def run(args) -> int:
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
     from cdsl.sw.golden import argmax_lowest, quantize_input
-    from cdsl.sw.intmodel import IntModel
+    from cdsl.contract.intmodel import IntModel
 
     console = Console(highlight=False)
     if args.wave is not None and args.wave.suffix not in (".fst", ".vcd"):

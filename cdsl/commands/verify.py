@@ -38,7 +38,7 @@ def verify_run(run_dir: Path, *, n: int | None, precisions: dict[str, int], lane
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
     from cdsl.sw.golden import quantize_input
-    from cdsl.sw.intmodel import IntModel
+    from cdsl.contract.intmodel import IntModel
 
     intmodel = IntModel.load(run_dir / "intmodel")
     _, _, data = load_run(run_dir)

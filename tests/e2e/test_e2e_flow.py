@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cdsl.cli import main
-from cdsl.hw.synth import random_mlp
+from tb.random_models import random_mlp
 from cdsl.sim import cosim
 from cdsl.sw import golden as golden_mod
 

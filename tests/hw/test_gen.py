@@ -6,7 +6,7 @@ import pytest
 
 from cdsl.cli import main
 from cdsl.hw.generate import lint
-from cdsl.hw.synth import random_convnet, random_mlp
+from tb.random_models import random_convnet, random_mlp
 
 
 @pytest.fixture(scope="module")

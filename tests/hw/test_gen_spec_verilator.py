@@ -11,7 +11,7 @@ from cdsl.hw.plan import network_cycles, plan_network
 from cdsl.sim.cosim import verify
 from cdsl.sw.evaluate import load_run
 from cdsl.sw.golden import quantize_input
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mlp.cdsl"
 

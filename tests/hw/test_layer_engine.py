@@ -7,9 +7,9 @@ import pytest
 
 from cdsl.hw.layer_engine import LayerEngine
 from cdsl.hw.plan import EngineKind, engine_delay
-from cdsl.hw.pysim import run_streams
-from cdsl.hw.ref.requant import quantize_multiplier
-from cdsl.hw.tb.engine_cases import pool_config, pool_reference, reference, weighted_config
+from tb.pysim import run_streams
+from cdsl.contract.ref.requant import quantize_multiplier
+from tb.engine_cases import pool_config, pool_reference, reference, weighted_config
 
 
 def check(cfg, x, *, seed, precision=0, backpressure=True):

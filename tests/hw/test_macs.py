@@ -5,10 +5,10 @@ import pytest
 
 from cdsl.hw.bitserial_mac import BitSerialMac
 from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
-from cdsl.hw.pysim import run_streams
-from cdsl.hw.ref import bitserial_mac as bs_ref
-from cdsl.hw.ref.dense import dense
-from cdsl.hw.tb.mac_cases import acc_width_for, mac_cases as cases, mac_steps as steps_for
+from tb.pysim import run_streams
+from cdsl.contract.ref import bitserial_mac as bs_ref
+from cdsl.contract.ref.dense import dense
+from tb.mac_cases import acc_width_for, mac_cases as cases, mac_steps as steps_for
 
 
 @pytest.mark.parametrize("lanes,a_bits,a_signed,w_bits", [

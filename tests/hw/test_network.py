@@ -9,11 +9,11 @@ import torch
 from cdsl.dsl import ir
 from cdsl.hw.network import Network, precision_port
 from cdsl.hw.plan import EngineKind, network_cycles, plan_network
-from cdsl.hw.pysim import run_streams
-from cdsl.hw.ref.bitserial_mac import truncate
-from cdsl.hw.synth import random_convnet, random_mlp
+from tb.pysim import run_streams
+from cdsl.contract.ref.bitserial_mac import truncate
+from tb.random_models import random_convnet, random_mlp
 from cdsl.sw.golden import golden
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 
 
 def truncated(intmodel: IntModel, precisions: dict[str, int]) -> IntModel:

@@ -1,10 +1,10 @@
-"""Requant in amaranth.sim against cdsl.hw.ref.requant.requantize."""
+"""Requant in amaranth.sim against cdsl.contract.ref.requant.requantize."""
 
 import numpy as np
 import pytest
 
-from cdsl.hw.pysim import run_streams
-from cdsl.hw.ref.requant import quantize_multiplier, requantize
+from tb.pysim import run_streams
+from cdsl.contract.ref.requant import quantize_multiplier, requantize
 from cdsl.hw.requant import LATENCY, Requant
 
 

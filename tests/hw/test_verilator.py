@@ -20,14 +20,14 @@ from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from cdsl.hw.network import Network, precision_port
 from cdsl.hw.layer_engine import LayerEngine
 from cdsl.hw.plan import EngineKind, engine_delay, network_cycles, plan_network
-from cdsl.hw.ref import bitserial_mac as bs_ref
-from cdsl.hw.ref.dense import dense
-from cdsl.hw.ref.requant import quantize_multiplier, requantize
+from cdsl.contract.ref import bitserial_mac as bs_ref
+from cdsl.contract.ref.dense import dense
+from cdsl.contract.ref.requant import quantize_multiplier, requantize
 from cdsl.hw.requant import LATENCY as RQ_LATENCY, Requant
-from cdsl.hw.synth import random_convnet, random_mlp
-from cdsl.hw.tb.engine_cases import corner_images, pool_config, pool_reference, reference, weighted_config
-from cdsl.hw.tb.mac_cases import acc_width_for, mac_cases, mac_steps
-from cdsl.hw.tb.prefix_ports import PrefixPorts
+from tb.random_models import random_convnet, random_mlp
+from tb.engine_cases import corner_images, pool_config, pool_reference, reference, weighted_config
+from tb.mac_cases import acc_width_for, mac_cases, mac_steps
+from cdsl.hw.prefix_ports import PrefixPorts
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import run_cocotb
 from cdsl.sw.golden import at_precisions, golden
@@ -42,7 +42,7 @@ def run_case(tmp_path, name, dut, samples, expected, cycles, *, throttle_seed=No
     case = tmp_path / f"{name}.json"
     case.write_text(json.dumps({"name": name, "samples": samples, "expected": expected, "cycles": cycles,
                                 "throttle_seed": throttle_seed}))
-    result = run_cocotb(verilog=text, toplevel="harness_top", test_module="cdsl.hw.tb.bulk",
+    result = run_cocotb(verilog=text, toplevel="harness_top", test_module="tb.bulk",
                         extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_HW_CASE": str(case)},
                         test_dir=tmp_path / name)
     assert result.passed, result.summary() + "\n" + result.log_text(tail=40)

@@ -9,7 +9,7 @@ from cdsl.dsl import ir
 def numpy_eval(intmodel, x_int):
     """An independent integer evaluation of an IntModel, from plain math (numpy + Python ints).
 
-    Not built on cdsl.hw.ref: convolution as a sum of shifted slices, requantization with
+    Not built on cdsl.contract.ref: convolution as a sum of shifted slices, requantization with
     Python big integers and floor division, pooling by explicit window slicing.
     Returns {tensor name: int64 array} for the inputs and every layer.
     """

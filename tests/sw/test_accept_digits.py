@@ -6,7 +6,7 @@ import torch
 
 from cdsl.dsl import parse, parse_file
 from cdsl.sw.golden import golden, quantize_input
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import train
 
 MLP_8BIT = """

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from cdsl.dsl import ir
-from cdsl.hw.ref.requant import quantize_multiplier
+from cdsl.contract.ref.requant import quantize_multiplier
 from cdsl.sw.golden import argmax_lowest, golden, predict, quantize_input
-from cdsl.sw.intmodel import IntInput, IntLayer, IntModel, QType, Requant
+from cdsl.contract.intmodel import IntInput, IntLayer, IntModel, QType, Requant
 
 
 def _rq(reals, qmin, qmax):

@@ -7,7 +7,7 @@ import torch
 
 from cdsl.cli import main
 from cdsl.dsl import parse_file
-from cdsl.sw.intmodel import IntModel
+from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import train
 
 

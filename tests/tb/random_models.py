@@ -11,9 +11,9 @@ import math
 import numpy as np
 
 from cdsl.dsl import ir
-from cdsl.hw.ref.pool import avg_multiplier
-from cdsl.hw.ref.requant import quantize_multiplier
-from cdsl.sw.intmodel import IntInput, IntLayer, IntModel, QType, Requant
+from cdsl.contract.ref.pool import avg_multiplier
+from cdsl.contract.ref.requant import quantize_multiplier
+from cdsl.contract.intmodel import IntInput, IntLayer, IntModel, QType, Requant
 
 
 def _requant(rng, channels: int, k: int, x_max: int, w_bits: int, out: QType, per_channel: bool) -> Requant:

@@ -7,10 +7,10 @@ import torch
 
 from cdsl.dsl import ir
 from cdsl.hw.plan import EngineConfig, EngineKind
-from cdsl.hw.ref import bitserial_mac as bs_ref
-from cdsl.hw.ref.conv2d import conv2d
-from cdsl.hw.ref.pool import avg_multiplier, avgpool, maxpool
-from cdsl.hw.ref.requant import quantize_multiplier, requantize
+from cdsl.contract.ref import bitserial_mac as bs_ref
+from cdsl.contract.ref.conv2d import conv2d
+from cdsl.contract.ref.pool import avg_multiplier, avgpool, maxpool
+from cdsl.contract.ref.requant import quantize_multiplier, requantize
 
 
 def weighted_config(rng, *, kind, in_shape, co, kernel=1, stride=1, padding=0, lanes=1, bitserial=False, w_bits=8,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cdsl.hw.ref import bitserial_mac as bs
+from cdsl.contract.ref import bitserial_mac as bs
 
 
 def plain(x, w, w_bits, p):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cdsl.hw.ref._tensor import as_int64, like_input
+from cdsl.contract.ref._tensor import as_int64, like_input
 
 
 def relu(x):

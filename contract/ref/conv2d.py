@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from cdsl.hw.ref._tensor import as_int64, like_input
+from cdsl.contract.ref._tensor import as_int64, like_input
 
 
 def conv2d(x, weight, bias=None, *, stride: int = 1, padding: int = 0):

@@ -1,12 +1,12 @@
 """Integer reference of a dense (fully connected) layer: acc = x @ weight.T + bias, exact int64.
 
-The requantization that follows is `cdsl.hw.ref.requant.requantize`; this function
+The requantization that follows is `cdsl.contract.ref.requant.requantize`; this function
 returns the raw accumulator so that blocks and tests can check it on its own.
 """
 
 from __future__ import annotations
 
-from cdsl.hw.ref._tensor import as_int64, like_input
+from cdsl.contract.ref._tensor import as_int64, like_input
 
 
 def dense(x, weight, bias=None):

@@ -11,7 +11,7 @@ Numbers
   one scale per output channel (per-channel) or one for all (per-tensor).
 - `bias` is in accumulator units: real bias / (in_scale * w_scale[c]), rounded.
 - A weighted layer computes acc = sum(w * x) + bias (int64, exact), then
-  `requantize(acc, M[c], S[c], qmin, qmax)` from `cdsl.hw.ref.requant`. A ReLU that
+  `requantize(acc, M[c], S[c], qmin, qmax)` from `cdsl.contract.ref.requant`. A ReLU that
   follows a layer with an unsigned output type is then the identity.
 """
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from cdsl.hw.ref.activation import relu, sign
-from cdsl.hw.ref.conv2d import conv2d
-from cdsl.hw.ref.dense import dense
-from cdsl.hw.ref.pool import avg_multiplier, avgpool, maxpool
-from cdsl.hw.ref.requant import quantize_multiplier
+from cdsl.contract.ref.activation import relu, sign
+from cdsl.contract.ref.conv2d import conv2d
+from cdsl.contract.ref.dense import dense
+from cdsl.contract.ref.pool import avg_multiplier, avgpool, maxpool
+from cdsl.contract.ref.requant import quantize_multiplier
 
 
 def _rand(gen, lo, hi, shape):

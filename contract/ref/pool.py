@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from cdsl.hw.ref._tensor import as_int64, like_input
-from cdsl.hw.ref.requant import quantize_multiplier, requantize
+from cdsl.contract.ref._tensor import as_int64, like_input
+from cdsl.contract.ref.requant import quantize_multiplier, requantize
 
 
 def _windows(xt: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:

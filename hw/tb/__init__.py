@@ -1,1 +1,0 @@
-"""cocotb testbenches and simulation wrappers of the hardware blocks (run by tests/hw)."""
