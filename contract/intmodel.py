@@ -1,36 +1,49 @@
-"""The integer model: what training exports and what both the golden model and the
-RTL generator consume. It is the co-verification contract in data form.
+"""The integer model: what training exports and what both the golden model and the RTL generator
+consume. It is the co-verification contract in data form.
 
-On disk (a run folder's `intmodel/`): `manifest.json` (structure, types, scalars)
-plus `tensors.npz` (every integer array, keyed `<layer>.<field>`).
+On disk (a run folder's `intmodel/`): `manifest.json` (structure, types, scalars) plus
+`tensors.npz` (every integer array, keyed by its field path `<layer>.<field>...`).
 
 Numbers
-- Activations are integers `q` with real value `scale * (q - zero_point)`;
-  `QType` gives their width, signedness, scale and zero point.
-- Weights are integers with real value `w_scale[c] * q` (symmetric, zero point 0),
-  one scale per output channel (per-channel) or one for all (per-tensor).
-- `bias` is in accumulator units: real bias / (in_scale * w_scale[c]), rounded.
-- A weighted layer computes acc = sum(w * x) + bias (int64, exact), then
-  `requantize(acc, M[c], S[c], qmin, qmax)` from `cdsl.contract.ref.requant`. A ReLU that
-  follows a layer with an unsigned output type is then the identity.
+- Activations are integers `q` with real value `scale * (q - zero_point)`; `QType` gives their
+  width, signedness, scale and zero point. A float input becomes codes with `QType.quantize`:
+  clamp(round_half_up(x / scale), qmin, qmax), the one rounding rule of the contract.
+- Every layer is an `IntLayer`: its graph position, input and output types and shapes, and a
+  typed payload: a frozen dataclass owned by the layer's kind (`cdsl.contract.ref.<kind>`), which
+  holds the kind's integer data (weights, requantization, masks, ...) and its golden step
+  (`Payload.run`). There are no string-keyed extras: a kind that needs new data adds a field.
+- Runtime settings (a bit-serial layer's weight precision today; a keep threshold or a noise seed
+  tomorrow) are declared by the payload (`Payload.settings`) with their range and default; the
+  golden model and the hardware's control interface take the same values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import hashlib
 import json
-from dataclasses import dataclass, field
+import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
+import torch
 
+from cdsl.contract import codec
 from cdsl.dsl import ir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
+def round_half_up(v: torch.Tensor) -> torch.Tensor:
+    """floor(v + 0.5): the one rounding of float values onto an integer grid (inputs, weights,
+    biases, activation codes), the same round-half-up as the requantization contract."""
+    return torch.floor(v + 0.5)
+
+
+@codec.serializable()
 @dataclass(frozen=True)
 class QType:
     """An integer activation type: `bits` wide, real value = scale * (q - zero_point)."""
@@ -48,61 +61,90 @@ class QType:
     def qmax(self) -> int:
         return ir.int_range(self.bits, self.signed)[1]
 
+    def quantize(self, x) -> torch.Tensor:
+        """Float values -> int64 codes: clamp(round_half_up(x / scale) + zero_point, qmin, qmax)."""
+        xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(torch.float64)
+        q = round_half_up(xt / self.scale) + self.zero_point
+        return q.clamp(self.qmin, self.qmax).to(torch.int64)
 
+
+@codec.serializable()
 @dataclass(frozen=True, eq=False)
-class Requant:
-    """Per-channel (or one-element, per-tensor) requantization parameters."""
+class Requant(codec.ArrayEq):
+    """Per-channel (or one-element, per-tensor) requantization parameters of
+    `cdsl.contract.ref.requant.requantize`."""
 
     multiplier: np.ndarray  # int64 [C] or [1]
     shift: np.ndarray  # int64 [C] or [1]
     qmin: int
     qmax: int
 
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Requant)
-            and np.array_equal(self.multiplier, other.multiplier)
-            and np.array_equal(self.shift, other.shift)
-            and (self.qmin, self.qmax) == (other.qmin, other.qmax)
-        )
+    def apply(self, acc: torch.Tensor, *, channel_dim: int) -> torch.Tensor:
+        """requantize(acc) with the channel axis of `acc` at `channel_dim` (counted from the end, < 0)."""
+        from cdsl.contract.ref.requant import requantize
+
+        shape = (-1,) + (1,) * (-channel_dim - 1)
+        mult = torch.from_numpy(np.asarray(self.multiplier, dtype=np.int64)).reshape(shape)
+        shift = torch.from_numpy(np.asarray(self.shift, dtype=np.int64)).reshape(shape)
+        return requantize(acc, mult, shift, self.qmin, self.qmax)
+
+
+@codec.serializable()
+@dataclass(frozen=True)
+class Setting:
+    """A runtime setting of a layer: an integer in lo..hi, `default` when not set."""
+
+    name: str
+    lo: int
+    hi: int
+    default: int
+    doc: str
+
+    def check(self, layer: str, value: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not self.lo <= value <= self.hi:
+            raise ValueError(f"layer {layer!r}: {self.name} must be an integer in {self.lo}..{self.hi}, "
+                             f"got {value!r} ({self.doc})")
+        return value
+
+
+class Payload(codec.ArrayEq):
+    """Base of every kind's payload: a frozen dataclass (eq=False) registered with
+    `codec.serializable(KIND)`. `KIND` is the name written in the manifest."""
+
+    kind: ClassVar[str]
+
+    def settings(self, layer: "IntLayer") -> tuple[Setting, ...]:
+        """The runtime settings this layer takes (none by default)."""
+        return ()
+
+    def run(self, layer: "IntLayer", inputs: list[torch.Tensor], settings: Mapping[str, int]) -> torch.Tensor:
+        """The golden step: int64 inputs [B, *in_shape] -> int64 output [B, *out_shape]."""
+        raise NotImplementedError(f"{type(self).__name__} has no golden step")
+
+
+def kind_of(payload_type: type) -> str:
+    return codec.type_name(payload_type)
 
 
 @dataclass(frozen=True, eq=False)
-class IntLayer:
+class IntLayer(codec.ArrayEq):
     name: str
-    op: ir.Op
     inputs: tuple[str, ...]
     in_shapes: tuple[tuple[int, ...], ...]
-    out_shape: tuple[int, ...]
     in_types: tuple[QType, ...]
+    out_shape: tuple[int, ...]
     out_type: QType
-    annotations: ir.Annotations = ir.Annotations()
-    # Weighted layers only (None otherwise):
-    w_bits: int | None = None
-    weight: np.ndarray | None = None  # int64; dense [out, in], conv2d [co, ci, k, k]
-    w_scale: np.ndarray | None = None  # float64 [out] or [1]
-    bias: np.ndarray | None = None  # int64 [out], accumulator units
-    mask: np.ndarray | None = None  # bool, weight shape; False = pruned (weight is 0 there)
-    requant: Requant | None = None
-    # Extra named integer tensors a block needs (thresholds, LFSR seeds, ADC steps, ...).
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    payload: Payload
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IntLayer):
-            return NotImplemented
-        for f in dataclasses.fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if f.name == "extra":
-                if a.keys() != b.keys() or not all(np.array_equal(a[k], b[k]) for k in a):
-                    return False
-            elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                if a is None or b is None or a.dtype != b.dtype or not np.array_equal(a, b):
-                    return False
-            elif a != b:
-                return False
-        return True
+    @property
+    def kind(self) -> str:
+        return kind_of(type(self.payload))
+
+    def settings(self) -> tuple[Setting, ...]:
+        return self.payload.settings(self)
 
 
+@codec.serializable()
 @dataclass(frozen=True)
 class IntInput:
     name: str
@@ -110,13 +152,15 @@ class IntInput:
     qtype: QType
 
 
-@dataclass(frozen=True)
-class IntModel:
+Settings = Mapping[str, Mapping[str, int]]  # layer name -> setting name -> value
+
+
+@dataclass(frozen=True, eq=False)
+class IntModel(codec.ArrayEq):
     name: str
     inputs: tuple[IntInput, ...]
     layers: tuple[IntLayer, ...]  # topological order
     outputs: tuple[str, ...]
-    classes: int = 10
 
     def layer(self, name: str) -> IntLayer:
         for lay in self.layers:
@@ -124,124 +168,152 @@ class IntModel:
                 return lay
         raise KeyError(name)
 
+    def input(self, name: str) -> IntInput:
+        for inp in self.inputs:
+            if inp.name == name:
+                return inp
+        raise KeyError(name)
+
+    def type_of(self, name: str) -> QType:
+        """The type of a tensor: a model input or a layer output."""
+        for inp in self.inputs:
+            if inp.name == name:
+                return inp.qtype
+        return self.layer(name).out_type
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        for inp in self.inputs:
+            if inp.name == name:
+                return inp.shape
+        return self.layer(name).out_shape
+
+    def settings(self) -> dict[str, tuple[Setting, ...]]:
+        """Every layer's runtime settings (layers without any are left out)."""
+        return {lay.name: lay.settings() for lay in self.layers if lay.settings()}
+
+    def check_settings(self, values: Settings | None) -> dict[str, dict[str, int]]:
+        """`values` checked against the declared settings (names and ranges); ValueError otherwise."""
+        declared = self.settings()
+        out: dict[str, dict[str, int]] = {}
+        for layer, items in (values or {}).items():
+            if layer not in declared:
+                names = ", ".join(f"{n}.{s.name}" for n, ss in declared.items() for s in ss) or "none"
+                raise ValueError(f"layer {layer!r} of {self.name!r} has no runtime settings (settable: {names})")
+            by_name = {s.name: s for s in declared[layer]}
+            for name, value in items.items():
+                if name not in by_name:
+                    raise ValueError(f"layer {layer!r} has no setting {name!r} (it has: {', '.join(by_name)})")
+                out.setdefault(layer, {})[name] = by_name[name].check(layer, value)
+        return out
+
     # ------------------------------------------------------------ persistence
 
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def to_json(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays: dict[str, np.ndarray] = {}
         layers = []
         for lay in self.layers:
-            entry: dict[str, Any] = {}
-            for f in dataclasses.fields(lay):
-                value = getattr(lay, f.name)
-                if isinstance(value, np.ndarray):
-                    arrays[f"{lay.name}.{f.name}"] = value
-                    entry[f.name] = {"array": f"{lay.name}.{f.name}"}
-                elif f.name == "extra":
-                    for key, arr in value.items():
-                        arrays[f"{lay.name}.extra.{key}"] = arr
-                    entry["extra"] = sorted(value)
-                elif isinstance(value, Requant):
-                    arrays[f"{lay.name}.requant.multiplier"] = value.multiplier
-                    arrays[f"{lay.name}.requant.shift"] = value.shift
-                    entry[f.name] = {"qmin": value.qmin, "qmax": value.qmax}
-                else:
-                    entry[f.name] = _to_json(value)
-            layers.append(entry)
+            layers.append({
+                "name": lay.name,
+                "kind": lay.kind,
+                "inputs": list(lay.inputs),
+                "in_shapes": [list(s) for s in lay.in_shapes],
+                "in_types": [codec.encode(t, arrays, f"{lay.name}.in_types") for t in lay.in_types],
+                "out_shape": list(lay.out_shape),
+                "out_type": codec.encode(lay.out_type, arrays, f"{lay.name}.out_type"),
+                "payload": codec.encode(lay.payload, arrays, lay.name),
+            })
         manifest = {
             "format": FORMAT_VERSION,
             "name": self.name,
-            "inputs": [_to_json(i) for i in self.inputs],
+            "inputs": [codec.encode(i, arrays, f"input.{i.name}") for i in self.inputs],
             "layers": layers,
             "outputs": list(self.outputs),
-            "classes": self.classes,
         }
-        # Write to temporaries then rename: nothing half-written on failure.
-        tmp_npz = folder / "tensors.npz.tmp"
-        with open(tmp_npz, "wb") as fh:
-            np.savez(fh, **arrays)
-        tmp_json = folder / "manifest.json.tmp"
-        tmp_json.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        tmp_npz.replace(folder / "tensors.npz")
-        tmp_json.replace(folder / "manifest.json")
+        return manifest, arrays
+
+    @classmethod
+    def from_json(cls, manifest: dict, arrays: Mapping[str, np.ndarray]) -> "IntModel":
+        import cdsl.contract.kinds  # noqa: F401  (registers every kind's payload type)
+
+        if manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unsupported IntModel format {manifest.get('format')!r} (this cdsl reads {FORMAT_VERSION})")
+        arrays = dict(arrays)
+        layers = []
+        for entry in manifest["layers"]:
+            payload = codec.decode(entry["payload"], arrays)
+            if not isinstance(payload, Payload) or kind_of(type(payload)) != entry["kind"]:
+                raise ValueError(f"layer {entry['name']!r}: payload is not a {entry['kind']!r} payload")
+            layers.append(IntLayer(
+                name=entry["name"], inputs=tuple(entry["inputs"]), in_shapes=tuple(tuple(s) for s in entry["in_shapes"]),
+                in_types=tuple(codec.decode(t, arrays) for t in entry["in_types"]),
+                out_shape=tuple(entry["out_shape"]), out_type=codec.decode(entry["out_type"], arrays), payload=payload,
+            ))
+        return cls(name=manifest["name"], inputs=tuple(codec.decode(i, arrays) for i in manifest["inputs"]),
+                   layers=tuple(layers), outputs=tuple(manifest["outputs"]))
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical manifest and every array: names this exact integer model."""
+        manifest, arrays = self.to_json()
+        h = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
+        for key in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[key])
+            h.update(f"\0{key}\0{arr.dtype.str}\0{arr.shape}\0".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def save(self, folder: str | Path) -> Path:
+        """Write `folder/manifest.json` and `folder/tensors.npz` (into a temporary folder, then renamed)."""
+        folder = Path(folder)
+        manifest, arrays = self.to_json()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            with open(tmp / "tensors.npz", "wb") as fh:
+                np.savez(fh, **arrays)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+            replace_dir(tmp, folder)
+        except BaseException:
+            _remove_tree(tmp)
+            raise
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "IntModel":
         folder = Path(folder)
         manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: unsupported IntModel format {manifest.get('format')!r}")
-        with np.load(folder / "tensors.npz") as npz:
+        with np.load(folder / "tensors.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        layers = []
-        for entry in manifest["layers"]:
-            name = entry["name"]
-            kwargs: dict[str, Any] = {}
-            for f in dataclasses.fields(IntLayer):
-                if f.name not in entry:
-                    continue
-                value = entry[f.name]
-                if f.name == "extra":
-                    kwargs["extra"] = {k: arrays[f"{name}.extra.{k}"] for k in value}
-                elif f.name == "requant":
-                    kwargs["requant"] = None if value is None else Requant(
-                        arrays[f"{name}.requant.multiplier"], arrays[f"{name}.requant.shift"], value["qmin"], value["qmax"]
-                    )
-                elif isinstance(value, dict) and "array" in value:
-                    kwargs[f.name] = arrays[value["array"]]
-                else:
-                    kwargs[f.name] = _from_json(value)
-            layers.append(IntLayer(**kwargs))
-        return cls(
-            name=manifest["name"],
-            inputs=tuple(_from_json(i) for i in manifest["inputs"]),
-            layers=tuple(layers),
-            outputs=tuple(manifest["outputs"]),
-            classes=manifest["classes"],
-        )
+        try:
+            return cls.from_json(manifest, arrays)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{folder}: {err}") from None
 
 
-# ------------------------------------------------------------ JSON of typed values
-
-_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in [QType, IntInput, *[v for v in vars(ir).values() if isinstance(v, type) and dataclasses.is_dataclass(v)]]
-}
-_ENUMS: dict[str, type] = {v.__name__: v for v in vars(ir).values() if isinstance(v, type) and issubclass(v, enum.Enum)}
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {"__type__": type(value).__name__}
-        for f in dataclasses.fields(value):
-            if f.compare:  # spans are not part of the value
-                out[f.name] = _to_json(getattr(value, f.name))
-        return out
-    if isinstance(value, enum.Enum):
-        return {"__enum__": type(value).__name__, "value": value.value}
-    if isinstance(value, tuple):
-        return {"__tuple__": [_to_json(v) for v in value]}
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    return value
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished folder `tmp` to `final`, replacing what was there (the old one is removed
+    only after the new one is in place)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        _remove_tree(old)
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old is not None:
+        _remove_tree(old)
 
 
-def _from_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "__type__" in value:
-            cls = _TYPES[value["__type__"]]
-            return cls(**{k: _from_json(v) for k, v in value.items() if k != "__type__"})
-        if "__enum__" in value:
-            return _ENUMS[value["__enum__"]](value["value"])
-        if "__tuple__" in value:
-            return tuple(_from_json(v) for v in value["__tuple__"])
-        return {k: _from_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    return value
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def with_settings(layer: IntLayer, settings: Settings | None) -> dict[str, int]:
+    """The layer's settings: its declared defaults, overridden by `settings[layer.name]`."""
+    values = {s.name: s.default for s in layer.settings()}
+    values.update((settings or {}).get(layer.name, {}))
+    return values
+
+
+def replace_payload(layer: IntLayer, **changes: Any) -> IntLayer:
+    return dataclasses.replace(layer, payload=dataclasses.replace(layer.payload, **changes))

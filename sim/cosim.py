@@ -34,7 +34,7 @@ from cdsl.hw.prefix_ports import PrefixPorts
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import SimulationError, run_cocotb
 from cdsl.sim.scoreboard import Mismatch, Scoreboard
-from cdsl.sw.golden import argmax_lowest, at_precisions, golden
+from cdsl.contract.golden import argmax_lowest, at_precisions, golden
 from cdsl.contract.intmodel import IntModel
 
 __all__ = ["SimRun", "VerifyReport", "design", "simulate", "verify"]

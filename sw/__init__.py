@@ -5,12 +5,12 @@
                         scales=Scales(), threads=1) -> TrainResult
     cdsl.sw.train.save_run(result, run_dir, *, spec_text) -> Path
     cdsl.sw.export.export(net) -> IntModel
-    cdsl.sw.golden.golden(intmodel, x_int, *, trace=False)        integer inference (torch int64)
-    cdsl.sw.golden.quantize_input(intmodel, x_float) -> x_int     round half up, clamp
-    cdsl.sw.golden.predict(intmodel, x_int) -> class indices      argmax, lowest index on ties
+    cdsl.contract.golden.golden(intmodel, x_int, *, trace=False)        integer inference (torch int64)
+    cdsl.contract.golden.quantize_input(intmodel, x_float) -> x_int     round half up, clamp
+    cdsl.contract.golden.predict(intmodel, x_int) -> class indices      argmax, lowest index on ties
     cdsl.sw.data.load(data, *, input_shape, classes, base=None) -> Dataset
     cdsl.sw.evaluate.evaluate_run(run_dir) -> dict
     cdsl.contract.intmodel.IntModel                                     the exported format (save/load)
 
-Submodules are imported explicitly (no re-exports here, so `cdsl.sw.golden` stays the module).
+Submodules are imported explicitly (no re-exports here, so `cdsl.contract.golden` stays the module).
 """

@@ -1,14 +1,14 @@
 """IR -> torch.nn.Module with the compression annotations in the forward pass.
 
 `build(spec)` returns a `Net`: it runs the layers in topological order, carrying for every
-tensor its value and, when it lies on an integer grid, that grid (scale, bits, signedness).
-The model inputs are always quantized with their declared fixed-point type (round half up,
-clamp), the same rule as `cdsl.sw.golden.quantize_input`.
+tensor its value and, when it lies on an integer grid, that grid (scale, bits, signedness). Each
+layer's module comes from its kind (`cdsl.sw.registry.sw_kind(op).build`); nothing here names a
+kind. The model inputs are always quantized with their declared fixed-point type (round half up,
+clamp), the same rule as `QType.quantize` in the contract.
 
-Which annotations act is chosen per training stage with `Net.set_compress(names)`
-(None = all of them, () = float). `quant` and `prune` act; `bitserial` is a hardware mapping
-only (accepted, no training effect); `bitsparse`, `trunc`, `cim`, `binary`, `aqfp`, `tokens`
-are refused with a CdslError at the annotation until the software path supports them.
+Which annotations act is chosen per training stage with `Net.set_compress(names)` (None = all of
+them, () = float). An annotation that the layer's kind does not implement in training is refused
+with a CdslError at the annotation (`check_supported`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,11 @@ from torch import nn
 
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
-from cdsl.contract.ref.pool import avg_multiplier
-from cdsl.contract.ref.requant import requantize
-from cdsl.sw.layers import (
-    ActQuant, ClsHead, EncoderBlock, Grid, PatchEmbed, QWeighted, Scales, SignSTE, WeightQuant, fake_quant,
-    round_half_up,
-)
-import torch.nn.functional as F
+from cdsl.sw.layers import ActQuant, Compressible, Grid, QWeighted, Scales, WeightedParams, WeightQuant, fake_quant, \
+    round_half_up
+from cdsl.sw.registry import all_kinds, sw_kind
 
-UNSUPPORTED = ("bitsparse", "trunc", "cim", "binary", "aqfp", "tokens")
+# The annotation kinds a training stage can switch (`compress=[...]`).
 ACTIVE_KINDS = ("quant", "prune")
 
 
@@ -41,30 +37,24 @@ def build(spec: ir.Spec | ir.Model, *, scales: Scales = Scales()) -> "Net":
     return Net(model, scales=scales)
 
 
+def supported_annotations() -> tuple[str, ...]:
+    """Every annotation some kind implements in training, in canonical order."""
+    known = set().union(*(k.annotations for k in all_kinds().values()))
+    return tuple(n for n in ir.ANNOTATION_NAMES if n in known)
+
+
 def check_supported(model: ir.Model) -> None:
+    """Refuse an annotation that the layer's kind does not implement in training (at its span)."""
     for lay in model.layers:
-        for name in UNSUPPORTED:
-            ann = getattr(lay.annotations, name)
-            if ann is not None:
+        kind = sw_kind(lay.op)
+        for name in lay.annotations.present():
+            if name not in kind.annotations:
                 raise CdslError(
                     f"@{name} is not yet supported by the software path (layer {lay.name!r})",
-                    span=ann.span,
-                    expected="@quant, @prune and @bitserial: the annotations implemented so far (README: What works today)",
+                    span=getattr(lay.annotations, name).span,
+                    expected=", ".join("@" + n for n in supported_annotations())
+                    + ": the annotations implemented so far (README: What works today)",
                 )
-        present = lay.annotations.present()
-        if not isinstance(lay.op, ir.WEIGHTED_OPS) and ("quant" in present or "prune" in present):
-            ann = lay.annotations.quant or lay.annotations.prune
-            raise CdslError(f"{type(lay.op).__name__.lower()} layer {lay.name!r} has no weights to compress", span=ann.span)
-
-
-def output_signed(model: ir.Model, lay: ir.Layer) -> bool:
-    """Signedness of a layer's quantized output: Quant.signed, or unsigned when only ReLUs consume it."""
-    q = lay.annotations.quant
-    if q is not None and q.signed is not None:
-        return q.signed
-    consumers = model.consumers(lay.name)
-    relu_only = bool(consumers) and all(isinstance(c.op, ir.ReLU) for c in consumers)
-    return not (relu_only and lay.name not in model.outputs)
 
 
 class Net(nn.Module):
@@ -75,9 +65,7 @@ class Net(nn.Module):
         self.model = model
         self.blocks = nn.ModuleDict()
         for lay in model.topo_order():
-            mod = _make(model, lay, scales)
-            if mod is not None:
-                self.blocks[lay.name] = mod
+            self.blocks[lay.name] = sw_kind(lay.op).build(model, lay, scales)
         self.active: tuple[str, ...] = ()
         self.set_compress(())
 
@@ -88,21 +76,20 @@ class Net(nn.Module):
         names = ACTIVE_KINDS if names is None else tuple(names)
         self.active = tuple(n for n in ACTIVE_KINDS if n in names)
         for mod in self.modules():
-            if hasattr(mod, "quant_on"):
-                mod.quant_on = "quant" in self.active
-            if hasattr(mod, "prune_on"):
-                mod.prune_on = "prune" in self.active
+            if isinstance(mod, Compressible):
+                mod.set_compress(self.active)
+
+    def quantizers(self):
+        return [m for m in self.modules() if isinstance(m, (ActQuant, WeightQuant))]
 
     def needs_calibration(self) -> bool:
-        return "quant" in self.active and any(
-            not bool(m.calibrated) for m in self.modules() if isinstance(m, (ActQuant, WeightQuant))
-        )
+        return "quant" in self.active and any(not bool(m.calibrated) for m in self.quantizers())
 
     @torch.no_grad()
     def calibrate(self, x) -> None:
         """Initialize weight scales (max-abs) and activation scales (max over the batch `x`)."""
         for mod in self.modules():
-            if isinstance(mod, QWeighted) and mod.wq is not None:
+            if isinstance(mod, WeightedParams) and mod.wq is not None:
                 mod.wq.calibrate(mod.masked_weight())
         acts = [m for m in self.modules() if isinstance(m, ActQuant)]
         for m in acts:
@@ -116,13 +103,13 @@ class Net(nn.Module):
     @torch.no_grad()
     def update_masks(self, epoch: int, total_epochs: int) -> None:
         for mod in self.modules():
-            if isinstance(mod, QWeighted):
+            if isinstance(mod, WeightedParams):
                 mod.update_mask(epoch, total_epochs)
 
     @torch.no_grad()
     def apply_masks(self) -> None:
         for mod in self.modules():
-            if isinstance(mod, QWeighted):
+            if isinstance(mod, WeightedParams):
                 mod.apply_mask()
 
     # ------------------------------------------------------------ forward
@@ -139,26 +126,8 @@ class Net(nn.Module):
             env[inp.name] = fake_quant(feeds[inp.name].to(torch.float32), g.scale, g.qmin, g.qmax)
             grids[inp.name] = g
         for lay in self.model.topo_order():
-            src = lay.inputs[0]
-            xin, gin = env[src], grids[src]
-            op = lay.op
-            if lay.name in self.blocks:
-                y, g = self.blocks[lay.name](xin, gin)
-            elif isinstance(op, ir.ReLU):
-                y, g = torch.relu(xin), gin
-            elif isinstance(op, ir.Sign):
-                y, g = SignSTE.apply(xin), Grid(torch.tensor(1.0), 2, True)
-            elif isinstance(op, ir.Flatten):
-                y, g = xin.flatten(1), gin
-            elif isinstance(op, ir.Pool) and op.kind is ir.PoolKind.MAX:
-                y, g = F.max_pool2d(xin, op.kernel, op.stride), gin
-            elif isinstance(op, ir.Pool):
-                y, g = F.avg_pool2d(xin, op.kernel, op.stride), gin
-                if gin is not None:
-                    y = _avg_on_grid(xin, y, gin, op)
-            else:
-                raise AssertionError(f"no module for {lay.name!r}")
-            env[lay.name], grids[lay.name] = y, g
+            env[lay.name], grids[lay.name] = self.blocks[lay.name](
+                [env[n] for n in lay.inputs], [grids[n] for n in lay.inputs])
         return env, grids
 
     @torch.no_grad()
@@ -183,44 +152,8 @@ class Net(nn.Module):
         return outs[self.model.outputs[0]] if len(outs) == 1 else outs
 
 
-def _avg_on_grid(x: torch.Tensor, avg: torch.Tensor, grid: Grid, op: ir.Pool) -> torch.Tensor:
-    """Average pooling of a tensor on an integer grid, exactly as the integer model does it:
-    the integer window sum of codes, then `requantize` (the contract in cdsl.contract.ref.requant) with
-    (M, S) = quantize_multiplier(1 / kernel**2). The gradient is that of the plain average.
-    """
-    m, s = avg_multiplier(op.kernel)
-    with torch.no_grad():
-        codes = round_half_up(x.double() / grid.scale.double())
-        sums = F.avg_pool2d(codes, op.kernel, op.stride, divisor_override=1).to(torch.int64)  # exact: small ints
-        out = requantize(sums, m, s, grid.qmin, grid.qmax)
-        value = out.to(avg.dtype) * grid.scale
-    return value + (avg - avg.detach())
-
-
-def _make(model: ir.Model, lay: ir.Layer, scales: Scales) -> nn.Module | None:
-    op = lay.op
-    ann = lay.annotations
-    in_shape = model.shape_of(lay.inputs[0])
-    common = dict(quant=ann.quant, prune=ann.prune, scales=scales)
-    if isinstance(op, ir.Dense):
-        if len(in_shape) != 1:
-            raise CdslError(f"dense layer {lay.name!r} needs a 1-D input, got {list(in_shape)!r}", span=lay.span,
-                            expected="flatten first")
-        return QWeighted(kind="dense", in_size=in_shape[0], out_size=op.units, bias=op.bias,
-                         out_signed=output_signed(model, lay), **common)
-    if isinstance(op, ir.Conv2d):
-        if len(in_shape) != 3:
-            raise CdslError(f"conv2d layer {lay.name!r} needs a [C, H, W] input, got {list(in_shape)!r}", span=lay.span)
-        return QWeighted(kind="conv2d", in_size=in_shape[0], out_size=op.channels, kernel=op.kernel,
-                         stride=op.stride, padding=op.padding, bias=op.bias,
-                         out_signed=output_signed(model, lay), **common)
-    if isinstance(op, ir.PatchEmbed):
-        return PatchEmbed(channels=in_shape[0], size=(in_shape[1], in_shape[2]), patch=op.patch, dim=op.dim, **common)
-    if isinstance(op, ir.Encoder):
-        return EncoderBlock(dim=in_shape[1], heads=op.heads, mlp=op.mlp, **common)
-    if isinstance(op, ir.ClsHead):
-        return ClsHead(dim=in_shape[1], classes=op.classes, **common)
-    return None
+def weighted_modules(net: nn.Module) -> list[QWeighted]:
+    return [m for m in net.modules() if isinstance(m, QWeighted)]
 
 
 def parameter_count(net: nn.Module) -> int:

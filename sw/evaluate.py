@@ -4,7 +4,7 @@ Everything is recomputed from the folder (spec.cdsl, checkpoint.pt, intmodel/), 
 back from metrics.json: float accuracy is the float twin trained with the same seed and
 schedule and every annotation off; compressed accuracy is the trained network with all its
 annotations active (fake quantization, pruning masks); golden accuracy is the exported
-IntModel run by `cdsl.sw.golden`; agreement is the share of test samples where the golden
+IntModel run by `cdsl.contract.golden`; agreement is the share of test samples where the golden
 prediction equals the fake-quant prediction.
 """
 

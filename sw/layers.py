@@ -27,15 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cdsl.contract.intmodel import round_half_up
 from cdsl.dsl import ir
+from cdsl.sw.registry import LayerModule
+
+__all__ = ["round_half_up"]  # re-exported: the contract's rounding, used by every fake quantizer
 
 # ---------------------------------------------------------------- quantization primitives
-
-
-def round_half_up(v: torch.Tensor) -> torch.Tensor:
-    """floor(v + 0.5): the one rounding of float values onto an integer grid (inputs, weights,
-    biases, activation codes), the same round-half-up as the requantization contract."""
-    return torch.floor(v + 0.5)
 
 
 def round_half_up_ste(v: torch.Tensor) -> torch.Tensor:
@@ -270,22 +268,30 @@ def compute_mask(w: torch.Tensor, prune: ir.Prune, fraction: float) -> torch.Ten
 # ---------------------------------------------------------------- weighted layers
 
 
-class QWeighted(nn.Module):
-    """A dense or conv2d layer with optional fake quantization and a pruning mask.
+class Compressible(nn.Module):
+    """A module with annotation switches: `set_compress(names)` turns on the named annotation kinds
+    (`Net.set_compress` calls it on every such module)."""
 
-    forward(x, grid) -> (y, grid_out). `grid` describes the input's integer grid (None: float).
-    """
+    quant_on: bool = False
+    prune_on: bool = False
+
+    def set_compress(self, names: tuple[str, ...]) -> None:
+        self.quant_on = "quant" in names
+        self.prune_on = "prune" in names
+
+
+class WeightedParams(Compressible):
+    """The weight of a dense or conv2d (sub)layer with optional fake quantization and a pruning mask."""
 
     def __init__(
         self, *, kind: str, in_size: int, out_size: int, kernel: int = 1, stride: int = 1, padding: int = 0,
-        bias: bool = True, quant: ir.Quant | None = None, prune: ir.Prune | None = None,
-        out_signed: bool = True, scales: Scales = Scales(),
+        bias: bool = True, quant: ir.Quant | None = None, prune: ir.Prune | None = None, scales: Scales = Scales(),
     ):
         super().__init__()
         if kind not in ("dense", "conv2d"):
             raise ValueError(f"kind must be 'dense' or 'conv2d', got {kind!r}")
         self.kind = kind
-        self.stride, self.padding = stride, padding
+        self.kernel, self.stride, self.padding = kernel, stride, padding
         ref = nn.Linear(in_size, out_size, bias=bias) if kind == "dense" else nn.Conv2d(
             in_size, out_size, kernel, stride=stride, padding=padding, bias=bias
         )
@@ -296,10 +302,6 @@ class QWeighted(nn.Module):
         per_channel = quant is not None and quant.per is ir.Granularity.CHANNEL
         self.wq = WeightQuant(bits=quant.w, channels=out_size, per_channel=per_channel, learned=scales.weight == "lsq") if (
             quant is not None and quant.w is not None) else None
-        self.aq = ActQuant(bits=quant.a, signed=out_signed, mode=scales.act) if (
-            quant is not None and quant.a is not None) else None
-        self.quant_on = False
-        self.prune_on = False
 
     # -- pruning
     @torch.no_grad()
@@ -335,24 +337,45 @@ class QWeighted(nn.Module):
             b_used = b_codes * unit
         return w_used, s_w, codes, b_used, b_codes
 
-    def forward(self, x: torch.Tensor, in_grid: Grid | None):
-        w, s_w, _codes, b, _ = self.quantized(in_grid)
+    def apply(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "dense":
-            y = F.linear(x, w, b)
-        else:
-            y = F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+            return F.linear(x, w, b)
+        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+
+
+class QWeighted(WeightedParams, LayerModule):
+    """A dense or conv2d layer: fake-quantized, pruned weights and an optional activation quantizer.
+
+    forward([x], [grid]) -> (y, grid_out). `grid` describes the input's integer grid (None: float).
+    Without activation quantization (quant(w=...) only, per-tensor weights) the output is the
+    accumulator itself, on a 32-bit grid of scale in_scale * w_scale.
+    """
+
+    def __init__(self, *, core: nn.Module, quant: ir.Quant | None = None, out_signed: bool = True,
+                 scales: Scales = Scales(), **kw):
+        super().__init__(quant=quant, scales=scales, **kw)
+        self.core = core  # a cdsl.sw.cores.CoreTwin: how the products behave
+        self.aq = ActQuant(bits=quant.a, signed=out_signed, mode=scales.act) if (
+            quant is not None and quant.a is not None) else None
+
+    def forward(self, xs, grids):
+        (x,), (in_grid,) = xs, grids
+        w, s_w, _codes, b, _ = self.quantized(in_grid)
+        y = self.core.products(x, w, b, self.apply)
         if self.quant_on and self.aq is not None:
             return self.aq(y)
         if s_w is not None and in_grid is not None and s_w.numel() == 1:
-            # no activation quantization: the output is the accumulator itself (32-bit grid)
-            return y, Grid((in_grid.scale * s_w).reshape(()), 32, True)
+            return y, Grid((in_grid.scale * s_w).reshape(()), ACC_BITS, True)
         return y, None
+
+
+ACC_BITS = 32  # the grid of an output layer that keeps its accumulator (quant(w=...) without a=...)
 
 
 # ---------------------------------------------------------------- transformer parts (float + fake quant)
 
 
-class QLinear(QWeighted):
+class QLinear(WeightedParams):
     """A dense sub-layer of a transformer block: weights quantized/pruned, no activation grid."""
 
     def __init__(self, in_size, out_size, *, quant, prune, scales):
@@ -364,35 +387,45 @@ class QLinear(QWeighted):
         return F.linear(x, w, b)
 
 
-class PatchEmbed(nn.Module):
+class _ActOut(Compressible, LayerModule):
+    """A transformer part whose output is fake-quantized to `quant.a` bits when quant is on."""
+
+    def __init__(self, quant, scales):
+        super().__init__()
+        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
+
+    def out(self, y):
+        if self.quant_on and self.aq is not None:
+            return self.aq(y)
+        return y, None
+
+
+class PatchEmbed(_ActOut):
     """(C, H, W) -> (N + 1, D): patch projection (a P x P stride-P conv), class token, positions."""
 
     def __init__(self, *, channels: int, size: tuple[int, int], patch: int, dim: int, quant, prune, scales):
-        super().__init__()
+        super().__init__(quant, scales)
         self.patch = patch
         self.proj = QLinear(channels * patch * patch, dim, quant=quant, prune=prune, scales=scales)
         tokens = (size[0] // patch) * (size[1] // patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
-        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
-        self.quant_on = False
 
-    def forward(self, x, in_grid):
+    def forward(self, xs, grids):
+        (x,) = xs
         p = self.patch
         b, c, h, w = x.shape
         patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
         t = self.proj(patches)
         t = torch.cat([self.cls.expand(b, -1, -1), t], dim=1) + self.pos
-        if self.quant_on and self.aq is not None:
-            return self.aq(t)
-        return t, None
+        return self.out(t)
 
 
-class EncoderBlock(nn.Module):
+class EncoderBlock(_ActOut):
     """Pre-norm encoder: x + MHA(LN(x)); then x + MLP(LN(x)) with GELU."""
 
     def __init__(self, *, dim: int, heads: int, mlp: int, quant, prune, scales):
-        super().__init__()
+        super().__init__(quant, scales)
         self.heads = heads
         self.ln1 = nn.LayerNorm(dim)
         self.qkv = QLinear(dim, 3 * dim, quant=quant, prune=prune, scales=scales)
@@ -400,10 +433,9 @@ class EncoderBlock(nn.Module):
         self.ln2 = nn.LayerNorm(dim)
         self.fc1 = QLinear(dim, mlp, quant=quant, prune=prune, scales=scales)
         self.fc2 = QLinear(mlp, dim, quant=quant, prune=prune, scales=scales)
-        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
-        self.quant_on = False
 
-    def forward(self, x, in_grid):
+    def forward(self, xs, grids):
+        (x,) = xs
         b, n, d = x.shape
         hd = d // self.heads
         qkv = self.qkv(self.ln1(x)).reshape(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
@@ -412,23 +444,17 @@ class EncoderBlock(nn.Module):
         y = (att @ v).transpose(1, 2).reshape(b, n, d)
         x = x + self.proj(y)
         x = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
-        if self.quant_on and self.aq is not None:
-            return self.aq(x)
-        return x, None
+        return self.out(x)
 
 
-class ClsHead(nn.Module):
+class ClsHead(_ActOut):
     """(N, D) -> (classes,): LayerNorm of the class token, then a linear layer."""
 
     def __init__(self, *, dim: int, classes: int, quant, prune, scales):
-        super().__init__()
+        super().__init__(quant, scales)
         self.ln = nn.LayerNorm(dim)
         self.fc = QLinear(dim, classes, quant=quant, prune=prune, scales=scales)
-        self.aq = ActQuant(bits=quant.a, signed=True, mode=scales.act) if quant is not None and quant.a else None
-        self.quant_on = False
 
-    def forward(self, x, in_grid):
-        y = self.fc(self.ln(x[:, 0]))
-        if self.quant_on and self.aq is not None:
-            return self.aq(y)
-        return y, None
+    def forward(self, xs, grids):
+        (x,) = xs
+        return self.out(self.fc(self.ln(x[:, 0])))

@@ -41,7 +41,7 @@ from cdsl.errors import CdslError
 from cdsl.sw import data as data_mod
 from cdsl.sw.build import Net, build
 from cdsl.sw.export import export
-from cdsl.sw.golden import argmax_lowest, golden, quantize_input
+from cdsl.contract.golden import argmax_lowest, golden, quantize_input
 from cdsl.contract.intmodel import IntModel
 from cdsl.sw.layers import Scales
 
@@ -201,11 +201,11 @@ def golden_eval(intmodel: IntModel, net: Net, dataset: data_mod.Dataset) -> dict
 
 def sparsity(net: Net) -> dict[str, float]:
     """Share of exactly-zero weights per pruned layer (all its weight tensors together)."""
-    from cdsl.sw.layers import QWeighted
+    from cdsl.sw.layers import WeightedParams
 
     out = {}
     for name, block in net.blocks.items():
-        mods = [m for m in block.modules() if isinstance(m, QWeighted) and m.prune is not None]
+        mods = [m for m in block.modules() if isinstance(m, WeightedParams) and m.prune is not None]
         if mods:
             zeros = sum(int((m.masked_weight().detach() == 0).sum()) for m in mods)
             out[name] = zeros / sum(m.weight.numel() for m in mods)

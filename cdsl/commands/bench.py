@@ -57,7 +57,7 @@ def run(args) -> int:
     from cdsl.hw.plan import plan_network
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
-    from cdsl.sw.golden import quantize_input
+    from cdsl.contract.golden import quantize_input
     from cdsl.contract.intmodel import IntModel
 
     console = Console(highlight=False, width=max(110, Console().width))

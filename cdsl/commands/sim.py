@@ -31,7 +31,7 @@ def run(args) -> int:
     from cdsl.hw.plan import UnsupportedModel
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
-    from cdsl.sw.golden import argmax_lowest, quantize_input
+    from cdsl.contract.golden import argmax_lowest, quantize_input
     from cdsl.contract.intmodel import IntModel
 
     console = Console(highlight=False)

@@ -37,7 +37,7 @@ def verify_run(run_dir: Path, *, n: int | None, precisions: dict[str, int], lane
     from cdsl.hw.plan import UnsupportedModel
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
-    from cdsl.sw.golden import quantize_input
+    from cdsl.contract.golden import quantize_input
     from cdsl.contract.intmodel import IntModel
 
     intmodel = IntModel.load(run_dir / "intmodel")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from cdsl.contract import codec
+from cdsl.contract.intmodel import Payload
 from cdsl.contract.ref._tensor import as_int64, like_input
 
 
@@ -17,3 +21,23 @@ def sign(x):
     """+1 where x >= 0, -1 where x < 0 (zero maps to +1), int64."""
     xt = as_int64(x, what="sign input")
     return like_input(torch.where(xt >= 0, 1, -1).to(torch.int64), x)
+
+
+@codec.serializable("relu")
+@dataclass(frozen=True, eq=False)
+class ReluPayload(Payload):
+    """max(x, 0). After a layer whose output type is unsigned it is the identity."""
+
+    def run(self, layer, inputs, settings):
+        (x,) = inputs
+        return relu(x)
+
+
+@codec.serializable("sign")
+@dataclass(frozen=True, eq=False)
+class SignPayload(Payload):
+    """+1 where x >= 0, -1 elsewhere; the output type is 2-bit signed with scale 1."""
+
+    def run(self, layer, inputs, settings):
+        (x,) = inputs
+        return sign(x)

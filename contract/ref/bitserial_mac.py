@@ -21,7 +21,14 @@ The MAC's result is valid LATENCY cycles after its last step was accepted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
+
+from cdsl.contract import codec
+from cdsl.contract.intmodel import Setting
+from cdsl.contract.ref.mac import MacCore
 
 LATENCY = 1  # cycles from accepting a row's last step to its result being valid
 
@@ -126,3 +133,26 @@ def cycles(w, *, w_bits: int, precision: int, lanes: int) -> int:
     k = rows.shape[1]
     masks = plane_masks(rows, w_bits)
     return sum(row_cycles(int(m), k=k, w_bits=w_bits, precision=precision, lanes=lanes) for m in masks) + LATENCY
+
+
+# ---------------------------------------------------------------- the MAC core of a bit-serial layer
+
+
+@codec.serializable("bitserial")
+@dataclass(frozen=True, eq=False)
+class BitSerialCore(MacCore):
+    """A weighted layer on the bit-serial MAC with `lanes` lanes. Runtime setting `precision`:
+    the weight planes processed, 1..w_bits, or 0 for all of them (the default); below w_bits the
+    products are those of `truncate(w, w_bits, precision)`."""
+
+    lanes: int
+
+    def settings(self, *, w_bits: int) -> tuple[Setting, ...]:
+        return (Setting("precision", 0, w_bits, 0,
+                        f"weight planes processed, MSB first (TruncQuant truncation); 0 = all {w_bits}"),)
+
+    def matmul(self, x, weight, *, w_bits, settings):
+        p = settings.get("precision", 0)
+        if 0 < p < w_bits:
+            weight = torch.from_numpy(truncate(weight.numpy(), w_bits, p))
+        return x @ weight.T

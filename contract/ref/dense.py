@@ -6,7 +6,11 @@ returns the raw accumulator so that blocks and tests can check it on its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cdsl.contract import codec
 from cdsl.contract.ref._tensor import as_int64, like_input
+from cdsl.contract.ref._weighted import Weighted
 
 
 def dense(x, weight, bias=None):
@@ -24,3 +28,13 @@ def dense(x, weight, bias=None):
             raise ValueError(f"dense bias must be [{wt.shape[0]}], got shape {tuple(bt.shape)!r}")
         acc = acc + bt
     return like_input(acc, x)
+
+
+@codec.serializable("dense")
+@dataclass(frozen=True, eq=False)
+class DensePayload(Weighted):
+    """A dense layer: x [B, K] -> requantize(core.matmul(x, weight) + bias) [B, out]."""
+
+    def run(self, layer, inputs, settings):
+        (x,) = inputs
+        return self.accumulate(layer, x.reshape(x.shape[0], -1), settings)

@@ -7,8 +7,12 @@ requantization contract, as the hardware does (sum, then requantize).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from cdsl.contract import codec
+from cdsl.contract.intmodel import Payload, Requant
 from cdsl.contract.ref._tensor import as_int64, like_input
 from cdsl.contract.ref.requant import quantize_multiplier, requantize
 
@@ -44,3 +48,34 @@ def avgpool(x, *, kernel: int, stride: int, multiplier: int, shift: int, qmin: i
     win = _windows(xt, kernel, stride)
     total = win.sum(dim=(-2, -1))
     return like_input(requantize(total, multiplier, shift, qmin, qmax), x)
+
+
+@codec.serializable("maxpool")
+@dataclass(frozen=True, eq=False)
+class MaxPoolPayload(Payload):
+    """Max pooling over kernel x kernel windows, `stride` apart; the output type is the input's."""
+
+    kernel: int
+    stride: int
+
+    def run(self, layer, inputs, settings):
+        (x,) = inputs
+        return maxpool(x, kernel=self.kernel, stride=self.stride)
+
+
+@codec.serializable("avgpool")
+@dataclass(frozen=True, eq=False)
+class AvgPoolPayload(Payload):
+    """Average pooling: requantize(window sum) with `requant` = (avg_multiplier(kernel), the output bounds)."""
+
+    kernel: int
+    stride: int
+    requant: Requant
+
+    def run(self, layer, inputs, settings):
+        (x,) = inputs
+        rq = self.requant
+        if rq.multiplier.size != 1:
+            raise ValueError(f"golden: avgpool {layer.name!r} needs a one-element requant (1/kernel**2)")
+        return avgpool(x, kernel=self.kernel, stride=self.stride, multiplier=int(rq.multiplier[0]),
+                       shift=int(rq.shift[0]), qmin=rq.qmin, qmax=rq.qmax)

@@ -10,7 +10,7 @@ from cdsl.cli import main
 from cdsl.hw.plan import network_cycles, plan_network
 from cdsl.sim.cosim import verify
 from cdsl.sw.evaluate import load_run
-from cdsl.sw.golden import quantize_input
+from cdsl.contract.golden import quantize_input
 from cdsl.contract.intmodel import IntModel
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mlp.cdsl"

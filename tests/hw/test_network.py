@@ -1,4 +1,4 @@
-"""Network (whole IntModels) in amaranth.sim against cdsl.sw.golden.golden, and the cycle model."""
+"""Network (whole IntModels) in amaranth.sim against cdsl.contract.golden.golden, and the cycle model."""
 
 import dataclasses
 
@@ -12,7 +12,7 @@ from cdsl.hw.plan import EngineKind, network_cycles, plan_network
 from tb.pysim import run_streams
 from cdsl.contract.ref.bitserial_mac import truncate
 from tb.random_models import random_convnet, random_mlp
-from cdsl.sw.golden import golden
+from cdsl.contract.golden import golden
 from cdsl.contract.intmodel import IntModel
 
 

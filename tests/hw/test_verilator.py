@@ -30,7 +30,7 @@ from tb.mac_cases import acc_width_for, mac_cases, mac_steps
 from cdsl.hw.prefix_ports import PrefixPorts
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import run_cocotb
-from cdsl.sw.golden import at_precisions, golden
+from cdsl.contract.golden import at_precisions, golden
 
 pytestmark = pytest.mark.slow
 

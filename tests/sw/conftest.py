@@ -3,8 +3,6 @@
 import numpy as np
 import pytest
 
-from cdsl.dsl import ir
-
 
 def numpy_eval(intmodel, x_int):
     """An independent integer evaluation of an IntModel, from plain math (numpy + Python ints).
@@ -16,44 +14,45 @@ def numpy_eval(intmodel, x_int):
     env = {intmodel.inputs[0].name: np.asarray(x_int, dtype=np.int64)}
     for lay in intmodel.layers:
         x = env[lay.inputs[0]]
-        op = lay.op
-        if isinstance(op, ir.Dense):
-            acc = x.astype(object) @ lay.weight.astype(object).T
-            if lay.bias is not None:
-                acc = acc + lay.bias.astype(object)
-            y = _requant(acc, lay.requant, channel_axis=-1)
-        elif isinstance(op, ir.Conv2d):
+        kind, op = lay.kind, lay.payload
+        if kind == "dense":
+            acc = x.astype(object) @ op.weight.astype(object).T
+            if op.bias is not None:
+                acc = acc + op.bias.astype(object)
+            y = _requant(acc, op.requant, channel_axis=-1)
+        elif kind == "conv2d":
             p, s, k = op.padding, op.stride, op.kernel
+            weight = op.weight.reshape(op.weight.shape[0], -1, k, k)
             xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))).astype(object)
             n, c, h, w = xp.shape
             ho, wo = (h - k) // s + 1, (w - k) // s + 1
-            acc = np.zeros((n, lay.weight.shape[0], ho, wo), dtype=object)
+            acc = np.zeros((n, weight.shape[0], ho, wo), dtype=object)
             for a in range(k):
                 for b in range(k):
                     patch = xp[:, :, a : a + s * (ho - 1) + 1 : s, b : b + s * (wo - 1) + 1 : s]  # n c ho wo
-                    acc = acc + np.einsum("nchw,oc->nohw", patch, lay.weight[:, :, a, b].astype(object))
-            if lay.bias is not None:
-                acc = acc + lay.bias.astype(object)[None, :, None, None]
-            y = _requant(acc, lay.requant, channel_axis=1)
-        elif isinstance(op, ir.ReLU):
+                    acc = acc + np.einsum("nchw,oc->nohw", patch, weight[:, :, a, b].astype(object))
+            if op.bias is not None:
+                acc = acc + op.bias.astype(object)[None, :, None, None]
+            y = _requant(acc, op.requant, channel_axis=1)
+        elif kind == "relu":
             y = np.maximum(x, 0)
-        elif isinstance(op, ir.Sign):
+        elif kind == "sign":
             y = np.where(x >= 0, 1, -1)
-        elif isinstance(op, ir.Flatten):
+        elif kind == "flatten":
             y = x.reshape(x.shape[0], -1)
-        elif isinstance(op, ir.Pool):
+        elif kind in ("maxpool", "avgpool"):
             k, s = op.kernel, op.stride
             n, c, h, w = x.shape
             ho, wo = (h - k) // s + 1, (w - k) // s + 1
             wins = np.stack(
                 [x[:, :, a : a + s * (ho - 1) + 1 : s, b : b + s * (wo - 1) + 1 : s] for a in range(k) for b in range(k)]
             )
-            if op.kind is ir.PoolKind.MAX:
+            if kind == "maxpool":
                 y = wins.max(axis=0)
             else:
-                y = _requant(wins.astype(object).sum(axis=0), lay.requant, channel_axis=None)
+                y = _requant(wins.astype(object).sum(axis=0), op.requant, channel_axis=None)
         else:
-            raise AssertionError(f"numpy_eval: {op!r}")
+            raise AssertionError(f"numpy_eval: no plain-math statement of {kind!r}")
         env[lay.name] = np.asarray(y, dtype=np.int64)
     return env
 

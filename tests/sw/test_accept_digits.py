@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cdsl.dsl import parse, parse_file
-from cdsl.sw.golden import golden, quantize_input
+from cdsl.contract.golden import golden, quantize_input
 from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import train
 
@@ -100,29 +100,32 @@ def test_golden_equals_independent_numpy_eval(trained, numpy_evaluator):
 def test_pruned_weights_zero_and_nm_pattern(trained):
     name, result = trained
     im = result.intmodel
-    pruned = [lay for lay in im.layers if lay.annotations.prune is not None]
+    spec = result.net.model
+    pruned = [lay for lay in im.layers if spec.layer(lay.name).annotations.prune is not None]
     assert (len(pruned) > 0) == (name != "8bit")
     for lay in pruned:
-        assert lay.mask is not None and lay.mask.dtype == np.bool_
-        assert not np.any(lay.weight[~lay.mask]), lay.name
-        p = lay.annotations.prune
-        groups = lay.mask.reshape(lay.mask.shape[0], -1, p.m)
+        pay = lay.payload
+        assert pay.mask is not None and pay.mask.dtype == np.bool_
+        assert not np.any(pay.weight[~pay.mask]), lay.name
+        p = spec.layer(lay.name).annotations.prune
+        groups = pay.mask.reshape(pay.mask.shape[0], -1, p.m)
         assert np.all(groups.sum(axis=-1) == p.n), lay.name  # exactly n kept in every group of m
-        nonzero = (lay.weight != 0).reshape(lay.weight.shape[0], -1, p.m).sum(axis=-1)
+        nonzero = (pay.weight != 0).reshape(pay.weight.shape[0], -1, p.m).sum(axis=-1)
         assert np.all(nonzero <= p.n), lay.name
         # the float weights of the trained network are exactly zero there too
-        w = result.net.blocks[lay.name].weight.detach().numpy()
-        assert np.all(w[~lay.mask] == 0.0)
+        w = result.net.blocks[lay.name].weight.detach().numpy().reshape(pay.weight.shape)
+        assert np.all(w[~pay.mask] == 0.0)
 
 
 def test_weights_fit_their_bits(trained):
     name, result = trained
     for lay in result.intmodel.layers:
-        if lay.weight is not None:
-            lo, hi = -(1 << (lay.w_bits - 1)), (1 << (lay.w_bits - 1)) - 1
-            assert lay.weight.min() >= lo and lay.weight.max() <= hi, lay.name
-            assert lay.weight.dtype == np.int64
-            assert lay.requant.qmin == lay.out_type.qmin and lay.requant.qmax == lay.out_type.qmax
+        pay = lay.payload
+        if lay.kind in ("dense", "conv2d"):
+            lo, hi = -(1 << (pay.w_bits - 1)), (1 << (pay.w_bits - 1)) - 1
+            assert pay.weight.min() >= lo and pay.weight.max() <= hi, lay.name
+            assert pay.weight.dtype == np.int64
+            assert pay.requant.qmin == lay.out_type.qmin and pay.requant.qmax == lay.out_type.qmax
 
 
 def test_intmodel_save_load_equal(trained, tmp_path):

@@ -8,7 +8,7 @@ from cdsl.dsl import ir, parse, parse_file
 from cdsl.errors import CdslError, Source
 from cdsl.sw.build import build
 from cdsl.sw.export import export
-from cdsl.sw.golden import golden, quantize_input
+from cdsl.contract.golden import golden, quantize_input
 from cdsl.sw.layers import block_mask, fake_quant, magnitude_mask, nm_mask, prune_fraction
 from cdsl.sw.train import plan_stages, train
 
@@ -141,10 +141,10 @@ def cnn_run():
 def test_cnn_every_op_golden_matches(cnn_run, numpy_evaluator):
     r = cnn_run
     im = r.intmodel
-    kinds = {type(lay.op).__name__ for lay in im.layers}
-    assert kinds == {"Conv2d", "ReLU", "Pool", "Flatten", "Dense"}
+    kinds = {lay.kind for lay in im.layers}
+    assert kinds == {"conv2d", "relu", "maxpool", "avgpool", "flatten", "dense"}
     c1 = im.layer("c1")
-    assert c1.w_scale.shape == (8,) and c1.requant.multiplier.shape == (8,)  # per-channel
+    assert c1.payload.w_scale.shape == (8,) and c1.payload.requant.multiplier.shape == (8,)  # per-channel
     assert c1.out_type.signed is False and c1.out_type.qmin == 0  # relu follows
     x_int = quantize_input(im, r.data.x_test)
     _, tr = golden(im, x_int, trace=True)
@@ -161,9 +161,9 @@ def test_cnn_every_op_golden_matches(cnn_run, numpy_evaluator):
     print(f"\n[cnn 4 epochs] compressed {100 * g['compressed_acc']:.2f}% golden {100 * g['golden_acc']:.2f}% agreement {100 * g['agreement']:.2f}%")
     assert g["agreement"] >= 0.99
     assert g["golden_acc"] > 0.25  # it learned something in 4 epochs (chance: 0.1)
-    c2 = im.layer("c2")
+    c2 = im.layer("c2").payload
     assert abs((~c2.mask).mean() - 0.5) < 0.01 and not np.any(c2.weight[~c2.mask])
-    y = im.layer("y")
+    y = im.layer("y").payload
     assert abs((~y.mask).mean() - 0.25) < 0.01 and not np.any(y.weight[~y.mask])
 
 
@@ -217,7 +217,7 @@ def test_weight_only_quant_keeps_accumulator(numpy_evaluator):
     r = train(parse(text), float_twin=False)
     im = r.intmodel
     y = im.layer("y")
-    assert y.out_type.bits == 32 and y.requant.multiplier.tolist() == [1] and y.requant.shift.tolist() == [0]
+    assert y.out_type.bits == 32 and y.payload.requant.multiplier.tolist() == [1] and y.payload.requant.shift.tolist() == [0]
     x_int = quantize_input(im, r.data.x_test)
     assert np.array_equal(golden(im, x_int).numpy(), numpy_evaluator(im, x_int.numpy())["y"])
     assert r.metrics["golden"]["agreement"] >= 0.99

@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from cdsl.dsl import ir
-from cdsl.contract.ref.requant import quantize_multiplier
-from cdsl.sw.golden import argmax_lowest, golden, predict, quantize_input
-from cdsl.contract.intmodel import IntInput, IntLayer, IntModel, QType, Requant
+from tb import random_models as M
 
-
-def _rq(reals, qmin, qmax):
-    pairs = [quantize_multiplier(r) for r in reals]
-    return Requant(np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64), qmin, qmax)
+from cdsl.contract.golden import argmax_lowest, golden, predict, quantize_input
+from cdsl.contract.intmodel import IntInput, IntModel, QType
 
 
 def _cnn_model(rng):
@@ -21,32 +16,29 @@ def _cnn_model(rng):
     w1 = rng.integers(-128, 128, (4, 1, 3, 3))
     w2 = rng.integers(-8, 8, (10, 16))
     layers = (
-        IntLayer("c1", ir.Conv2d(4, 3, padding=1), ("x",), ((1, 8, 8),), (4, 8, 8), (u8,), s8, w_bits=8,
-                 weight=w1, w_scale=np.full(4, 0.01), bias=rng.integers(-3000, 3000, 4),
-                 requant=_rq([0.0013, 0.002, 0.0009, 0.004], -128, 127)),
-        IntLayer("r1", ir.ReLU(), ("c1",), ((4, 8, 8),), (4, 8, 8), (s8,), s8),
-        IntLayer("p1", ir.Pool(ir.PoolKind.MAX, 2, 2), ("r1",), ((4, 8, 8),), (4, 4, 4), (s8,), s8),
-        IntLayer("p2", ir.Pool(ir.PoolKind.AVG, 2, 2), ("p1",), ((4, 4, 4),), (4, 2, 2), (s8,), s8,
-                 requant=_rq([0.25], -128, 127)),
-        IntLayer("f", ir.Flatten(), ("p2",), ((4, 2, 2),), (16,), (s8,), s8),
-        IntLayer("y", ir.Dense(10), ("f",), ((16,),), (10,), (s8,), s8, w_bits=4, weight=w2,
-                 w_scale=np.full(1, 0.1), bias=rng.integers(-50, 50, 10), requant=_rq([0.11], -128, 127)),
+        M.conv2d("c1", "x", w1, in_shape=(1, 8, 8), in_type=u8, out_type=s8, padding=1,
+                 bias=rng.integers(-3000, 3000, 4), rq=M.requant([0.0013, 0.002, 0.0009, 0.004], s8)),
+        M.relu("r1", "c1", (4, 8, 8), s8),
+        M.maxpool("p1", "r1", (4, 8, 8), s8, kernel=2),
+        M.avgpool("p2", "p1", (4, 4, 4), s8, kernel=2),
+        M.flatten("f", "p2", (4, 2, 2), s8),
+        M.dense("y", "f", w2, in_type=s8, out_type=s8, w_bits=4, bias=rng.integers(-50, 50, 10),
+                rq=M.requant([0.11], s8)),
     )
     return IntModel("cnn", (IntInput("x", (1, 8, 8), u8),), layers, ("y",))
 
 
 def _mlp_model(rng):
     u8 = QType(8, False, 1 / 16)
+    h_type = QType(8, True, 0.1)
+    out = QType(8, True, 0.5)
     layers = (
-        IntLayer("h", ir.Dense(12), ("x",), ((20,),), (12,), (u8,), QType(8, True, 0.1), w_bits=8,
-                 weight=rng.integers(-128, 128, (12, 20)), w_scale=np.full(1, 0.01), bias=None,
-                 requant=_rq([0.0071], -128, 127)),
-        IntLayer("s", ir.Sign(), ("h",), ((12,),), (12,), (QType(8, True, 0.1),), QType(2, True, 1.0)),
-        IntLayer("y", ir.Dense(3), ("s",), ((12,),), (3,), (QType(2, True, 1.0),), QType(8, True, 0.5), w_bits=8,
-                 weight=rng.integers(-128, 128, (3, 12)), w_scale=np.full(1, 0.01), bias=rng.integers(-9, 9, 3),
-                 requant=_rq([0.013, 0.02, 0.5], -128, 127)),
+        M.dense("h", "x", rng.integers(-128, 128, (12, 20)), in_type=u8, out_type=h_type, rq=M.requant([0.0071], h_type)),
+        M.sign("s", "h", (12,), h_type),
+        M.dense("y", "s", rng.integers(-128, 128, (3, 12)), in_type=QType(2, True, 1.0), out_type=out,
+                bias=rng.integers(-9, 9, 3), rq=M.requant([0.013, 0.02, 0.5], out)),
     )
-    return IntModel("mlp", (IntInput("x", (20,), u8),), layers, ("y",), classes=3)
+    return IntModel("mlp", (IntInput("x", (20,), u8),), layers, ("y",))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -1,7 +1,9 @@
-"""Synthetic IntModels with random integer weights, for hardware tests and benchmarks.
+"""IntModels built by hand or with random integer weights, for golden, hardware and flow tests.
 
-Requantization scales are chosen so that typical accumulators land inside the output range
-(some saturate, which the tests want too). Nothing here is trained.
+Layer builders (`dense`, `conv2d`, `relu`, `maxpool`, `avgpool`, `flatten`, `sign`) make one
+`IntLayer` with its typed payload; `random_mlp` and `random_convnet` chain them. Requantization
+scales are chosen so that typical accumulators land inside the output range (some saturate, which
+the tests want too). Nothing here is trained.
 """
 
 from __future__ import annotations
@@ -10,21 +12,104 @@ import math
 
 import numpy as np
 
-from cdsl.dsl import ir
-from cdsl.contract.ref.pool import avg_multiplier
-from cdsl.contract.ref.requant import quantize_multiplier
 from cdsl.contract.intmodel import IntInput, IntLayer, IntModel, QType, Requant
+from cdsl.contract.ref.activation import ReluPayload, SignPayload
+from cdsl.contract.ref.bitserial_mac import BitSerialCore
+from cdsl.contract.ref.conv2d import Conv2dPayload
+from cdsl.contract.ref.dense import DensePayload
+from cdsl.contract.ref.flatten import FlattenPayload
+from cdsl.contract.ref.mac import ParallelCore
+from cdsl.contract.ref.pool import AvgPoolPayload, MaxPoolPayload, avg_multiplier
+from cdsl.contract.ref.requant import quantize_multiplier
+from cdsl.dsl import ir
+
+U8 = QType(8, False, 1 / 16)
+S8 = QType(8, True, 0.1)
 
 
-def _requant(rng, channels: int, k: int, x_max: int, w_bits: int, out: QType, per_channel: bool) -> Requant:
-    spread = math.sqrt(k) * x_max * (1 << (w_bits - 1)) / 2
-    reals = rng.uniform(0.5, 2.0, size=channels if per_channel else 1) * (out.qmax / spread)
-    pairs = [quantize_multiplier(float(r)) for r in reals]
+def requant(reals, out: QType) -> Requant:
+    """Requant of real scales `reals` (one per channel, or one) onto `out`'s range."""
+    pairs = [quantize_multiplier(float(r)) for r in np.atleast_1d(reals)]
     return Requant(np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64),
                    out.qmin, out.qmax)
 
 
-def _weights(rng, shape, w_bits: int, sparsity: float) -> np.ndarray:
+def core(lanes: int | None = None, *, bitserial: bool = False):
+    return BitSerialCore(lanes=lanes or 1) if bitserial else ParallelCore(lanes=lanes)
+
+
+def _weighted_fields(weight, *, w_bits, bias, rq, core_, per_channel):
+    weight = np.asarray(weight, dtype=np.int64)
+    out = weight.shape[0]
+    return dict(weight=weight.reshape(out, -1), bias=None if bias is None else np.asarray(bias, dtype=np.int64),
+                w_bits=w_bits, w_scale=np.ones(out if per_channel else 1), mask=weight.reshape(out, -1) != 0,
+                requant=rq, core=core_)
+
+
+def dense(name, src, weight, *, in_type: QType, out_type: QType, rq: Requant, w_bits: int = 8, bias=None,
+          core_=None) -> IntLayer:
+    w = np.asarray(weight)
+    payload = DensePayload(**_weighted_fields(w, w_bits=w_bits, bias=bias, rq=rq, core_=core_ or ParallelCore(),
+                                              per_channel=len(rq.multiplier) > 1))
+    return IntLayer(name, (src,), ((w.shape[1],),), (in_type,), (w.shape[0],), out_type, payload)
+
+
+def conv2d(name, src, weight, *, in_shape, in_type: QType, out_type: QType, rq: Requant, stride: int = 1,
+           padding: int = 0, w_bits: int = 8, bias=None, core_=None) -> IntLayer:
+    w = np.asarray(weight)
+    co, _, k, _ = w.shape
+    c, h, wd = in_shape
+    out_shape = (co, (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1)
+    payload = Conv2dPayload(**_weighted_fields(w, w_bits=w_bits, bias=bias, rq=rq, core_=core_ or ParallelCore(),
+                                               per_channel=len(rq.multiplier) > 1),
+                            kernel=k, stride=stride, padding=padding)
+    return IntLayer(name, (src,), (tuple(in_shape),), (in_type,), out_shape, out_type, payload)
+
+
+def _same(name, src, shape, in_type, out_type, payload, out_shape=None) -> IntLayer:
+    return IntLayer(name, (src,), (tuple(shape),), (in_type,), tuple(out_shape or shape), out_type, payload)
+
+
+def relu(name, src, shape, in_type: QType, out_type: QType | None = None) -> IntLayer:
+    return _same(name, src, shape, in_type, out_type or in_type, ReluPayload())
+
+
+def sign(name, src, shape, in_type: QType) -> IntLayer:
+    return _same(name, src, shape, in_type, QType(2, True, 1.0), SignPayload())
+
+
+def flatten(name, src, shape, in_type: QType) -> IntLayer:
+    return _same(name, src, shape, in_type, in_type, FlattenPayload(), (math.prod(shape),))
+
+
+def _pooled(shape, kernel, stride):
+    c, h, w = shape
+    return (c, (h - kernel) // stride + 1, (w - kernel) // stride + 1)
+
+
+def maxpool(name, src, shape, in_type: QType, *, kernel: int, stride: int | None = None) -> IntLayer:
+    stride = stride or kernel
+    return _same(name, src, shape, in_type, in_type, MaxPoolPayload(kernel=kernel, stride=stride),
+                 _pooled(shape, kernel, stride))
+
+
+def avgpool(name, src, shape, in_type: QType, *, kernel: int, stride: int | None = None) -> IntLayer:
+    stride = stride or kernel
+    m, s = avg_multiplier(kernel)
+    rq = Requant(np.array([m]), np.array([s]), in_type.qmin, in_type.qmax)
+    return _same(name, src, shape, in_type, in_type, AvgPoolPayload(kernel=kernel, stride=stride, requant=rq),
+                 _pooled(shape, kernel, stride))
+
+
+# ---------------------------------------------------------------- random models
+
+
+def _random_requant(rng, channels: int, k: int, x_max: int, w_bits: int, out: QType) -> Requant:
+    spread = math.sqrt(k) * x_max * (1 << (w_bits - 1)) / 2
+    return requant(rng.uniform(0.5, 2.0, size=channels) * (out.qmax / spread), out)
+
+
+def random_weights(rng, shape, w_bits: int, sparsity: float = 0.0) -> np.ndarray:
     lo, hi = ir.int_range(w_bits, True)
     w = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
     if sparsity:
@@ -32,20 +117,27 @@ def _weights(rng, shape, w_bits: int, sparsity: float) -> np.ndarray:
     return w
 
 
-def _weighted_layer(rng, name, op, inp, in_shape, out_shape, in_type, out_type, w_bits, k, x_max, *,
-                    bitserial_lanes=None, per_channel=False, sparsity=0.0):
-    channels = out_shape[0]
-    wshape = (channels, in_shape[0]) if isinstance(op, ir.Dense) else (channels, in_shape[0], op.kernel, op.kernel)
-    weight = _weights(rng, wshape, w_bits, sparsity)
-    bias_span = max(1, int(math.sqrt(k) * x_max * (1 << (w_bits - 1)) // 4))
-    ann = ir.Annotations(quant=ir.Quant(w=w_bits, a=out_type.bits),
-                         bitserial=ir.BitSerial(lanes=bitserial_lanes) if bitserial_lanes else None)
-    return IntLayer(
-        name=name, op=op, inputs=(inp,), in_shapes=(tuple(in_shape),), out_shape=tuple(out_shape),
-        in_types=(in_type,), out_type=out_type, annotations=ann, w_bits=w_bits, weight=weight,
-        w_scale=np.ones(channels if per_channel else 1), bias=rng.integers(-bias_span, bias_span + 1, size=channels),
-        mask=weight != 0, requant=_requant(rng, channels, k, x_max, w_bits, out_type, per_channel),
-    )
+def _random_bias(rng, channels: int, k: int, x_max: int, w_bits: int) -> np.ndarray:
+    span = max(1, int(math.sqrt(k) * x_max * (1 << (w_bits - 1)) // 4))
+    return rng.integers(-span, span + 1, size=channels)
+
+
+def random_dense(rng, name, src, k, n, *, in_type, out_type, w_bits=8, per_channel=False, sparsity=0.0,
+                 lanes=None, bitserial=False) -> IntLayer:
+    w = random_weights(rng, (n, k), w_bits, sparsity)
+    rq = _random_requant(rng, n if per_channel else 1, k, in_type.qmax, w_bits, out_type)
+    return dense(name, src, w, in_type=in_type, out_type=out_type, rq=rq, w_bits=w_bits,
+                 bias=_random_bias(rng, n, k, in_type.qmax, w_bits), core_=core(lanes, bitserial=bitserial))
+
+
+def random_conv(rng, name, src, in_shape, channels, kernel, *, in_type, out_type, w_bits=8, per_channel=True,
+                stride=1, padding=0, lanes=None, bitserial=False) -> IntLayer:
+    k = in_shape[0] * kernel * kernel
+    w = random_weights(rng, (channels, in_shape[0], kernel, kernel), w_bits)
+    rq = _random_requant(rng, channels if per_channel else 1, k, in_type.qmax, w_bits, out_type)
+    return conv2d(name, src, w, in_shape=in_shape, in_type=in_type, out_type=out_type, rq=rq, stride=stride,
+                  padding=padding, w_bits=w_bits, bias=_random_bias(rng, channels, k, in_type.qmax, w_bits),
+                  core_=core(lanes, bitserial=bitserial))
 
 
 def random_mlp(sizes, *, seed: int, w_bits=8, a_bits: int = 8, bitserial_lanes=None, sparsity: float = 0.0,
@@ -56,57 +148,36 @@ def random_mlp(sizes, *, seed: int, w_bits=8, a_bits: int = 8, bitserial_lanes=N
     n = len(sizes) - 1
     w_list = list(w_bits) if isinstance(w_bits, (list, tuple)) else [w_bits] * n
     bs_list = list(bitserial_lanes) if isinstance(bitserial_lanes, (list, tuple)) else [bitserial_lanes] * n
-    in_type = QType(a_bits, False, 1 / 16)
+    t = QType(a_bits, False, 1 / 16)
+    inputs = (IntInput("x", (sizes[0],), t),)
     layers = []
     prev = "x"
-    t = in_type
     for idx in range(n):
         last = idx == n - 1
         out_t = QType(a_bits, last, 0.1)
-        lay = _weighted_layer(rng, f"fc{idx + 1}", ir.Dense(units=sizes[idx + 1]), prev, (sizes[idx],),
-                              (sizes[idx + 1],), t, out_t, w_list[idx], sizes[idx], t.qmax,
-                              bitserial_lanes=bs_list[idx], sparsity=sparsity)
+        lay = random_dense(rng, f"fc{idx + 1}", prev, sizes[idx], sizes[idx + 1], in_type=t, out_type=out_t,
+                           w_bits=w_list[idx], sparsity=sparsity, lanes=bs_list[idx], bitserial=bs_list[idx] is not None)
         layers.append(lay)
         prev = lay.name
         if not last:
-            relu = IntLayer(name=f"relu{idx + 1}", op=ir.ReLU(), inputs=(prev,), in_shapes=((sizes[idx + 1],),),
-                            out_shape=(sizes[idx + 1],), in_types=(out_t,), out_type=out_t)
-            layers.append(relu)
-            prev = relu.name
+            layers.append(relu(f"relu{idx + 1}", prev, (sizes[idx + 1],), out_t))
+            prev = layers[-1].name
         t = out_t
-    return IntModel(name=name, inputs=(IntInput("x", (sizes[0],), in_type),), layers=tuple(layers), outputs=(prev,))
+    return IntModel(name=name, inputs=inputs, layers=tuple(layers), outputs=(prev,))
 
 
-def random_convnet(*, seed: int, image: int = 6, channels: int = 4, classes: int = 5, pool: ir.PoolKind = ir.PoolKind.MAX,
+def random_convnet(*, seed: int, image: int = 6, channels: int = 4, classes: int = 5, pool: str = "max",
                    conv_bitserial_lanes=None, name: str = "convnet") -> IntModel:
     """conv3x3(pad 1) -> relu (fused) -> pool 2 -> conv3x3 (pad 0, stride 1) -> relu -> flatten -> dense."""
     rng = np.random.default_rng(seed)
-    u8 = QType(8, False, 1 / 16)
-    s8 = QType(8, True, 0.1)
-    layers = []
-    c1 = _weighted_layer(rng, "c1", ir.Conv2d(channels=channels, kernel=3, padding=1), "x", (1, image, image),
-                         (channels, image, image), u8, u8, 8, 9, 255, per_channel=True,
-                         bitserial_lanes=conv_bitserial_lanes)
-    layers.append(c1)
-    layers.append(IntLayer(name="r1", op=ir.ReLU(), inputs=("c1",), in_shapes=(c1.out_shape,), out_shape=c1.out_shape,
-                           in_types=(u8,), out_type=u8))
-    half = image // 2
-    p_shape = (channels, half, half)
-    rq = None
-    if pool is ir.PoolKind.AVG:
-        mult, shift = avg_multiplier(2)
-        rq = Requant(np.array([mult]), np.array([shift]), u8.qmin, u8.qmax)
-    layers.append(IntLayer(name="p1", op=ir.Pool(pool, 2, 2), inputs=("r1",), in_shapes=(c1.out_shape,),
-                           out_shape=p_shape, in_types=(u8,), out_type=u8, requant=rq))
-    c2_out = (channels, half - 2, half - 2)
-    c2 = _weighted_layer(rng, "c2", ir.Conv2d(channels=channels, kernel=3), "p1", p_shape, c2_out, u8, s8, 4,
-                         9 * channels, 255)
-    layers.append(c2)
-    layers.append(IntLayer(name="r2", op=ir.ReLU(), inputs=("c2",), in_shapes=(c2_out,), out_shape=c2_out,
-                           in_types=(s8,), out_type=u8))
-    flat = (math.prod(c2_out),)
-    layers.append(IntLayer(name="f", op=ir.Flatten(), inputs=("r2",), in_shapes=(c2_out,), out_shape=flat,
-                           in_types=(u8,), out_type=u8))
-    fc = _weighted_layer(rng, "fc", ir.Dense(units=classes), "f", flat, (classes,), u8, s8, 8, flat[0], 255)
-    layers.append(fc)
-    return IntModel(name=name, inputs=(IntInput("x", (1, image, image), u8),), layers=tuple(layers), outputs=("fc",))
+    c1 = random_conv(rng, "c1", "x", (1, image, image), channels, 3, in_type=U8, out_type=U8, padding=1,
+                     lanes=conv_bitserial_lanes, bitserial=conv_bitserial_lanes is not None)
+    r1 = relu("r1", "c1", c1.out_shape, U8)
+    pooling = maxpool if pool == "max" else avgpool
+    p1 = pooling("p1", "r1", c1.out_shape, U8, kernel=2)
+    c2 = random_conv(rng, "c2", "p1", p1.out_shape, channels, 3, in_type=U8, out_type=S8, w_bits=4, per_channel=False)
+    r2 = relu("r2", "c2", c2.out_shape, S8, U8)
+    f = flatten("f", "r2", c2.out_shape, U8)
+    fc = random_dense(rng, "fc", "f", f.out_shape[0], classes, in_type=U8, out_type=S8)
+    return IntModel(name=name, inputs=(IntInput("x", (1, image, image), U8),), layers=(c1, r1, p1, c2, r2, f, fc),
+                    outputs=("fc",))

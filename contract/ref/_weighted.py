@@ -1,0 +1,64 @@
+"""The payload fields and golden step shared by the weighted kinds (dense, conv2d).
+
+    acc = core.matmul(x, weight) + bias          (int64, exact unless the core says otherwise)
+    y   = requantize(acc, M[c], S[c], qmin, qmax)
+
+`weight` is int64 [out, K] as the hardware sees it (a conv kernel flattened to C*k*k in im2col
+order), `bias` int64 [out] in accumulator units, `w_scale` the float scale(s) training used (for
+reference only: the integers are the contract), `mask` the pruning mask (False = pruned, the
+weight is 0 there), `requant` the per-channel (or per-tensor) requantization, `core` how the
+products are summed (`cdsl.contract.ref.mac.MacCore`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from cdsl.contract.intmodel import IntLayer, Payload, Requant, Setting
+from cdsl.contract.ref.mac import MacCore
+
+_I64_HALF = 1 << 62
+
+
+@dataclass(frozen=True, eq=False)
+class Weighted(Payload):
+    weight: np.ndarray
+    bias: np.ndarray | None
+    w_bits: int
+    w_scale: np.ndarray
+    mask: np.ndarray | None
+    requant: Requant
+    core: MacCore
+
+    def settings(self, layer: IntLayer) -> tuple[Setting, ...]:
+        return self.core.settings(w_bits=self.w_bits)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    def accumulate(self, layer: IntLayer, cols: torch.Tensor, settings: Mapping[str, int]) -> torch.Tensor:
+        """cols int64 [..., K] -> requantized outputs int64 [..., out] (channel last)."""
+        w = torch.from_numpy(np.asarray(self.weight, dtype=np.int64))
+        acc = self.core.matmul(cols, w, w_bits=self.w_bits, settings=settings)
+        if self.bias is not None:
+            acc = acc + torch.from_numpy(np.asarray(self.bias, dtype=np.int64))
+        _check_no_overflow(layer.name, acc, self.requant)
+        return self.requant.apply(acc, channel_dim=-1)
+
+
+def _check_no_overflow(name: str, acc: torch.Tensor, requant: Requant) -> None:
+    if acc.numel() == 0:
+        return
+    worst = int(acc.abs().max()) * int(np.max(requant.multiplier))
+    if worst >= _I64_HALF:
+        raise ValueError(f"golden: layer {name!r}: acc * multiplier reaches 2**{math.log2(worst):.1f}, beyond int64")

@@ -1,0 +1,62 @@
+"""Training twins of the MAC cores: how a weighted layer's products behave in the forward pass, and
+which `cdsl.contract.ref.mac.MacCore` its payload gets at export.
+
+A core is chosen by a mapping annotation on the layer (`@bitserial` today; `@cim`, `@aqfp`
+tomorrow). Each core's twin lives in its own module of this package and registers itself by its
+annotation name with `register_core`; every module here is imported on first use. A layer with
+none of them gets the exact twin and the bit-parallel core. Dense and conv2d delegate to the twin;
+neither names a core.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cdsl.contract.ref.mac import MacCore, ParallelCore
+from cdsl.dsl import ir
+from cdsl.plugins import import_all
+
+
+class CoreTwin(nn.Module):
+    """The exact products of a bit-parallel MAC: the layer's float forward, unchanged."""
+
+    def products(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, apply) -> torch.Tensor:
+        """The layer output for input x, weight w, bias b; `apply(x, w, b)` is the exact dense/conv."""
+        return apply(x, w, b)
+
+    def core(self) -> MacCore:
+        return ParallelCore()
+
+
+_CORES: dict[str, Callable[[object], CoreTwin]] = {}
+
+
+def register_core(annotation: str, factory: Callable[[object], CoreTwin]) -> None:
+    """Layers carrying `@<annotation>` get `factory(that annotation)` as their core twin."""
+    if annotation in _CORES:
+        raise TypeError(f"a MAC core is already registered for @{annotation}")
+    _CORES[annotation] = factory
+
+
+def _load() -> None:
+    import_all(sys.modules[__name__])
+
+
+def core_annotations() -> frozenset[str]:
+    """The mapping annotations that select a MAC core."""
+    _load()
+    return frozenset(_CORES)
+
+
+def twin_for(annotations: ir.Annotations) -> CoreTwin:
+    """The twin of the core the layer's mapping annotation selects (exact when there is none)."""
+    _load()
+    chosen = [name for name in _CORES if getattr(annotations, name) is not None]
+    if len(chosen) > 1:  # the checker refuses such specs; a built IR could still carry them
+        raise ValueError(f"a layer maps to one MAC core, got @{' and @'.join(chosen)}")
+    return _CORES[chosen[0]](getattr(annotations, chosen[0])) if chosen else CoreTwin()
+
