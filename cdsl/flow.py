@@ -1,7 +1,8 @@
-"""Steps the subcommands share: resolve a spec or run folder, train, and the hardware options.
+"""Steps the subcommands share: resolve a spec or run folder, train, generate, and the options.
 
 A *run folder* is what `cdsl train SPEC -o RUN_DIR` writes: spec.cdsl, checkpoint.pt,
-metrics.json, intmodel/. `cdsl run` adds rtl/ (from `cdsl gen`) and verify.json.
+metrics.json, intmodel/. `cdsl gen` adds rtl/ (network.v, manifest.json); `cdsl verify` adds
+verify.json. `cdsl sim` and `cdsl verify` simulate exactly the rtl/ that is there.
 """
 
 from __future__ import annotations
@@ -16,25 +17,39 @@ from cdsl.errors import CdslError
 
 
 def add_hw_options(p: argparse.ArgumentParser) -> None:
-    """The options that decide the generated hardware (gen, sim, verify and run must agree on them)."""
+    """The options that decide the generated hardware (`cdsl gen`, `cdsl run`); they are recorded in
+    rtl/manifest.json, and sim/verify simulate that design as it is."""
     p.add_argument("--lanes", type=int, default=8,
                    help="lanes of dense/conv layers without bitserial(lanes=...) (default 8)")
     p.add_argument("--target-cycles", type=int, metavar="N",
                    help="choose lanes (FINN-style folding) to meet N cycles per inference instead of --lanes")
 
 
-def add_precision_option(p: argparse.ArgumentParser) -> None:
+def add_settings_options(p: argparse.ArgumentParser) -> None:
+    """Runtime settings of the generated design (written to its registers before each inference)."""
     p.add_argument("--precision", action="append", default=[], metavar="LAYER=BITS",
-                   help="runtime weight precision of a bit-serial layer (TruncQuant truncation); repeatable")
+                   help="runtime weight precision of a bit-serial layer (TruncQuant truncation); repeatable; "
+                        "short for --set LAYER.precision=BITS")
+    p.add_argument("--set", action="append", default=[], metavar="LAYER.SETTING=VALUE", dest="settings",
+                   help="any runtime setting the design declares (rtl/manifest.json: registers); repeatable")
 
 
-def parse_precisions(items: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        name, sep, bits = item.partition("=")
-        if not sep or not name or not bits.isdigit() or int(bits) < 1:
-            raise CdslError(f"--precision {item!r}: expected LAYER=BITS with BITS >= 1, e.g. h1=4", name="cdsl")
-        out[name] = int(bits)
+def parse_settings(args) -> dict[str, dict[str, int]]:
+    """{layer: {setting: value}} from --precision and --set (names and ranges are checked by the design)."""
+    out: dict[str, dict[str, int]] = {}
+    items = [("--precision", item, "precision") for item in args.precision] + [("--set", item, None) for item in args.settings]
+    for option, item, setting in items:
+        key, sep, value = item.partition("=")
+        if setting is None:
+            key, dot, setting = key.partition(".")
+            ok = bool(dot and setting)
+        else:
+            ok = True
+        if not (sep and key and ok and value.isdigit()):
+            example = "h1=4" if option == "--precision" else "h1.precision=4"
+            raise CdslError(f"{option} {item!r}: expected {'LAYER=BITS' if option == '--precision' else 'LAYER.SETTING=VALUE'}"
+                            f" with a whole number, e.g. {example}", name="cdsl")
+        out.setdefault(key, {})[setting] = int(value)
     return out
 
 
@@ -105,3 +120,42 @@ def progress_bar(console, total: int, label: str = "simulating"):
 
 def hardware_error(intmodel_name: str, err: Exception, where: str) -> CdslError:
     return CdslError(f"cannot generate hardware for {intmodel_name!r}: {err}", name=where)
+
+
+def generate_design(intmodel, out: Path, *, lanes: int, target_cycles: int | None, where: str):
+    """`cdsl.hw.generate.generate`, with its errors as CdslErrors."""
+    from cdsl.hw.generate import generate
+    from cdsl.hw.registry import UnsupportedModel
+
+    try:
+        return generate(intmodel, out, default_lanes=lanes, target_cycles=target_cycles)
+    except FileExistsError as err:
+        raise CdslError(str(err), name=str(out)) from None
+    except (UnsupportedModel, ValueError, TypeError) as err:
+        raise hardware_error(intmodel.name, err, where) from None
+
+
+def load_design(run_dir: Path, intmodel, *, log: Callable[[str], None] = print):
+    """The run folder's generated design (rtl/), checked against its integer model; generated first,
+    with the default options, when the folder has none (and the user is told so)."""
+    from cdsl.sim.design import Design, DesignError
+
+    rtl = run_dir / "rtl"
+    if not rtl.exists():
+        log(f"{rtl} does not exist yet: generating it with the default options (`cdsl gen` chooses others)")
+        generate_design(intmodel, rtl, lanes=8, target_cycles=None, where=str(run_dir))
+    try:
+        design = Design.load(rtl)
+        design.check_intmodel(intmodel)
+    except DesignError as err:
+        raise CdslError(str(err), name=str(rtl)) from None
+    return design
+
+
+def design_settings(design, settings: dict[str, dict[str, int]], where: str) -> dict[str, dict[str, int]]:
+    """`settings` checked against the registers the design declares (CdslError otherwise)."""
+    try:
+        design.plan.node_settings(settings)
+    except ValueError as err:
+        raise CdslError(str(err), name=where) from None
+    return settings

@@ -19,12 +19,6 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
-def signed_width(lo: int, hi: int) -> int:
-    """Bits of the smallest signed integer type holding every value in [lo, hi]."""
-    width = 1
-    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
-        width += 1
-    return width
 
 
 def index_shape(n: int) -> range:

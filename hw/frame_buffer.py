@@ -1,7 +1,8 @@
 """Full-frame input buffer: stores one (C, H, W) frame, `lanes` channels per word.
 
-Stream in `i`: the frame's activations in row-major (C, H, W) order; activation (c, y, x)
-goes to word `(c // lanes) * H*W + y*W + x`, lane `c % lanes` (a dense input (K,) is (K, 1, 1)).
+Stream in `i` (`cdsl.hw.streams.frame_layout`): the frame's activations in row-major (C, H, W)
+order; activation (c, y, x) goes to word `(c // lanes) * H*W + y*W + x`, lane `c % lanes` (a dense
+input (K,) is (K, 1, 1)). The buffer counts the frame's words; the stream's `last` flag is not used.
 After the last activation `full` rises and `i` stops accepting until `release` is pulsed
 (the engine has issued every read of the frame). Read side: `rd_addr`, `rd_en`, `rd_data`
 (all lanes of a word), one cycle of latency, data held while `rd_en` is low.
@@ -10,10 +11,11 @@ After the last activation `full` rises and `i` stops accepting until `release` i
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int, index_shape
+from cdsl.hw.streams import frame_signature
 
 
 class FrameBuffer(wiring.Component):
@@ -26,7 +28,7 @@ class FrameBuffer(wiring.Component):
         c, h, w = shape
         self._depth = -(-c // lanes) * h * w
         super().__init__({
-            "i": In(stream.Signature(self._a_shape)),
+            "i": In(frame_signature(a_width, a_signed)),
             "full": Out(1),
             "release": In(1),
             "rd_addr": In(index_shape(self._depth)),
@@ -59,7 +61,7 @@ class FrameBuffer(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(~full),
             wr.addr.eq(base + pixel),
-            wr.data.eq(Cat(*[Value.cast(self.i.payload)] * lanes)),
+            wr.data.eq(Cat(*[Value.cast(self.i.payload.data)] * lanes)),
             wr.en.eq(Mux(fire, Const(1, lanes) << lane, 0)),
             rd.addr.eq(self.rd_addr),
             rd.en.eq(self.rd_en),

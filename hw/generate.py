@@ -1,39 +1,44 @@
-"""IntModel -> Verilog + manifest (what `cdsl gen` writes).
+"""IntModel -> the generated design: `network.v` and `manifest.json` (what `cdsl gen` writes, and what
+`cdsl sim` and `cdsl verify` simulate and check, unchanged).
 
     result = generate(intmodel, out_dir, default_lanes=8, target_cycles=None, lanes=None)
 
-writes
-- `out_dir/network.v`: `amaranth.back.verilog.convert(Network, name="network", emit_src=False)`.
+writes, into a temporary folder renamed to `out_dir` when complete:
+- `network.v`: `amaranth.back.verilog.convert(Network, name="network", emit_src=False)`.
   Deterministic: the same IntModel and options give the same bytes (no source paths, no
-  timestamps). Weight and mask ROMs are initialized inside the Verilog: no memory init files.
-- `out_dir/manifest.json`: top module name, ports (Verilog names, directions, widths,
-  signedness, meaning), the stream protocol, per-engine configuration (kind, shapes, types,
-  lanes, steps, accumulator width and range, requant parameters, plane masks), predicted cycles
-  per inference (full precision, and for every runtime precision of the bit-serial layers).
-
-`lint(verilog_path)` runs `verilator --lint-only` with the documented WIDTH waivers only
-(`LINT_WAIVERS`): Yosys' Verilog relies on context-determined operand widths, which Verilator
-reports as WIDTHEXPAND/WIDTHTRUNC though Amaranth already fixed every width.
+  timestamps). Weight and mask ROMs are initialized inside the Verilog.
+- `manifest.json`: the SHA-256 of `network.v` and of the IntModel it was generated from, the
+  options, the ports (Verilog names, directions, widths), the stream protocol, the runtime-setting
+  registers, a summary per engine, the cycle model's figures, and the whole plan (`plan`, its
+  arrays inlined as `plan_arrays`), from which `cdsl.sim` rebuilds the harness and the cycle model
+  without planning again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import subprocess
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
+import numpy as np
 from amaranth.back import verilog
-from amaranth.hdl import Shape
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Value
+from amaranth.lib import wiring
 
-from cdsl.hw.network import Network, precision_port
+from cdsl.contract.intmodel import IntModel, replace_dir
+from cdsl.hw.network import Network
 from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
-from cdsl.contract.intmodel import IntModel
 
 TOP = "network"
-MANIFEST_FORMAT = 1
-LINT_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+MANIFEST_FORMAT = 2
+VERILOG_FILE = "network.v"
+MANIFEST_FILE = "manifest.json"
+_OURS = {VERILOG_FILE, MANIFEST_FILE}
+_SWEEP_LIMIT = 32  # a register's cycles are listed per value when it has at most this many values
 
 
 @dataclass(frozen=True)
@@ -48,76 +53,90 @@ def verilog_text(network: Network) -> str:
     return verilog.convert(network, name=TOP, emit_src=False)
 
 
-def _ports(network: Network) -> list[dict]:
-    ports = []
-    for name, member in network.signature.members.items():
-        direction = "input" if member.flow == wiring.In else "output"
-        if member.is_signature and isinstance(member.signature, stream.Signature):
-            shape = Shape.cast(member.signature.members["payload"].shape)
-            ports.append({"name": name, "kind": "stream", "direction": direction,
-                          "payload": f"{name}__payload", "valid": f"{name}__valid", "ready": f"{name}__ready",
-                          "width": shape.width, "signed": shape.signed})
-        else:
-            shape = Shape.cast(member.shape)
-            ports.append({"name": name, "kind": "signal", "direction": direction, "width": shape.width,
-                          "signed": shape.signed})
-    ports += [{"name": "clk", "kind": "clock", "direction": "input", "width": 1, "signed": False},
-              {"name": "rst", "kind": "reset", "direction": "input", "width": 1, "signed": False}]
-    return ports
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def manifest(network: Network) -> dict:
-    plan = network.plan
-    bitserial = plan.bitserial_engines()
-    precisions = {}
-    if bitserial:
-        top = max(e.w_bits for e in bitserial)
-        for p in range(1, top + 1):
-            chosen = {e.name: min(p, e.w_bits) for e in bitserial}
-            precisions[str(p)] = network_cycles(plan, precisions=chosen)
+def ports(signature: wiring.Signature) -> list[dict]:
+    """Every Verilog port of a component with this signature: name (`<port>__<member>`), direction, width."""
+    out = [{"name": "__".join(str(p) for p in path), "direction": "input" if member.flow == wiring.In else "output",
+            "width": len(Value.cast(value))}
+           for path, member, value in signature.flatten(signature.create())]
+    return out + [{"name": "clk", "direction": "input", "width": 1}, {"name": "rst", "direction": "input", "width": 1}]
+
+
+def register_table(plan: NetworkPlan) -> list[dict]:
+    return [{"addr": r.addr, "engine": r.node, "setting": r.setting.name, "width": r.width, "lo": r.setting.lo,
+             "hi": r.setting.hi, "default": r.setting.default, "doc": r.setting.doc} for r in plan.registers]
+
+
+def register_sweeps(plan: NetworkPlan) -> dict[str, dict[str, int]]:
+    """Cycles per inference with one register at each of its values (the others at their defaults)."""
+    out = {}
+    for r in plan.registers:
+        s = r.setting
+        if s.hi - s.lo < _SWEEP_LIMIT:
+            out[f"{r.node}.{s.name}"] = {str(v): network_cycles(plan, settings={r.node: {s.name: v}})
+                                         for v in range(s.lo, s.hi + 1)}
+    return out
+
+
+def inline_arrays(arrays: Mapping[str, np.ndarray]) -> dict:
+    return {k: {"dtype": str(a.dtype), "shape": list(a.shape), "data": a.reshape(-1).tolist()}
+            for k, a in sorted(arrays.items())}
+
+
+def manifest(intmodel: IntModel, plan: NetworkPlan, network: Network, text: str, options: dict) -> dict:
+    plan_json, arrays = plan.to_json()
     return {
         "format": MANIFEST_FORMAT,
         "model": plan.name,
         "top": TOP,
-        "ports": _ports(network),
+        "verilog": {"file": VERILOG_FILE, "sha256": sha256_text(text)},
+        "intmodel_sha256": intmodel.digest(),
+        "options": options,
+        "ports": ports(network.signature),
         "protocol": {
-            "input": f"{plan.n_in} activations per inference on i, row-major {list(plan.in_shape)}",
-            "output": f"{plan.n_out} activations per inference on o, row-major",
-            "precision": "precision_<layer>: runtime weight precision of a bit-serial layer in planes; "
-                         "0 = full precision",
+            "streams": "i_<input>, o_<output>: valid/ready streams, one activation per transfer, row-major; "
+                       "payload = data (low bits) and last (top bit, on an inference's final word)",
+            "ctrl": "register writes {addr, data} before a run; they take effect from the next inference",
+            "probes": "p_<engine>: an engine's output payload and fire (valid & ready), for debugging",
             "reset": "rst high for at least one cycle before use",
         },
-        "input": {"name": plan.in_name, "shape": list(plan.in_shape), "bits": plan.in_bits, "signed": plan.in_signed},
-        "output": {"words": plan.n_out, "bits": plan.out_bits, "signed": plan.out_signed},
-        "engines": [e.manifest() for e in plan.engines],
-        "precision_ports": {e.name: precision_port(e.name) for e in bitserial},
+        "inputs": [{"name": i.name, "shape": list(i.type.shape), "bits": i.type.bits, "signed": i.type.signed}
+                   for i in plan.inputs],
+        "outputs": [{"name": o.name, "shape": list(o.type.shape), "bits": o.type.bits, "signed": o.type.signed}
+                    for o in plan.outputs],
+        "registers": register_table(plan),
+        "engines": [{"name": n.name, "inputs": list(n.inputs), "engine": n.describe()} for n in plan.nodes],
         "cycles": {
             "definition": "first input offered to last output taken, inclusive; one inference, no stalls",
             **cycle_report(plan),
-            "by_precision": precisions,
+            "by_register": register_sweeps(plan),
         },
+        "plan": plan_json,
+        "plan_arrays": inline_arrays(arrays),
     }
 
 
 def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8, target_cycles: int | None = None,
-             lanes: dict[str, int] | None = None) -> GenResult:
+             lanes: Mapping[str, int] | None = None) -> GenResult:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or set(p.name for p in out.iterdir()) - _OURS):
+        raise FileExistsError(f"{out} exists and holds other files than {', '.join(sorted(_OURS))}: "
+                              "choose an empty or new folder")
     plan = plan_network(intmodel, default_lanes=default_lanes, target_cycles=target_cycles, lanes=lanes)
     network = Network(plan=plan)
     text = verilog_text(network)
-    data = manifest(network)
-    vpath = out / "network.v"
-    mpath = out / "manifest.json"
-    vpath.write_text(text)
-    mpath.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    return GenResult(verilog_path=vpath, manifest_path=mpath, plan=plan, manifest=data)
-
-
-def lint(verilog_path: str | Path, *, top: str = TOP) -> subprocess.CompletedProcess:
-    """`verilator --lint-only -Wall`-free default lint with the WIDTH waivers; returncode 0 = clean."""
-    from cdsl.sim.toolchain import require_toolchain, verilator_env
-
-    tc = require_toolchain()
-    cmd = [str(tc.verilator_bin), "--lint-only", *LINT_WAIVERS, "--top-module", top, str(verilog_path)]
-    return subprocess.run(cmd, env=verilator_env(), capture_output=True, text=True)
+    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {})}
+    data = manifest(intmodel, plan, network, text, options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / VERILOG_FILE).write_text(text)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return GenResult(verilog_path=out / VERILOG_FILE, manifest_path=out / MANIFEST_FILE, plan=plan, manifest=data)

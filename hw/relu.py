@@ -1,16 +1,18 @@
 """Elementwise ReLU on a stream: y = max(x, 0), combinational (no cycles, no storage).
 
-Only instantiated where the export leaves a ReLU on a signed tensor; after a layer whose
-output type is unsigned the ReLU is the identity and is fused away (`cdsl.hw.plan`).
+Only instantiated where the input is signed; after a layer whose output type is unsigned the ReLU
+is the identity and is fused away (`cdsl.hw.kinds.relu`). Ports `i`, `o` (`frame_layout`; `last`
+passes through).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Mux
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw.streams import frame_signature
 
 
 class Relu(wiring.Component):
@@ -21,16 +23,17 @@ class Relu(wiring.Component):
         if out_bits < in_bits - 1:
             raise ValueError(f"out_bits={out_bits!r} cannot hold max(x, 0) of a signed {in_bits!r}-bit input")
         super().__init__({
-            "i": In(stream.Signature(Shape(in_bits, True))),
-            "o": Out(stream.Signature(Shape(out_bits, out_signed))),
+            "i": In(frame_signature(in_bits, True)),
+            "o": Out(frame_signature(out_bits, out_signed)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        x = self.i.payload
+        x = self.i.payload.data
         m.d.comb += [
             self.o.valid.eq(self.i.valid),
-            self.o.payload.eq(Mux(x < 0, 0, x)),
+            self.o.payload.data.eq(Mux(x < 0, 0, x)),
+            self.o.payload.last.eq(self.i.payload.last),
             self.i.ready.eq(self.o.ready),
         ]
         return m

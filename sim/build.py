@@ -22,9 +22,9 @@ Speed (measured on this machine, see sim/bench.py):
   same on/off option; later wins) and expose only what a testbench touches through a Verilator
   control file (`.vlt`, a supported source type of cocotb's runner): `public_flat_rw` for the top
   module's ports (read from the `module <top>(...);` header; all top-module signals if the header
-  is not found) and for the names in `BuildOptions.public` (default: the harness memories `inmem`
-  and `outmem`; names missing from the design are ignored by Verilator). `BuildOptions(public_all=True)` keeps the runner's
-  default for testbenches that poke internal signals.
+  is not found) and for the names in `BuildOptions.public` (default `mem_*`, a Verilator wildcard:
+  the harness memories; names missing from the design are ignored by Verilator).
+  `BuildOptions(public_all=True)` keeps the runner's default for testbenches that poke internal signals.
 - `-x-assign fast -x-initial fast` (Amaranth initialises every register, so X handling is moot).
 - Build time: of a ~16 s cold build of a small design, ~1.5 s is the design and ~20 s of CPU
   compile Verilator's runtime (`verilated*.cpp`), identical for every design. The first build
@@ -98,7 +98,7 @@ class BuildOptions:
     """
 
     waves: str | None = None
-    public: tuple[str, ...] = ("inmem", "outmem")
+    public: tuple[str, ...] = ("mem_*",)
     public_all: bool = False
     optimize: bool = True
     extra_args: tuple[str, ...] = ()
@@ -193,13 +193,23 @@ def normalized_verilog(verilog: str) -> str:
     return _SRC_ATTR.sub("", verilog)
 
 
-def cache_key(*, verilog: str, toplevel: str, options: BuildOptions, tools: dict | None = None) -> str:
+def _sources(verilog: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The Verilog texts of a build: the first holds the top module, the others what it instantiates."""
+    texts = (verilog,) if isinstance(verilog, str) else tuple(verilog)
+    if not texts or not all(isinstance(v, str) and v.strip() for v in texts):
+        raise ValueError(f"build_verilog: verilog must be non-empty Verilog text(s), not {str(verilog)[:40]!r}")
+    return texts
+
+
+def cache_key(*, verilog: str | tuple[str, ...], toplevel: str, options: BuildOptions,
+              tools: dict | None = None) -> str:
     """The content hash naming a build (hex SHA-256, 24 characters) of the normalized Verilog."""
     payload = {
         "format": _FORMAT,
         "toplevel": toplevel,
         "args": _verilator_args(toplevel, options),
-        "vlt": "" if options.public_all else _vlt_text(toplevel, top_ports(verilog, toplevel), options.public),
+        "vlt": "" if options.public_all else _vlt_text(toplevel, top_ports(_sources(verilog)[0], toplevel),
+                                                       options.public),
         "make": _make_variables(options),
         "waves": options.waves,
         "tools": tools if tools is not None else _tool_fingerprint(),
@@ -207,7 +217,9 @@ def cache_key(*, verilog: str, toplevel: str, options: BuildOptions, tools: dict
     h = hashlib.sha256()
     h.update(json.dumps(payload, sort_keys=True).encode())
     h.update(b"\0")
-    h.update(normalized_verilog(verilog).encode())
+    for text in _sources(verilog):
+        h.update(normalized_verilog(text).encode())
+        h.update(b"\0")
     return h.hexdigest()[:24]
 
 
@@ -290,15 +302,17 @@ def _harvest_runtime(directory: Path, runtime: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _compile(*, verilog: str, toplevel: str, options: BuildOptions, directory: Path) -> None:
+def _compile(*, verilog: tuple[str, ...], toplevel: str, options: BuildOptions, directory: Path) -> None:
     runtime = directory.parent / f"runtime-{_runtime_key(options)}"
 
-    source = directory / f"{toplevel}.v"
-    source.write_text(verilog)
-    sources: list[Path] = [source]
+    sources: list[Path] = []
+    for k, text in enumerate(verilog):
+        source = directory / (f"{toplevel}.v" if k == 0 else f"{toplevel}_src{k}.v")
+        source.write_text(text)
+        sources.append(source)
     if not options.public_all:
         vlt = directory / "cdsl_public.vlt"
-        vlt.write_text(_vlt_text(toplevel, top_ports(verilog, toplevel), options.public))
+        vlt.write_text(_vlt_text(toplevel, top_ports(verilog[0], toplevel), options.public))
         sources.insert(0, vlt)
     log = directory / "build.log"
     make_vars = _make_variables(options)
@@ -319,16 +333,17 @@ def _compile(*, verilog: str, toplevel: str, options: BuildOptions, directory: P
     _harvest_runtime(directory, runtime)
 
 
-def build_verilog(*, verilog: str, toplevel: str, options: BuildOptions = BuildOptions(),
+def build_verilog(*, verilog: str | tuple[str, ...], toplevel: str, options: BuildOptions = BuildOptions(),
                   cache_dir: Path | None = None, force: bool = False) -> Build:
-    """Compile `verilog` (top module `toplevel`) with Verilator for cocotb, or reuse the cached build.
+    """Compile `verilog` (top module `toplevel`; a tuple of texts: the top's first, then the modules it
+    instantiates, e.g. a harness and the generated network) with Verilator for cocotb, or reuse the
+    cached build.
 
     Returns a `Build`; `build.hit` says whether the cache answered. `force=True` rebuilds (and
     replaces the cache entry). Raises `ToolchainError` if tools are missing, `BuildError` if the
     build fails.
     """
-    if not isinstance(verilog, str) or not verilog.strip():
-        raise ValueError(f"build_verilog: verilog must be non-empty Verilog text, not {verilog!r:.40}")
+    verilog = _sources(verilog)
     if not isinstance(toplevel, str) or not toplevel.isidentifier():
         raise ValueError(f"build_verilog: toplevel must be a Verilog module name, not {toplevel!r}")
     if not isinstance(options, BuildOptions):

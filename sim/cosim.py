@@ -1,23 +1,22 @@
-"""Co-simulation of a whole network: IntModel -> Network RTL -> Verilator (cocotb) -> compared with golden.
+"""Co-simulation of a generated design: the exact `network.v` of `cdsl gen`, in Verilator through cocotb,
+compared with the golden model.
 
-    run = simulate(intmodel, x_int, precisions={"h1": 4})      # RTL outputs and cycles
-    report = verify(intmodel, x_int, labels)                    # golden vs RTL, bit for bit
+    design = Design.load(run_dir / "rtl")
+    run = simulate(design, {"x": x_int}, settings={"h1": {"precision": 4}})   # RTL outputs and cycles
+    report = verify(intmodel, design, x_int, labels)                          # golden vs RTL, bit for bit
 
-The network (`cdsl.hw.network.Network`, planned by `cdsl.hw.plan.plan_network`) sits in the
-bulk-load `Harness` (`cdsl.sim.harness`): every sample is written into the harness' input
-memory through its handle, started, and awaited once (`cdsl.sim.tb.network`), so Python does not
-wake on every clock edge. Bit-serial layers' runtime precisions enter through `PrefixPorts`: one
-prefix word per bit-serial layer before each input frame (one cycle each, subtracted from the
-cycle count), so a single Verilator build serves every precision.
+The harness (`cdsl.sim.harness.Harness`) wraps a black box with the ports the design's plan implies
+and is compiled beside `network.v` (never a re-elaborated network). Every sample is written into
+the harness memories through their handles, the runtime settings go through the `ctrl` register
+writes before each sample, and Python awaits one `done` per sample (`cdsl.sim.network_bench`).
 
-On a mismatch, `verify` names the first failing sample and output element and then localizes the
-first layer that differs: it simulates the failing sample on prefix networks (the model cut after
-each engine) and compares each against the golden trace of that layer.
+On a mismatch, `verify` names the first failing sample, output and element, then simulates that
+sample again in a harness that captures every engine's probe port, and names the first engine (in
+the plan's order) whose output differs from the golden model's trace of its layer.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -28,16 +27,17 @@ import numpy as np
 import torch
 from amaranth.back import verilog
 
-from cdsl.hw.network import Network, precision_port
-from cdsl.hw.plan import NetworkPlan, network_cycles, plan_network
-from cdsl.hw.prefix_ports import PrefixPorts
+from cdsl.contract.golden import argmax_lowest, feeds, golden
+from cdsl.contract.intmodel import IntModel, Settings
+from cdsl.hw.network import input_port, output_port, probe_port
+from cdsl.hw.plan import network_cycles
+from cdsl.hw.register_bank import ctrl_signature
+from cdsl.sim.design import Design
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import SimulationError, run_cocotb
 from cdsl.sim.scoreboard import Mismatch, Scoreboard
-from cdsl.contract.golden import argmax_lowest, at_precisions, golden
-from cdsl.contract.intmodel import IntModel
 
-__all__ = ["SimRun", "VerifyReport", "design", "simulate", "verify"]
+__all__ = ["SimRun", "VerifyReport", "simulate", "verify", "first_bad_layer"]
 
 TOP = "harness_top"
 Progress = Callable[[int, int], None]
@@ -45,9 +45,11 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class SimRun:
-    outputs: np.ndarray  # int64 [N, n_out]: the RTL's output words per sample
+    outputs: dict[str, np.ndarray]  # per model output: int64 [N, words], the RTL's words per sample
+    counts: dict[str, np.ndarray]  # per model output: int64 [N], words delivered per sample
+    probes: dict[str, list[np.ndarray]] | None  # per engine (harness with probes): each sample's words
     cycles: np.ndarray  # int64 [N]: cycles per inference (first input offered .. last output taken)
-    predicted_cycles: int  # the cycle model's figure for the same precisions
+    predicted_cycles: int  # the cycle model's figure for the same settings
     total_cycles: int
     sim_seconds: float  # wall time inside the simulator for the samples
     cycles_per_second: float
@@ -55,6 +57,7 @@ class SimRun:
     cache_hit: bool
     seed: int | None
     waves: Path | None
+    verilog_sha256: str
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,15 @@ class VerifyReport:
     samples: int
     exact: int  # samples whose every output word equals golden
     first_mismatch: Mismatch | None
-    first_bad_layer: str | None  # the earliest layer whose RTL output differs, for the first failing sample
+    first_bad_layer: str | None  # the earliest engine whose output differs, for the first failing sample
+    cycles_exact: int  # samples whose simulated cycles equal the model's
     run: SimRun
     rtl_accuracy: float | None
     golden_accuracy: float | None
 
     @property
     def passed(self) -> bool:
-        return self.exact == self.samples
+        return self.exact == self.samples and self.cycles_exact == self.samples
 
     @property
     def cycle_error(self) -> float:
@@ -78,26 +82,26 @@ class VerifyReport:
         return abs(mean - self.run.predicted_cycles) / self.run.predicted_cycles
 
 
-def design(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: int | None = None,
-           lanes: Mapping[str, int] | None = None) -> tuple[NetworkPlan, Harness, tuple[str, ...]]:
-    """The network's plan, the harness around it, and the bit-serial layers fed by prefix words."""
-    plan = plan_network(intmodel, default_lanes=default_lanes, target_cycles=target_cycles,
-                        lanes=dict(lanes) if lanes else None)
-    network = Network(plan=plan)
-    serial = tuple(e.name for e in plan.bitserial_engines())
-    dut = network
-    if serial:
-        dut = PrefixPorts(dut=network, ports=[precision_port(n) for n in serial], frame=plan.n_in)
-    harness = Harness(dut=dut, in_depth=len(serial) + plan.n_in, out_depth=plan.n_out)
-    return plan, harness, serial
+def config_words(design: Design, settings: Settings | None) -> list[int]:
+    """Register writes (packed {addr, data} payloads) that set every register for `settings`."""
+    plan = design.plan
+    values = plan.node_settings(settings)
+    if not plan.registers:
+        return []
+    layout = ctrl_signature(len(plan.registers)).members["payload"].shape
+    return [layout.const({"addr": r.addr, "data": values[r.node][r.setting.name]}).as_value().value
+            for r in plan.registers]
 
 
-def _samples(plan: NetworkPlan, serial: tuple[str, ...], x_int, precisions: Mapping[str, int]) -> np.ndarray:
-    x = np.asarray(torch.as_tensor(x_int).reshape(len(x_int), -1), dtype=np.int64)
-    if x.shape[1] != plan.n_in:
-        raise ValueError(f"each sample must have {plan.n_in} input words, not {x.shape[1]}")
-    prefix = np.array([precisions.get(n, 0) for n in serial], dtype=np.int64)
-    return np.concatenate([np.broadcast_to(prefix, (len(x), len(serial))), x], axis=1)
+def harness_for(design: Design, *, probes: bool) -> Harness:
+    plan = design.plan
+    depths = {input_port(i.name): i.type.words for i in plan.inputs}
+    depths.update({output_port(o.name): o.type.words for o in plan.outputs})
+    if plan.registers:
+        depths["ctrl"] = len(plan.registers)
+    if probes:
+        depths.update({probe_port(n.name): n.out_type.words for n in plan.nodes})
+    return Harness(dut=design.black_box(), depths=depths, probes=probes)
 
 
 def _poll(path: Path, progress: Progress, stop: threading.Event) -> None:
@@ -109,22 +113,35 @@ def _poll(path: Path, progress: Progress, stop: threading.Event) -> None:
         progress(done, total)
 
 
-def simulate(intmodel: IntModel, x_int, *, precisions: Mapping[str, int] | None = None,
-             default_lanes: int = 8, target_cycles: int | None = None, lanes: Mapping[str, int] | None = None,
-             waves: Path | None = None, progress: Progress | None = None, seed: int | None = None,
-             work_dir: Path | None = None) -> SimRun:
-    """Run every sample of `x_int` (int64 [N, ...] input codes) through the network RTL in Verilator."""
-    precisions = dict(precisions or {})
-    plan, harness, serial = design(intmodel, default_lanes=default_lanes, target_cycles=target_cycles, lanes=lanes)
-    unknown = sorted(set(precisions) - set(serial))
-    if unknown:
-        raise ValueError(f"runtime precision given for {unknown[0]!r}, which is not a bit-serial layer "
-                         f"(bit-serial layers: {', '.join(serial) or 'none'})")
-    samples = _samples(plan, serial, x_int, precisions)
+def _input_arrays(design: Design, x_int) -> dict[str, np.ndarray]:
+    given = x_int if isinstance(x_int, dict) else {design.plan.inputs[0].name: x_int}
+    out = {}
+    for inp in design.plan.inputs:
+        if inp.name not in given:
+            raise ValueError(f"no samples for input {inp.name!r}")
+        x = np.asarray(torch.as_tensor(given[inp.name]), dtype=np.int64)
+        x = x.reshape(len(x), -1)
+        if x.shape[1] != inp.type.words:
+            raise ValueError(f"each sample of {inp.name!r} must have {inp.type.words} words, not {x.shape[1]}")
+        out[input_port(inp.name)] = x
+    return out
+
+
+def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: Path | None = None,
+             progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
+             probes: bool = False) -> SimRun:
+    """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design."""
+    plan = design.plan
+    config = config_words(design, settings)  # checks the settings against the plan
+    harness = harness_for(design, probes=probes)
+    inputs = _input_arrays(design, x_int)
+    samples = len(next(iter(inputs.values())))
     work = Path(tempfile.mkdtemp(prefix="cdsl-cosim-")) if work_dir is None else Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     case, out, prog = work / "case.npz", work / "rtl_outputs.npz", work / "progress"
-    np.savez(case, samples=samples, n_out=np.int64(plan.n_out))
+    np.savez(case, config=np.array(config, dtype=np.int64),
+             **{f"in:{k}": v for k, v in inputs.items()},
+             **{f"expect:{output_port(o.name)}": np.int64(o.type.words) for o in plan.outputs})
     prog.unlink(missing_ok=True)
     text = verilog.convert(harness, name=TOP, emit_src=False)
     stop = threading.Event()
@@ -133,8 +150,8 @@ def simulate(intmodel: IntModel, x_int, *, precisions: Mapping[str, int] | None 
         poller = threading.Thread(target=_poll, args=(prog, progress, stop), daemon=True)
         poller.start()
     try:
-        result = run_cocotb(verilog=text, toplevel=TOP, test_module="cdsl.sim.tb.network", test_dir=work / "sim",
-                            waves=waves, seed=seed,
+        result = run_cocotb(verilog=(text, design.verilog), toplevel=TOP, test_module="cdsl.sim.network_bench",
+                            test_dir=work / "sim", waves=waves, seed=seed,
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
     finally:
@@ -144,78 +161,67 @@ def simulate(intmodel: IntModel, x_int, *, precisions: Mapping[str, int] | None 
     if not result.passed or not out.is_file():
         raise SimulationError(f"the network simulation failed:\n{result.log_text(tail=30)}")
     if progress is not None:
-        progress(len(samples), len(samples))
+        progress(samples, samples)
     with np.load(out) as data:
-        outputs, cycles = data["outputs"], data["cycles"] - len(serial)  # prefix words take a cycle each
+        arrays = {k: data[k] for k in data.files}
     stats = result.data or {}
+    cycles = arrays["cycles"]
     return SimRun(
-        outputs=outputs, cycles=cycles,
-        predicted_cycles=network_cycles(plan, precisions={n: p for n, p in precisions.items() if p}),
-        total_cycles=int(cycles.sum()), sim_seconds=float(stats.get("wall_s", 0.0)),
-        cycles_per_second=float(stats.get("cycles_per_s") or 0.0),
-        build_seconds=result.build.seconds, cache_hit=result.build.hit, seed=result.seed,
-        waves=result.waves,
+        outputs={o.name: arrays[f"out:{output_port(o.name)}"] for o in plan.outputs},
+        counts={o.name: arrays[f"out_count:{output_port(o.name)}"] for o in plan.outputs},
+        probes={n.name: [row[:c] for row, c in zip(arrays[f"probe:{probe_port(n.name)}"],
+                                                   arrays[f"probe_count:{probe_port(n.name)}"])]
+                for n in plan.nodes} if probes else None,
+        cycles=cycles, predicted_cycles=network_cycles(plan, settings=settings), total_cycles=int(cycles.sum()),
+        sim_seconds=float(stats.get("wall_s", 0.0)), cycles_per_second=float(stats.get("cycles_per_s") or 0.0),
+        build_seconds=result.build.seconds, cache_hit=result.build.hit, seed=result.seed, waves=result.waves,
+        verilog_sha256=design.sha256,
     )
 
 
-def verify(intmodel: IntModel, x_int, labels=None, *, precisions: Mapping[str, int] | None = None,
-           default_lanes: int = 8, target_cycles: int | None = None, lanes: Mapping[str, int] | None = None,
+def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: Settings | None = None,
            progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
            localize: bool = True) -> VerifyReport:
-    """Golden model vs RTL on every sample, element by element."""
-    x = torch.as_tensor(x_int, dtype=torch.int64)
-    model = at_precisions(intmodel, precisions)
-    want = golden(model, x).reshape(len(x), -1).numpy()
-    run = simulate(intmodel, x, precisions=precisions, default_lanes=default_lanes, target_cycles=target_cycles,
-                   lanes=lanes, progress=progress, seed=seed, work_dir=work_dir)
-    out_name = intmodel.outputs[0]
+    """Golden model vs the design's RTL on every sample, element by element, and cycles vs the model."""
+    design.check_intmodel(intmodel)
+    x = feeds(intmodel, x_int)
+    want = golden(intmodel, x, settings=settings)
+    want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}
+    run = simulate(design, x, settings=settings, progress=progress, seed=seed, work_dir=work_dir)
+    n = len(next(iter(x.values())))
     board = Scoreboard(name=intmodel.name, seed=run.seed)
-    for s in range(len(x)):
-        board.compare(want[s], run.outputs[s], sample=s, port=out_name)
-    exact = sum(1 for s in range(len(x)) if np.array_equal(want[s], run.outputs[s]))
+    exact = 0
+    for s in range(n):
+        ok = True
+        for name in intmodel.outputs:
+            got = run.outputs[name][s][:int(run.counts[name][s])]
+            ok = board.compare(want[name][s].reshape(-1).numpy(), got, sample=s, port=name) and ok
+        exact += ok
     first = board.first_mismatch
     bad_layer = None
     if first is not None and localize:
-        bad_layer = first_bad_layer(model, x[first.sample:first.sample + 1], precisions=precisions,
-                                    default_lanes=default_lanes, target_cycles=target_cycles, lanes=lanes,
+        one = {k: v[first.sample:first.sample + 1] for k, v in x.items()}
+        bad_layer = first_bad_layer(intmodel, design, one, settings=settings,
                                     work_dir=None if work_dir is None else Path(work_dir) / "localize")
     rtl_acc = gold_acc = None
     if labels is not None:
         y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-        rtl_acc = float((argmax_lowest(torch.as_tensor(run.outputs)) == y).double().mean())
-        gold_acc = float((argmax_lowest(torch.as_tensor(want)) == y).double().mean())
-    return VerifyReport(samples=len(x), exact=exact, first_mismatch=first, first_bad_layer=bad_layer, run=run,
+        first_out = intmodel.outputs[0]
+        rtl_acc = float((argmax_lowest(torch.as_tensor(run.outputs[first_out])) == y).double().mean())
+        gold_acc = float((argmax_lowest(want[first_out].reshape(n, -1)) == y).double().mean())
+    return VerifyReport(samples=n, exact=exact, first_mismatch=first, first_bad_layer=bad_layer,
+                        cycles_exact=int((run.cycles == run.predicted_cycles).sum()), run=run,
                         rtl_accuracy=rtl_acc, golden_accuracy=gold_acc)
 
 
-def prefix_model(intmodel: IntModel, last: str) -> IntModel:
-    """The model cut after layer `last` (which becomes its output)."""
-    names = [lay.name for lay in intmodel.layers]
-    cut = names.index(last) + 1
-    return dataclasses.replace(intmodel, layers=intmodel.layers[:cut], outputs=(last,))
-
-
-def first_bad_layer(model: IntModel, x_one: torch.Tensor, *, precisions=None, work_dir: Path | None = None,
-                    **plan_kw) -> str | None:
-    """The first layer (in order) whose RTL output differs from golden for this one sample.
-
-    `model` already carries the precisions' truncated weights (for golden); the RTL gets the
-    same precisions through its ports. Cuts that the planner cannot make on their own (e.g. a
-    ReLU fused into the layer before it) are skipped.
-    """
-    _, trace = golden(model, x_one, trace=True)
-    lanes = plan_kw.pop("lanes", None) or {}
-    for lay in model.layers:
-        sub = prefix_model(model, lay.name)
-        kept = {l.name for l in sub.layers}
-        sub_kw = dict(plan_kw, lanes={k: v for k, v in lanes.items() if k in kept} or None)
-        try:
-            plan_network(sub, **sub_kw)
-        except ValueError:
-            continue
-        sub_prec = {k: v for k, v in (precisions or {}).items() if k in kept}
-        run = simulate(sub, x_one, precisions=sub_prec, work_dir=None if work_dir is None else work_dir / lay.name,
-                       **sub_kw)
-        if not np.array_equal(run.outputs[0], trace[lay.name].reshape(-1).numpy()):
-            return lay.name
+def first_bad_layer(intmodel: IntModel, design: Design, x_one: Mapping[str, torch.Tensor], *,
+                    settings: Settings | None = None, work_dir: Path | None = None) -> str | None:
+    """The first engine (in the plan's order) whose probed output differs from the golden trace of its
+    layer, for this one sample; None if every probe agrees."""
+    _, trace = golden(intmodel, dict(x_one), settings=settings, trace=True)
+    run = simulate(design, dict(x_one), settings=settings, work_dir=work_dir, probes=True)
+    for node in design.plan.nodes:
+        want = trace[node.name].reshape(-1).numpy()
+        if not np.array_equal(run.probes[node.name][0], want):
+            return node.name
     return None

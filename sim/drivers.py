@@ -3,7 +3,7 @@
 Two ways to move data, pick by what the test needs:
 
 1. `HarnessDriver` (fast, for whole networks and long block runs). The DUT is a
-   `cdsl.sim.harness.Harness`; words are written into its input memory through simulator handles
+   `cdsl.sim.harness.Harness`; words are written into its memories through simulator handles
    (no clock edge), `start` is pulsed, and Python sleeps until `done` rises: one Python wake-up
    per run instead of one per clock edge. Hundreds of thousands of simulated cycles per second.
 
@@ -14,8 +14,10 @@ Two ways to move data, pick by what the test needs:
        async def my_test(dut):
            drv = HarnessDriver.from_env(dut)        # reads the manifest in $CDSL_HARNESS
            await drv.reset()
-           run = await drv.run([1, 2, -3, 4], n_out=1)            # one run
-           run.outputs, run.cycles
+           run = await drv.run([1, 2, -3, 4], expect=1)           # one run, the only ports
+           run.words, run.cycles
+           run = await drv.run({"i_a": xa, "i_b": xb}, config=cfg) # named ports, register writes
+           run.outputs["o_y"], run.probes["p_h1"]
            batch = await drv.run_samples(samples, n_out=10)       # many samples, one run each
            batch.outputs[s], batch.cycles[s]
 
@@ -106,13 +108,21 @@ async def reset(dut, *, cycles: int = 2) -> None:
 
 @dataclass(frozen=True)
 class HarnessRun:
-    outputs: list[int]
+    outputs: dict[str, list[int]]  # per output port, the words captured (signed where the port is)
     cycles: int
+    probes: dict[str, list[int]]  # per probe port (harness built with probes=True)
+
+    @property
+    def words(self) -> list[int]:
+        """The words of the only output port."""
+        if len(self.outputs) != 1:
+            raise ValueError(f"the design has {len(self.outputs)} outputs: use .outputs[port]")
+        return next(iter(self.outputs.values()))
 
 
 @dataclass(frozen=True)
 class BatchRun:
-    outputs: list[list[int]]     # per sample
+    outputs: list[list[int]]     # per sample (the only output port)
     cycles: list[int]            # per run (a run holds `samples_per_run` samples)
     samples_per_run: int
 
@@ -121,36 +131,32 @@ class BatchRun:
         return sum(self.cycles)
 
 
-class HarnessDriver:
-    """Drives a `Harness` top level: bulk-load `inmem`, pulse `start`, await `done`, read `outmem`.
+@dataclass(frozen=True)
+class _Port:
+    name: str
+    role: str
+    width: int
+    signed: bool
+    frame: bool
+    depth: int
 
-    `in_width`/`out_width` are the memory word widths; `in_signed`/`out_signed` how Python ints map
-    to words; `in_depth`/`out_depth` the memory depths (words per run at most).
+
+class HarnessDriver:
+    """Drives a `Harness` top level: bulk-load its memories, pulse `start`, await `done`, read back.
+
+    Built from the harness manifest (`Harness.manifest()`, passed by the host in `$CDSL_HARNESS`).
     """
 
-    def __init__(self, dut, *, in_width: int, out_width: int, in_depth: int, out_depth: int,
-                 in_signed: bool = False, out_signed: bool = False, max_cycles: int = 10_000_000,
-                 period_ns: int = CLOCK_PERIOD_NS):
+    def __init__(self, dut, manifest: dict, *, max_cycles: int = 10_000_000, period_ns: int = CLOCK_PERIOD_NS):
         self.dut = dut
         self.max_cycles = max_cycles   # a run that takes longer raises TimeoutError (a hung design)
         self.period_ns = period_ns
-        self.in_width = in_width
-        self.out_width = out_width
-        self.in_depth = in_depth
-        self.out_depth = out_depth
-        self.in_signed = in_signed
-        self.out_signed = out_signed
-        self._in_handles: list = []
-        self._out_handles: list = []
+        self.ports = {p["name"]: _Port(**p) for p in manifest["ports"]}
+        self.throttle = manifest.get("throttle", False)
+        self._handles: dict[str, list] = {}
         self.clock: Clock | None = None
         # Wall seconds spent writing inputs, simulating (start..done) and reading outputs.
         self.stats = {"load_s": 0.0, "sim_s": 0.0, "read_s": 0.0, "runs": 0}
-
-    @classmethod
-    def from_manifest(cls, dut, manifest: dict, **kwargs) -> "HarnessDriver":
-        return cls(dut, in_width=manifest["in_width"], out_width=manifest["out_width"],
-                   in_depth=manifest["in_depth"], out_depth=manifest["out_depth"],
-                   in_signed=manifest["in_signed"], out_signed=manifest["out_signed"], **kwargs)
 
     @classmethod
     def from_env(cls, dut, *, var: str = "CDSL_HARNESS", **kwargs) -> "HarnessDriver":
@@ -159,58 +165,65 @@ class HarnessDriver:
         if not text:
             raise RuntimeError(f"HarnessDriver.from_env: environment variable {var!r} is not set; "
                                f"pass extra_env={{{var!r}: harness.manifest_json()}} to run_cocotb")
-        return cls.from_manifest(dut, json.loads(text), **kwargs)
+        return cls(dut, json.loads(text), **kwargs)
 
-    def _handles(self):
-        if not self._in_handles:
-            self._in_handles = [self.dut.inmem[k] for k in range(self.in_depth)]
-            self._out_handles = [self.dut.outmem[k] for k in range(self.out_depth)]
-        return self._in_handles, self._out_handles
+    def _role(self, role: str) -> list[_Port]:
+        return [p for p in self.ports.values() if p.role == role]
+
+    def _only(self, role: str) -> str:
+        ports = self._role(role)
+        if len(ports) != 1:
+            raise ValueError(f"the design has {len(ports)} {role} ports ({', '.join(p.name for p in ports)}): "
+                             f"name them")
+        return ports[0].name
+
+    def _memory(self, name: str) -> list:
+        if name not in self._handles:
+            mem = getattr(self.dut, f"mem_{name}")
+            self._handles[name] = [mem[k] for k in range(self.ports[name].depth)]
+        return self._handles[name]
 
     async def reset(self, *, start_clock_: bool = True) -> None:
         """Start the clock (unless already running), idle the controls and reset the design."""
         if start_clock_ and self.clock is None:
             self.clock = await start_clock(self.dut, period_ns=self.period_ns)
         self.dut.start.value = 0
-        self.dut.n_in.value = 0
-        self.dut.n_out.value = 0
-        if hasattr(self.dut, "seed"):
+        for p in self.ports.values():
+            if p.role in ("input", "ctrl"):
+                getattr(self.dut, f"len_{p.name}").value = 0
+            if p.role == "output":
+                getattr(self.dut, f"expect_{p.name}").value = 0
+        if self.throttle:
             self.dut.seed.value = 0      # 0: no throttling
         await reset(self.dut)
 
-    def load(self, words: Sequence[int], *, offset: int = 0) -> None:
-        """Write `words` into the input memory from `offset` (no simulated time passes)."""
+    def load(self, port: str, words: Sequence[int]) -> None:
+        """Write `words` into the memory of input (or ctrl) port `port` (no simulated time passes)."""
         t0 = time.perf_counter()
-        inmem, _ = self._handles()
-        if offset + len(words) > self.in_depth:
-            raise ValueError(f"{len(words) + offset!r} input words exceed the harness depth {self.in_depth!r}")
+        p = self.ports[port]
+        if len(words) > p.depth:
+            raise ValueError(f"{len(words)!r} words exceed the harness depth {p.depth!r} of {port!r}")
+        mem = self._memory(port)
         for k, word in enumerate(words):
-            inmem[offset + k].value = to_unsigned(int(word), self.in_width)
+            mem[k].value = to_unsigned(int(word), p.width)
+        getattr(self.dut, f"len_{port}").value = len(words)
         self.stats["load_s"] += time.perf_counter() - t0
 
-    def read(self, count: int, *, offset: int = 0) -> list[int]:
+    def read(self, port: str) -> list[int]:
+        """The words captured on output or probe port `port` in the last run."""
         t0 = time.perf_counter()
-        _, outmem = self._handles()
-        raw = [_read(outmem[offset + k]) for k in range(count)]
+        p = self.ports[port]
+        count = min(_read(getattr(self.dut, f"count_{port}")), p.depth)
+        mem = self._memory(port)
+        raw = [_read(mem[k]) for k in range(count)]
         self.stats["read_s"] += time.perf_counter() - t0
-        if self.out_signed:
-            return [to_signed(v, self.out_width) for v in raw]
-        return raw
+        return [to_signed(v, p.width) for v in raw] if p.signed else raw
 
-    async def start_and_wait(self, *, n_in: int, n_out: int, seed: int | None = None) -> int:
-        """Pulse `start` for a run of `n_in` words in, `n_out` out; await `done`; return cycles.
-
-        Must be called where writes are allowed (not in a ReadOnly phase); returns at a falling
-        edge, where the next `load()` may follow.
-        """
-        if not 0 <= n_in <= self.in_depth:
-            raise ValueError(f"n_in {n_in!r} outside 0..{self.in_depth!r}")
-        if not 1 <= n_out <= self.out_depth:
-            raise ValueError(f"n_out {n_out!r} outside 1..{self.out_depth!r}")
+    async def start_and_wait(self, *, seed: int | None = None) -> int:
+        """Pulse `start`, await `done`; return the run's cycles. Must be called where writes are allowed
+        (not in a ReadOnly phase); returns at a falling edge, where the next `load()` may follow."""
         t0 = time.perf_counter()
         dut = self.dut
-        dut.n_in.value = n_in
-        dut.n_out.value = n_out
         if seed is not None:
             dut.seed.value = seed & 0xFFFF
         dut.start.value = 1
@@ -219,8 +232,9 @@ class HarnessDriver:
         try:
             await with_timeout(RisingEdge(dut.done), self.max_cycles * self.period_ns, "ns")
         except SimTimeoutError:
-            raise TimeoutError(f"harness: `done` not raised within {self.max_cycles!r} cycles of a run with "
-                               f"n_in={n_in!r}, n_out={n_out!r} (the design produced fewer outputs or hung)") from None
+            counts = {p.name: _read(getattr(dut, f"count_{p.name}")) for p in self._role("output")}
+            raise TimeoutError(f"harness: `done` not raised within {self.max_cycles!r} cycles (outputs so far: "
+                               f"{counts}; the design produced fewer outputs or hung)") from None
         await ReadOnly()
         cycles = _read(dut.cycles)
         await FallingEdge(dut.clk)
@@ -228,19 +242,34 @@ class HarnessDriver:
         self.stats["runs"] += 1
         return cycles
 
-    async def run(self, words: Sequence[int], *, n_out: int, seed: int | None = None) -> HarnessRun:
-        """One run: load `words`, start, wait for `n_out` outputs; returns outputs and cycles."""
-        self.load(words)
-        cycles = await self.start_and_wait(n_in=len(words), n_out=n_out, seed=seed)
-        return HarnessRun(self.read(n_out), cycles)
+    async def run(self, inputs, *, expect=None, config: Sequence[int] = (), seed: int | None = None) -> HarnessRun:
+        """One run. `inputs`: {input port: words}, or a list of words for the only input port.
+        `expect`: {output port: words} (a missing frame port: until `last`), or an int for the only
+        output port. `config`: words for `ctrl` (packed {addr, data} payloads)."""
+        if not isinstance(inputs, dict):
+            inputs = {self._only("input"): inputs}
+        if expect is not None and not isinstance(expect, dict):
+            expect = {self._only("output"): expect}
+        expect = dict(expect or {})
+        for p in self._role("input"):
+            self.load(p.name, inputs.get(p.name, ()))
+        for p in self._role("ctrl"):
+            self.load(p.name, config)
+        for p in self._role("output"):
+            want = expect.get(p.name, 0)
+            if want == 0 and not p.frame:
+                raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
+            getattr(self.dut, f"expect_{p.name}").value = want
+        cycles = await self.start_and_wait(seed=seed)
+        outputs = {p.name: self.read(p.name) for p in self._role("output")}
+        probes = {p.name: self.read(p.name) for p in self._role("probe")}
+        return HarnessRun(outputs, cycles, probes)
 
     async def run_samples(self, samples: Sequence[Sequence[int]], *, n_out: int,
                           samples_per_run: int = 1, seed: int | None = None) -> BatchRun:
-        """Run many samples: `samples_per_run` samples are loaded back to back per run.
-
-        With `samples_per_run=1` each entry of `cycles` is one sample's latency; with more, the
-        design may overlap samples and `cycles` counts the whole run.
-        """
+        """Run many samples through the only input and output ports: `samples_per_run` samples are
+        loaded back to back per run. With `samples_per_run=1` each entry of `cycles` is one sample's
+        latency; with more, the design may overlap samples and `cycles` counts the whole run."""
         if samples_per_run < 1:
             raise ValueError(f"samples_per_run must be >= 1, not {samples_per_run!r}")
         outputs: list[list[int]] = []
@@ -250,8 +279,9 @@ class HarnessDriver:
             words = [w for sample in group for w in sample]
             # A nonzero seed gives every run its own nonzero LFSR seed; 0 (no throttling) stays 0.
             run_seed = seed if not seed else (seed + first - 1) % 0xFFFF + 1
-            run = await self.run(words, n_out=n_out * len(group), seed=run_seed)
-            outputs += [run.outputs[k * n_out:(k + 1) * n_out] for k in range(len(group))]
+            run = await self.run(words, expect=n_out * len(group), seed=run_seed)
+            got = run.words
+            outputs += [got[k * n_out:(k + 1) * n_out] for k in range(len(group))]
             cycles.append(run.cycles)
         return BatchRun(outputs, cycles, samples_per_run)
 

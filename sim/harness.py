@@ -1,143 +1,173 @@
 """`Harness`: a simulation wrapper that moves data in bulk instead of per clock edge from Python.
 
-It wraps ANY Amaranth component that has a stream input port `i` and a stream output port `o`
-(`amaranth.lib.stream.Signature`; the payload may be a plain unsigned/signed shape or a
-`lib.data` layout, which is handled as its flat bits). The harness adds
+It wraps a design (an Amaranth component, or a black box standing for a Verilog module that is
+compiled beside the harness, `BlackBox`) and finds its ports from its signature:
+- every `In` stream except `ctrl` is an *input*: the harness has a memory `mem_<port>` that the
+  testbench fills through its simulator handle (`dut.mem_i_x[k].value = word`, no clock needed) and
+  `len_<port>`, the words to stream in;
+- every `Out` stream is an *output*: memory `mem_<port>` captures each word, `count_<port>` says how
+  many, and `expect_<port>` how many to wait for (0: until a word with `last`);
+- an `In` stream named `ctrl` (register writes) is fed from `mem_ctrl` (`len_ctrl` words) before
+  the inputs start: settings are in place when the first input is offered;
+- every `Out` observation port with members `payload` and `fire` is a *probe* (built with
+  `probes=True`): memory `mem_<port>` captures each payload in the cycle it fires, `count_<port>`;
+- every other `In` member is passed through as a harness input of the same name (set by handle).
 
-- `inmem`: an input memory (depth `in_depth`, width = payload width of `i`) that the
-  testbench preloads through its simulator handle (`dut.inmem[k].value = word`), no clock needed;
-- `outmem`: an output memory (depth `out_depth`, width = payload width of `o`) that captures
-  every word the wrapped component emits, in order;
-- ports `start` (in), `n_in` (in: how many words of `inmem` to stream), `n_out` (in: how many
-  output words to capture before finishing), `done` (out), `busy` (out), `cycles` (out: clock
-  cycles from the edge that saw `start` to the edge that captured the last output word).
+Frame streams (payload `{data, last}`, `cdsl.hw.streams.frame_layout`) are handled by the harness:
+memories hold `data` only; an input's last word gets `last`; an output with `expect_ == 0` ends on
+`last`. Plain payloads (a `lib.data` layout or a shape) are stored as their flat bits.
 
-Protocol (one run): set `n_in`, `n_out`, fill `inmem[0:n_in]`, hold `start` high for one cycle;
-the harness streams `inmem[0..n_in-1]` into `i` (valid held until ready), keeps `o.ready` high and
-writes each transferred `o.payload` into `outmem[0..]`; on the edge that captures word `n_out-1`
-it raises `done` (held until the next `start`) and freezes `cycles`. `n_out == 0` is not allowed.
-Several samples can share one run (load k samples back to back, `n_in = k*words_in`,
-`n_out = k*words_out`) to amortize Python overhead further.
+Ports (one run): set the lengths and expectations, fill the memories, hold `start` high for one
+cycle; the harness writes the config words, then streams every input (all at once, each as fast as
+it is accepted), keeps every output ready and records; when every output has finished it raises
+`done` (held until the next `start`) and freezes `cycles`: clock cycles from the first cycle an
+input is offered to the cycle that captured the last output word, inclusive. `busy` is high during
+a run.
 
-Optional back-pressure (`throttle=True`): a 16-bit LFSR inside the harness, seeded from the
-`seed` input at `start`, drops `i.valid` and `o.ready` on pseudo-random cycles with probability
-about `throttle_num/16` each, so whole-network runs see stalls at full simulation speed; a run
-started with `seed == 0` is not throttled (so one build measures clean cycle counts too).
+Optional back-pressure (`throttle=True`): a 16-bit LFSR, seeded from the `seed` input at `start`,
+drops each input's valid and each output's ready on pseudo-random cycles (about `throttle_num`/16
+of them); a run started with `seed == 0` is not throttled.
 
-Build a testbench on it (the hw helper's block tests and the network verify flow do exactly this):
-
-    from cdsl.sim.harness import Harness
-    from cdsl.sim.runner import run_cocotb
-    from amaranth.back import verilog
-
-    harness = Harness(dut=MyBlock(...), in_depth=64 * 16, out_depth=10 * 16)
-    text = verilog.convert(harness, name="harness_top")
-    result = run_cocotb(verilog=text, toplevel="harness_top",
-                        test_module="cdsl.hw.tb.my_block",        # an importable module
-                        extra_env={"CDSL_HARNESS": harness.manifest_json(), ...})
-
-and in the cocotb module (see `cdsl.sim.drivers.HarnessDriver`):
-
-    drv = HarnessDriver.from_env(dut)          # widths/signedness/depths from CDSL_HARNESS
-    await drv.reset()                          # starts the clock, resets the design
-    run = await drv.run(words, n_out=10)       # run.outputs (signed ints if o is signed), run.cycles
-    batch = await drv.run_samples(samples, n_out=10)   # one run per sample: batch.outputs[s], batch.cycles[s]
-    write_results({...})                       # JSON back to the host: result.data
-
-Layouts: `i`'s word is the payload's flat bits (field order of the `lib.data` layout, first field
-in the low bits); pack them in the testbench. Memory depths bound one run (`in_depth` words in,
-`out_depth` out). Measured: a 64 -> 10 serial dense layer (714 cycles per sample) runs at
-0.5-0.8 M simulated cycles/s this way (`python -m cdsl.sim.bench`).
-
-The wrapped component shares the harness's `sync` domain (`clk`, `rst`).
+The cocotb side is `cdsl.sim.drivers.HarnessDriver` (it reads `Harness.manifest()` from
+`$CDSL_HARNESS`). Measured: a 64 -> 10 serial dense layer (714 cycles per sample) runs at
+0.5-0.8 M simulated cycles/s this way (`python -m cdsl.sim.speed`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal, Shape, Signal, Value
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Harness", "CYCLES_WIDTH"]
+__all__ = ["Harness", "BlackBox", "HarnessPort", "CYCLES_WIDTH"]
 
 CYCLES_WIDTH = 48
 _LFSR_TAPS = 0xB400  # x^16 + x^14 + x^13 + x^11 + 1, maximal length
 
 
-def _stream_port(dut: wiring.Component, name: str, flow) -> tuple[int, bool]:
-    """(payload width, payload signed) of the stream port `name` of `dut`, checked."""
-    members = dut.signature.members
-    if name not in members:
-        raise TypeError(f"harness: the wrapped component has no port {name!r}; ports: {sorted(members)!r}")
-    member = members[name]
-    if not member.is_signature or not isinstance(member.signature, stream.Signature):
-        raise TypeError(f"harness: port {name!r} must be an amaranth.lib.stream interface, not {member!r}")
-    if member.flow != flow:
-        raise TypeError(f"harness: stream {name!r} must have flow {flow!r}, got {member.flow!r}")
-    shape = Shape.cast(member.signature.members["payload"].shape)
-    return shape.width, shape.signed
+@dataclass(frozen=True)
+class HarnessPort:
+    """One memory-backed port of the harness (what the cocotb driver needs to know)."""
+
+    name: str  # the DUT's port
+    role: str  # "input", "output", "ctrl", "probe"
+    width: int  # bits of a memory word (the data of a frame, the flat payload otherwise)
+    signed: bool
+    frame: bool  # the payload is {data, last}
+    depth: int
+
+
+def _is_frame(shape) -> bool:
+    return isinstance(shape, data.StructLayout) and set(shape.members) == {"data", "last"}
+
+
+def _word_shape(payload_shape) -> tuple[int, bool, bool]:
+    """(width, signed, frame) of the memory word for a stream payload shape."""
+    if _is_frame(payload_shape):
+        data_shape = Shape.cast(payload_shape.members["data"])
+        return data_shape.width, data_shape.signed, True
+    if isinstance(payload_shape, data.Layout):
+        return Shape.cast(payload_shape).width, False, False
+    shape = Shape.cast(payload_shape)
+    return shape.width, shape.signed, False
+
+
+def _is_probe(member) -> bool:
+    return member.is_signature and set(member.signature.members) == {"payload", "fire"}
+
+
+class BlackBox(wiring.Component):
+    """Stands for the Verilog module `module` (compiled beside the harness) with this signature: the
+    flattened members become the Verilog ports `<port>__<member>` Amaranth gives them, plus `clk`
+    and `rst`."""
+
+    def __init__(self, *, module: str, signature: wiring.Signature):
+        self._module = module
+        super().__init__(signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        conns = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for path, member, value in self.signature.flatten(self):
+            prefix = "i" if member.flow == In else "o"
+            conns[f"{prefix}_{'__'.join(str(p) for p in path)}"] = value
+        m.submodules.dut = Instance(self._module, **conns)
+        return m
 
 
 class Harness(wiring.Component):
-    """Bulk-load simulation wrapper around a component with stream ports `i` and `o`.
+    """Bulk-load simulation wrapper (see the module docstring).
 
-    Parameters (keyword-only): `dut` (the component to wrap), `in_depth` / `out_depth` (memory
-    depths in words, >= 1), `throttle` (bool, LFSR back-pressure), `throttle_num` (0..15, the
-    number of 16ths of cycles in which valid/ready is dropped when throttling).
+    Keyword-only: `dut` (a component, or a `BlackBox`), `depths` (memory words per port name; every
+    input, output, ctrl and probe port needs one), `probes` (capture the probe ports), `throttle`,
+    `throttle_num` (0..15).
     """
 
-    def __init__(self, *, dut: wiring.Component, in_depth: int, out_depth: int,
+    def __init__(self, *, dut: wiring.Component, depths: dict[str, int], probes: bool = False,
                  throttle: bool = False, throttle_num: int = 6):
         if not isinstance(dut, wiring.Component):
             raise TypeError(f"harness: dut must be an amaranth wiring.Component, not {dut!r}")
-        for label, depth in (("in_depth", in_depth), ("out_depth", out_depth)):
-            if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-                raise ValueError(f"harness: {label} must be a positive integer, not {depth!r}")
-        if not isinstance(throttle, bool):
-            raise TypeError(f"harness: throttle must be a bool, not {throttle!r}")
+        if not isinstance(throttle, bool) or not isinstance(probes, bool):
+            raise TypeError(f"harness: throttle and probes must be bools, not {throttle!r}, {probes!r}")
         if not isinstance(throttle_num, int) or not 0 <= throttle_num <= 15:
             raise ValueError(f"harness: throttle_num must be an integer in 0..15, not {throttle_num!r}")
         self._dut = dut
-        self._in_width, self._in_signed = _stream_port(dut, "i", In)
-        self._out_width, self._out_signed = _stream_port(dut, "o", Out)
-        self._in_depth = in_depth
-        self._out_depth = out_depth
-        self._throttle = throttle
-        self._throttle_num = throttle_num
-        ports = {
-            "start": In(1),
-            "n_in": In(range(in_depth + 1)),
-            "n_out": In(range(out_depth + 1)),
-            "done": Out(1),
-            "busy": Out(1),
-            "cycles": Out(CYCLES_WIDTH),
-        }
+        self._throttle, self._throttle_num = throttle, throttle_num
+        ports: list[HarnessPort] = []
+        self._passthrough: list[tuple[str, object]] = []
+        for name, member in dut.signature.members.items():
+            if member.is_signature and isinstance(member.signature, stream.Signature):
+                role = ("ctrl" if name == "ctrl" else "input") if member.flow == In else "output"
+                width, signed, frame = _word_shape(member.signature.members["payload"].shape)
+            elif _is_probe(member) and member.flow == Out:
+                if not probes:
+                    continue
+                role = "probe"
+                width, signed, frame = _word_shape(member.signature.members["payload"].shape)
+            elif not member.is_signature and member.flow == In:
+                self._passthrough.append((name, member.shape))
+                continue
+            else:
+                continue
+            depth = depths.get(name)
+            if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+                raise ValueError(f"harness: port {name!r} needs a memory depth >= 1 in depths, got {depth!r}")
+            ports.append(HarnessPort(name, role, width, signed, frame, depth))
+        unknown = sorted(set(depths) - {p.name for p in ports})
+        if unknown:
+            raise ValueError(f"harness: depths names {unknown[0]!r}, not a port of the design "
+                             f"(ports: {', '.join(p.name for p in ports)})")
+        if not any(p.role == "output" for p in ports):
+            raise TypeError("harness: the design has no output stream")
+        self._ports = tuple(ports)
+        members = {"start": In(1), "done": Out(1), "busy": Out(1), "cycles": Out(CYCLES_WIDTH)}
+        for p in ports:
+            if p.role in ("input", "ctrl"):
+                members[f"len_{p.name}"] = In(range(p.depth + 1))
+            if p.role == "output":
+                members[f"expect_{p.name}"] = In(range(p.depth + 1))
+            if p.role in ("output", "probe"):
+                members[f"count_{p.name}"] = Out(32)
+        for name, shape in self._passthrough:
+            members[name] = In(shape)
         if throttle:
-            ports["seed"] = In(16)
-        super().__init__(ports)
+            members["seed"] = In(16)
+        super().__init__(members)
 
     @property
-    def in_width(self) -> int:
-        return self._in_width
+    def ports(self) -> tuple[HarnessPort, ...]:
+        return self._ports
 
-    @property
-    def out_width(self) -> int:
-        return self._out_width
+    def memory_names(self) -> tuple[str, ...]:
+        return tuple(f"mem_{p.name}" for p in self._ports)
 
     def manifest(self) -> dict:
-        """What a testbench needs to know about this harness (pass it as JSON in `CDSL_HARNESS`)."""
-        return {
-            "in_width": self._in_width,
-            "in_signed": self._in_signed,
-            "in_depth": self._in_depth,
-            "out_width": self._out_width,
-            "out_signed": self._out_signed,
-            "out_depth": self._out_depth,
-            "throttle": self._throttle,
-            "cycles_width": CYCLES_WIDTH,
-        }
+        """What a testbench needs to know (pass it as JSON in `CDSL_HARNESS`)."""
+        return {"ports": [asdict(p) for p in self._ports], "throttle": self._throttle,
+                "cycles_width": CYCLES_WIDTH, "passthrough": [name for name, _ in self._passthrough]}
 
     def manifest_json(self) -> str:
         return json.dumps(self.manifest(), sort_keys=True)
@@ -146,70 +176,89 @@ class Harness(wiring.Component):
         m = Module()
         dut = self._dut
         m.submodules.dut = dut
+        for name, _ in self._passthrough:
+            m.d.comb += getattr(dut, name).eq(getattr(self, name))
 
-        inmem = memory.Memory(shape=unsigned(self._in_width), depth=self._in_depth, init=[])
-        outmem = memory.Memory(shape=unsigned(self._out_width), depth=self._out_depth, init=[])
-        m.submodules.inmem = inmem
-        m.submodules.outmem = outmem
-        rd = inmem.read_port(domain="comb")
-        wr = outmem.write_port()
-
-        rd_addr = Signal(range(self._in_depth + 1))
-        wr_addr = Signal(range(self._out_depth + 1))
-        busy = Signal()
-        done = Signal()
+        busy, running, done = Signal(), Signal(), Signal()  # running: the inputs phase (after config)
         cycles = Signal(CYCLES_WIDTH)
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.cycles.eq(cycles)]
+        stall_in, stall_out = self._throttling(m, busy)
+        begin = self.start & ~busy
 
-        if self._throttle:
-            lfsr = Signal(16, init=1)
-            lfsr_next = Signal(16)
-            throttling = Signal()
-            shifted = lfsr >> 1
-            m.d.comb += lfsr_next.eq(Mux(lfsr[0], shifted ^ _LFSR_TAPS, shifted))
-            m.d.sync += lfsr.eq(lfsr_next)
-            with m.If(self.start & ~busy):
-                # seed 0 turns throttling off for this run (and would lock the LFSR anyway).
-                m.d.sync += [lfsr.eq(self.seed | (self.seed == 0)), throttling.eq(self.seed != 0)]
-            stall_in = throttling & (lfsr[0:4] < self._throttle_num)
-            stall_out = throttling & (lfsr[4:8] < self._throttle_num)
-        else:
-            stall_in = Const(0)
-            stall_out = Const(0)
+        finished = []
+        for p in self._ports:
+            mem = m.submodules[f"mem_{p.name}"] = memory.Memory(shape=Shape(p.width), depth=p.depth, init=[])
+            port = getattr(dut, p.name)
+            if p.role in ("input", "ctrl"):
+                rd = mem.read_port(domain="comb")
+                addr = Signal(range(p.depth + 1), name=f"addr_{p.name}")
+                length = getattr(self, f"len_{p.name}")
+                phase = running if p.role == "input" else (busy & ~running)
+                offer = phase & (addr < length) & (~stall_in if p.role == "input" else 1)
+                m.d.comb += [rd.addr.eq(addr), port.valid.eq(offer)]
+                if p.frame:
+                    m.d.comb += [port.payload.data.eq(rd.data), port.payload.last.eq(addr == length - 1)]
+                else:
+                    m.d.comb += port.payload.eq(rd.data)
+                with m.If(begin):
+                    m.d.sync += addr.eq(0)
+                with m.Elif(offer & port.ready):
+                    m.d.sync += addr.eq(addr + 1)
+                if p.role == "ctrl":
+                    ctrl_done = addr >= length
+            else:
+                wr = mem.write_port()
+                count = Signal(32, name=f"n_{p.name}")
+                m.d.comb += getattr(self, f"count_{p.name}").eq(count)
+                if p.role == "output":
+                    ready = running & ~stall_out
+                    fire = ready & port.valid
+                    m.d.comb += port.ready.eq(ready)
+                else:
+                    fire = running & port.fire
+                value = Value.cast(port.payload)
+                word = port.payload.data if p.frame else value
+                m.d.comb += [wr.addr.eq(count), wr.data.eq(word), wr.en.eq(fire & (count < p.depth))]
+                with m.If(begin):
+                    m.d.sync += count.eq(0)
+                with m.Elif(fire):
+                    m.d.sync += count.eq(count + 1)
+                if p.role == "output":
+                    expect = getattr(self, f"expect_{p.name}")
+                    seen_last = Signal(name=f"last_{p.name}")
+                    if p.frame:
+                        with m.If(begin):
+                            m.d.sync += seen_last.eq(0)
+                        with m.Elif(fire & port.payload.last):
+                            m.d.sync += seen_last.eq(1)
+                    by_count = (expect != 0) & (count + fire >= expect)
+                    by_last = (expect == 0) & (seen_last | (fire & (port.payload.last if p.frame else 0)))
+                    finished.append(by_count | by_last)
+        if not any(p.role == "ctrl" for p in self._ports):
+            ctrl_done = Const(1)
 
-        words_left = rd_addr < self.n_in
-        in_valid = busy & words_left & ~stall_in
-        out_ready = busy & ~stall_out
-        in_fire = in_valid & dut.i.ready
-        out_fire = out_ready & dut.o.valid
-        last_out = wr_addr == self.n_out - 1
-
-        m.d.comb += [
-            rd.addr.eq(rd_addr),
-            dut.i.payload.eq(rd.data),
-            dut.i.valid.eq(in_valid),
-            dut.o.ready.eq(out_ready),
-            wr.addr.eq(wr_addr),
-            wr.data.eq(Value.cast(dut.o.payload)),
-            wr.en.eq(out_fire),
-            self.busy.eq(busy),
-            self.done.eq(done),
-            self.cycles.eq(cycles),
-        ]
-
-        with m.If(self.start & ~busy):
-            m.d.sync += [
-                busy.eq(1),
-                done.eq(0),
-                rd_addr.eq(0),
-                wr_addr.eq(0),
-                cycles.eq(0),
-            ]
-        with m.Elif(busy):
+        all_finished = Const(1)
+        for f in finished:
+            all_finished = all_finished & f
+        with m.If(begin):
+            m.d.sync += [busy.eq(1), running.eq(0), done.eq(0), cycles.eq(0)]
+        with m.Elif(busy & ~running):
+            with m.If(ctrl_done):
+                m.d.sync += running.eq(1)
+        with m.Elif(running):
             m.d.sync += cycles.eq(cycles + 1)
-            with m.If(in_fire):
-                m.d.sync += rd_addr.eq(rd_addr + 1)
-            with m.If(out_fire):
-                m.d.sync += wr_addr.eq(wr_addr + 1)
-                with m.If(last_out):
-                    m.d.sync += [busy.eq(0), done.eq(1)]
+            with m.If(all_finished):
+                m.d.sync += [busy.eq(0), running.eq(0), done.eq(1)]
         return m
+
+    def _throttling(self, m: Module, busy: Value) -> tuple[Value, Value]:
+        if not self._throttle:
+            return Const(0), Const(0)
+        lfsr = Signal(16, init=1)
+        throttling = Signal()
+        shifted = lfsr >> 1
+        m.d.sync += lfsr.eq(Mux(lfsr[0], shifted ^ _LFSR_TAPS, shifted))
+        with m.If(self.start & ~busy):
+            # seed 0 turns throttling off for this run (and would lock the LFSR anyway).
+            m.d.sync += [lfsr.eq(self.seed | (self.seed == 0)), throttling.eq(self.seed != 0)]
+        return throttling & (lfsr[0:4] < self._throttle_num), throttling & (lfsr[4:8] < self._throttle_num)

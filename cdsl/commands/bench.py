@@ -11,7 +11,6 @@ empty Verilator build cache (cold) and again with it filled (warm).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -33,19 +32,22 @@ def register(sub) -> None:
 
 
 def variants(intmodel, lanes: int):
-    """(label, IntModel) for the three mappings of the same integer model."""
-    from cdsl.dsl import ir
+    """(label, IntModel) for the three mappings of the same integer model (cores swapped; same weights)."""
+    import dataclasses
 
-    def remap(bitserial):
-        layers = tuple(
-            dataclasses.replace(lay, annotations=dataclasses.replace(lay.annotations, bitserial=bitserial(lay)))
-            if lay.weight is not None else lay for lay in intmodel.layers)
+    from cdsl.contract.intmodel import replace_payload
+    from cdsl.contract.ref.bitserial_mac import BitSerialCore
+    from cdsl.contract.ref.mac import ParallelCore
+
+    def remap(core_for):
+        layers = tuple(replace_payload(lay, core=core_for(lay.payload.core)) if hasattr(lay.payload, "core") else lay
+                       for lay in intmodel.layers)
         return dataclasses.replace(intmodel, layers=layers)
 
     return [
         ("as specified", intmodel),
-        ("all bit-parallel", remap(lambda lay: None)),
-        ("all bit-serial", remap(lambda lay: lay.annotations.bitserial or ir.BitSerial(lanes))),
+        ("all bit-parallel", remap(lambda core: ParallelCore())),
+        ("all bit-serial", remap(lambda core: core if isinstance(core, BitSerialCore) else BitSerialCore(lanes=lanes))),
     ]
 
 
@@ -53,12 +55,12 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cdsl.flow import resolve_run
-    from cdsl.hw.plan import plan_network
-    from cdsl.sim.cosim import verify
-    from cdsl.sw.evaluate import load_run
     from cdsl.contract.golden import quantize_input
     from cdsl.contract.intmodel import IntModel
+    from cdsl.flow import generate_design, resolve_run
+    from cdsl.sim.cosim import verify
+    from cdsl.sim.design import Design
+    from cdsl.sw.evaluate import load_run
 
     console = Console(highlight=False, width=max(110, Console().width))
     with tempfile.TemporaryDirectory(prefix="cdsl-bench-") as tmp:
@@ -70,17 +72,17 @@ def run(args) -> int:
         for col in ("mapping", "bit-serial layers", "precision", "predicted", "simulated", "bit-exact", "RTL accuracy",
                     "sim cycles/s"):
             table.add_column(col, justify="left" if col in ("mapping", "bit-serial layers") else "right")
-        for label, model in variants(intmodel, args.lanes):
-            plan = plan_network(model, default_lanes=args.lanes)
-            serial = {e.name: e.w_bits for e in plan.bitserial_engines()}
+        for k, (label, model) in enumerate(variants(intmodel, args.lanes)):
+            generate_design(model, Path(tmp) / f"rtl{k}", lanes=args.lanes, target_cycles=None, where=label)
+            design = Design.load(Path(tmp) / f"rtl{k}")
+            serial = {r.node: r.setting.hi for r in design.plan.registers if r.setting.name == "precision"}
             for bits in ([None, 4] if serial else [None]):
-                prec = {n: min(bits, w) for n, w in serial.items()} if bits else {}
-                rep = verify(model, x, data.y_test[:args.n], precisions=prec, default_lanes=args.lanes,
-                             localize=False)
-                names = ", ".join(serial) or "-"
-                table.add_row(label, names, "full" if not bits else f"{bits} bits", str(rep.run.predicted_cycles),
-                              f"{float(rep.run.cycles.mean()):.0f}", f"{rep.exact}/{rep.samples}",
-                              f"{100 * rep.rtl_accuracy:.1f}%", f"{rep.run.cycles_per_second:,.0f}")
+                settings = {n: {"precision": min(bits, hi)} for n, hi in serial.items()} if bits else {}
+                rep = verify(model, design, x, data.y_test[:args.n], settings=settings, localize=False)
+                table.add_row(label, ", ".join(serial) or "-", "full" if not bits else f"{bits} bits",
+                              str(rep.run.predicted_cycles), f"{float(rep.run.cycles.mean()):.0f}",
+                              f"{rep.exact}/{rep.samples}", f"{100 * rep.rtl_accuracy:.1f}%",
+                              f"{rep.run.cycles_per_second:,.0f}")
         console.print(table)
     if args.flow:
         spec = Path(args.source)

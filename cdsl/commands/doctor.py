@@ -28,26 +28,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run_smoke() -> tuple[bool, str]:
-    """Build (cached) and run the harness smoke test; (passed, one-line summary)."""
-    from amaranth.back import verilog
-
-    from cdsl.sim.demo.mac_stream import MacStream
-    from cdsl.sim.harness import Harness
-    from cdsl.sim.runner import run_cocotb
-
-    k, width = 8, 8
-    harness = Harness(dut=MacStream(k=k, width=width), in_depth=4 * k, out_depth=4, throttle=True)
-    text = verilog.convert(harness, name="cdsl_smoke_top")
-    result = run_cocotb(verilog=text, toplevel="cdsl_smoke_top", test_module="cdsl.sim.tb.smoke_harness",
-                        extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_SMOKE_K": str(k),
-                                   "CDSL_SMOKE_WIDTH": str(width), "CDSL_SMOKE_SAMPLES": "200"})
-    build = f"build {'cached' if result.build.hit else 'compiled'} in {result.build.seconds:.1f} s"
-    if not result.passed:
-        return False, f"{result.summary()}; {build}; log {result.log}"
-    return True, f"{result.summary()}; {build}; simulation {result.seconds - result.build.seconds:.1f} s"
-
-
 def run(args) -> int:
     # Paths are long: use the terminal's width, or 140 columns when output is not a terminal.
     console = Console(width=shutil.get_terminal_size((140, 24)).columns)
@@ -71,7 +51,9 @@ def run(args) -> int:
             print(f"  {tool.name}: {tool.hint}", file=sys.stderr)
         return 1
     if args.smoke:
-        passed, line = run_smoke()
+        from cdsl.sim.selftest import run_selftest
+
+        passed, line = run_selftest()
         console.print(("[green]smoke test passed[/]: " if passed else "[red]smoke test failed[/]: ") + line)
         if not passed:
             return 1

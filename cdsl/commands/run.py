@@ -1,8 +1,9 @@
 """`cdsl run SPEC [-o RUN_DIR]`: the main job: train -> export -> gen -> verify, in one command.
 
 The run folder then holds everything `sim`, `verify` and `gen` take: spec.cdsl, checkpoint.pt,
-metrics.json, intmodel/, rtl/ (network.v, manifest.json) and verify.json. Exits 1 if the RTL
-differs from the golden model on any test sample.
+metrics.json, intmodel/, rtl/ (network.v, manifest.json) and verify.json, which records the
+SHA-256 of the network.v it verified. Exits 1 if the RTL differs from the golden model on any test
+sample, or its cycles from the cycle model.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ def run(args) -> int:
     from rich.rule import Rule
 
     from cdsl.commands.verify import verify_run
-    from cdsl.flow import hardware_error, require_intmodel, train_spec
-    from cdsl.hw.generate import generate
-    from cdsl.hw.plan import UnsupportedModel
+    from cdsl.flow import generate_design, require_intmodel, train_spec
 
     console = Console(highlight=False)
     t0 = time.perf_counter()
@@ -43,15 +42,12 @@ def run(args) -> int:
     console.print(f"test accuracy: float {100 * m['float']['test_acc']:.2f}%, "
                   f"compressed {100 * m['compressed']['test_acc']:.2f}%, golden {100 * m['golden']['golden_acc']:.2f}%")
     console.print(Rule("2/3 generate RTL"))
-    try:
-        gen = generate(result.intmodel, run_dir / "rtl", default_lanes=args.lanes, target_cycles=args.target_cycles)
-    except (UnsupportedModel, ValueError) as err:
-        raise hardware_error(result.intmodel.name, err, args.spec) from None
+    gen = generate_design(result.intmodel, run_dir / "rtl", lanes=args.lanes, target_cycles=args.target_cycles,
+                          where=args.spec)
     console.print(f"{gen.verilog_path} ({gen.verilog_path.stat().st_size} bytes), "
                   f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
     console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
-    report = verify_run(run_dir, n=args.n, precisions={}, lanes=args.lanes, target_cycles=args.target_cycles,
-                        console=console)
+    report = verify_run(run_dir, n=args.n, settings={}, console=console)
     console.print(Rule())
     console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
     return 0 if report.passed else 1

@@ -38,6 +38,10 @@ class Weighted(Payload):
     def settings(self, layer: IntLayer) -> tuple[Setting, ...]:
         return self.core.settings(w_bits=self.w_bits)
 
+    def window(self) -> tuple[int, int, int]:
+        """(kernel, stride, padding) of the sliding window: a dense layer is the 1x1 case."""
+        return 1, 1, 0
+
     @property
     def out_channels(self) -> int:
         return int(self.weight.shape[0])

@@ -71,6 +71,9 @@ class Conv2dPayload(Weighted):
     stride: int
     padding: int
 
+    def window(self) -> tuple[int, int, int]:
+        return self.kernel, self.stride, self.padding
+
     def kernel_weights(self) -> np.ndarray:
         """The weight as a kernel [O, C, k, k]."""
         k = self.kernel

@@ -2,13 +2,16 @@
 
 `cdsl run examples/mlp.cdsl` trains, exports, generates RTL and verifies it in Verilator; then
 `cdsl verify` at a truncated runtime precision and `cdsl sim --wave` work on the same run folder.
-A fault-injection test proves `verify` catches a difference and names the first layer that has it.
+Fault injection on both sides (a wrong golden model; a flipped weight-ROM bit in network.v) proves
+`verify` catches a difference and names the first layer that has it; a hand-edited network.v is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,10 @@ import torch
 from cdsl.cli import main
 from tb.random_models import random_mlp
 from cdsl.sim import cosim
-from cdsl.sw import golden as golden_mod
+from cdsl.contract import golden as golden_mod
+from cdsl.contract.intmodel import replace_payload
+from cdsl.hw.generate import generate
+from cdsl.sim.design import Design, DesignError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -37,10 +43,13 @@ def test_run_mlp_is_bit_exact_with_exact_cycles(mlp_run, capsys):
         assert (mlp_run / part).is_file(), part
     v = json.loads((mlp_run / "verify.json").read_text())
     print(v)
-    assert v["samples"] == 150 and v["bit_exact"] == 150
+    assert v["samples"] == 150 and v["bit_exact"] == 150 and v["cycles_exact"] == 150
     manifest = json.loads((mlp_run / "rtl" / "manifest.json").read_text())
     assert v["cycles_simulated_mean"] == v["cycles_predicted"] == manifest["cycles"]["cycles_per_inference"]
     assert v["rtl_accuracy"] == v["golden_accuracy"] and v["rtl_accuracy"] > 0.9
+    # what was verified is the file that was generated
+    assert v["verilog_sha256"] == hashlib.sha256((mlp_run / "rtl" / "network.v").read_bytes()).hexdigest()
+    assert v["verilog_sha256"] == manifest["verilog"]["sha256"]
 
 
 @pytest.mark.slow
@@ -50,8 +59,10 @@ def test_verify_at_truncated_precision(mlp_run, capsys):
     assert "100/100 bit-exact" in out
     v = json.loads((mlp_run / "verify.json").read_text())
     manifest = json.loads((mlp_run / "rtl" / "manifest.json").read_text())
+    assert f"verified {mlp_run / 'rtl' / 'network.v'} (sha256 {manifest['verilog']['sha256']})" in out
     # h1 (64 inputs, 8 lanes, 64 rows): 5 of 8 planes -> fewer cycles, as the model says
-    assert v["cycles_simulated_mean"] == v["cycles_predicted"] == manifest["cycles"]["by_precision"]["5"]
+    by_precision = manifest["cycles"]["by_register"]["h1.precision"]
+    assert v["cycles_simulated_mean"] == v["cycles_predicted"] == by_precision["5"] < by_precision["0"]
 
 
 @pytest.mark.slow
@@ -59,7 +70,8 @@ def test_sim_prints_outputs_and_writes_waveform(mlp_run, tmp_path, capsys):
     wave = tmp_path / "mlp.vcd"  # .fst needs liblz4-dev on the machine
     assert main(["sim", str(mlp_run), "--n", "2", "--wave", str(wave)]) == 0
     out = capsys.readouterr().out
-    assert "cycles per inference: 4471" in out and "cycles/s" in out
+    predicted = json.loads((mlp_run / "rtl" / "manifest.json").read_text())["cycles"]["cycles_per_inference"]
+    assert f"cycles per inference: {predicted} (cycle model: {predicted})" in out and "cycles/s" in out
     assert wave.is_file() and wave.stat().st_size > 1000
 
 
@@ -93,18 +105,67 @@ def test_bad_arguments_are_user_errors(capsys):
     assert "holds no integer model" in capsys.readouterr().err
 
 
+def _generated(tmp_path, seed=3):
+    model = random_mlp([12, 6, 4], seed=seed)
+    generate(model, tmp_path / "rtl", default_lanes=2)
+    x = torch.as_tensor(np.random.default_rng(0).integers(0, 256, size=(8, 12)), dtype=torch.int64)
+    return model, x
+
+
 @pytest.mark.slow
-def test_verify_catches_and_localizes_a_fault(monkeypatch, tmp_path):
-    """RTL built from the true model; golden computed from one whose second layer has a bias off by one."""
-    model = random_mlp([12, 6, 4], seed=3)
-    weighted = [l for l in model.layers if l.weight is not None]
-    target = weighted[1].name
+def test_verify_catches_and_localizes_a_golden_side_fault(monkeypatch, tmp_path):
+    """RTL generated from the true model; golden computed from one whose second layer has a bias off by 1000."""
+    model, x = _generated(tmp_path)
+    target = "fc2"
     faulty = dataclasses.replace(model, layers=tuple(
-        dataclasses.replace(l, bias=l.bias + 1000) if l.name == target else l for l in model.layers))
+        replace_payload(l, bias=l.payload.bias + 1000) if l.name == target else l for l in model.layers))
     real_golden = golden_mod.golden
     monkeypatch.setattr(cosim, "golden", lambda m, x, **kw: real_golden(faulty, x, **kw))
-    x = torch.as_tensor(np.random.default_rng(0).integers(0, 256, size=(8, 12)), dtype=torch.int64)
-    report = cosim.verify(model, x, work_dir=tmp_path)
+    report = cosim.verify(model, Design.load(tmp_path / "rtl"), x, work_dir=tmp_path / "sim")
     assert not report.passed and report.exact < 8
     assert report.first_mismatch is not None and report.first_mismatch.port == model.outputs[0]
     assert report.first_bad_layer == target, (report.first_bad_layer, target)
+
+
+def flip_weight_bit(verilog: str, layer: str, *, word: int = 0, bit: int) -> str:
+    """The Verilog with one bit flipped in word `word` of `layer`'s weight ROM initialisation."""
+    start = verilog.index(f"module \\network.{layer} ")
+    match = re.compile(rf"weights\[{word}\] = (\d+)'([dh])([0-9a-fA-F]+);").search(verilog, start)
+    width, value = int(match.group(1)), int(match.group(3), 10 if match.group(2) == "d" else 16)
+    flipped = f"weights[{word}] = {width}'d{value ^ (1 << bit)};"
+    return verilog[:match.start()] + flipped + verilog[match.end():]
+
+
+@pytest.mark.slow
+def test_verify_catches_and_localizes_a_flipped_weight_rom_bit(tmp_path):
+    """A generator bug: the Verilog's weight ROM of fc2 has one bit flipped (the manifest agrees with
+    the broken file). Verification fails and names fc2 as the first layer that differs."""
+    model, x = _generated(tmp_path)
+    rtl = tmp_path / "rtl"
+    # flip bit 6 of fc2's weight [0, c] where fc2's input c is nonzero in the first sample; the ROM word
+    # of that weight is c // lanes (output 0, 1x1 kernel), its lane c % lanes (8-bit weights)
+    _, trace = golden_mod.golden(model, x[:1], trace=True)
+    c = int(np.flatnonzero(trace["relu1"][0].numpy())[0])
+    lanes = Design.load(rtl).plan.node("fc2").lanes
+    broken = flip_weight_bit((rtl / "network.v").read_text(), "fc2", word=c // lanes, bit=(c % lanes) * 8 + 6)
+    (rtl / "network.v").write_text(broken)
+    manifest = json.loads((rtl / "manifest.json").read_text())
+    manifest["verilog"]["sha256"] = hashlib.sha256(broken.encode()).hexdigest()
+    (rtl / "manifest.json").write_text(json.dumps(manifest))
+    report = cosim.verify(model, Design.load(rtl), x, work_dir=tmp_path / "sim")
+    assert not report.passed
+    assert report.first_bad_layer == "fc2", report.first_bad_layer
+
+
+def test_a_hand_edited_network_v_is_refused(tmp_path, capsys):
+    """network.v changed after `cdsl gen` (its SHA-256 no longer matches the manifest): verify refuses it."""
+    run = tmp_path / "run"
+    random_mlp([12, 6, 4], seed=3).save(run / "intmodel")
+    assert main(["gen", str(run)]) == 0
+    rtl = run / "rtl"
+    (rtl / "network.v").write_text(flip_weight_bit((rtl / "network.v").read_text(), "fc1", bit=0))
+    with pytest.raises(DesignError, match="does not match the manifest's verilog.sha256"):
+        Design.load(rtl)
+    assert main(["sim", str(run), "--n", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "network.v" in err and "changed after `cdsl gen`" in err and "Traceback" not in err

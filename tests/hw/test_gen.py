@@ -1,12 +1,16 @@
-"""`cdsl gen`: Verilog + manifest from a run folder, deterministic bytes, clean Verilator lint."""
+"""`cdsl gen`: network.v + manifest from a run folder, deterministic bytes, the plan read back, clean lint."""
 
 import json
 
 import pytest
 
-from cdsl.cli import main
-from cdsl.hw.generate import lint
 from tb.random_models import random_convnet, random_mlp
+
+from cdsl.cli import main
+from cdsl.contract.intmodel import IntModel
+from cdsl.hw.plan import network_cycles, plan_network
+from cdsl.sim.design import Design
+from cdsl.sim.lint import lint
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +29,29 @@ def test_gen_writes_deterministic_verilog_and_manifest(mlp_run, tmp_path, capsys
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "network.v"]
     man = json.loads((tmp_path / "a" / "manifest.json").read_text())
     ports = {p["name"]: p for p in man["ports"]}
-    assert ports["i"]["payload"] == "i__payload" and ports["i"]["width"] == 8 and not ports["i"]["signed"]
-    assert ports["o"]["width"] == 8 and ports["o"]["signed"]
-    assert ports["precision_fc1"]["width"] == 4  # 0..8
-    engines = {e["name"]: e for e in man["engines"]}
-    assert engines["fc1"]["bitserial"] and engines["fc1"]["lanes"] == 4  # from the spec annotation
-    assert engines["fc2"]["lanes"] == 2 and not engines["fc2"]["bitserial"]  # from --lanes
-    assert set(man["cycles"]["by_precision"]) == {str(p) for p in range(1, 9)}
-    assert man["cycles"]["cycles_per_inference"] == man["cycles"]["by_precision"]["8"]
+    assert ports["i_x__payload"] == {"name": "i_x__payload", "direction": "input", "width": 9}  # 8 data + last
+    assert ports["o_fc2__payload"]["width"] == 9 and ports["ctrl__payload"]["direction"] == "input"
+    assert ports["p_fc1__fire"]["direction"] == "output"
+    assert man["registers"] == [{"addr": 0, "engine": "fc1", "setting": "precision", "width": 4, "lo": 0, "hi": 8,
+                                 "default": 0, "doc": man["registers"][0]["doc"]}]
+    plan = Design.load(tmp_path / "a").plan
+    fc1, fc2 = plan.nodes
+    assert fc1.lanes == 4 and fc1.lanes_fixed  # from the spec annotation
+    assert fc2.lanes == 2 and not fc2.lanes_fixed  # from --lanes
+    assert set(man["cycles"]["by_register"]["fc1.precision"]) == {str(p) for p in range(0, 9)}
+    assert man["cycles"]["cycles_per_inference"] == man["cycles"]["by_register"]["fc1.precision"]["0"]
+    assert man["intmodel_sha256"] == IntModel.load(mlp_run / "intmodel").digest()
     out = capsys.readouterr().out
     assert "predicted cycles per inference" in out
+
+
+def test_the_manifest_plan_is_the_generated_plan(mlp_run, tmp_path):
+    """The plan read back from the manifest equals the plan generated (weights, lanes, masks, registers)."""
+    im = IntModel.load(mlp_run / "intmodel")
+    assert main(["gen", str(mlp_run), "-o", str(tmp_path / "g"), "--target-cycles", "400"]) == 0
+    back = Design.load(tmp_path / "g").plan
+    assert back == plan_network(im, target_cycles=400)
+    assert back != plan_network(im, default_lanes=8)  # another mapping is another plan
 
 
 def test_gen_output_passes_verilator_lint(tmp_path):
@@ -52,6 +69,14 @@ def test_gen_bad_source(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["gen", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 2
     assert "no integer model" in capsys.readouterr().err
+
+
+def test_gen_refuses_a_folder_with_other_files(mlp_run, tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert main(["gen", str(mlp_run), "-o", str(tmp_path / "mine")]) == 2
+    assert "holds other files" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_gen_is_deterministic_across_processes(mlp_run, tmp_path):
@@ -74,7 +99,7 @@ def test_gen_target_cycles_folds_lanes(tmp_path):
     random_mlp([64, 64, 32, 10], seed=6).save(run / "intmodel")
     assert main(["gen", str(run), "-o", str(tmp_path / "slow"), "--target-cycles", "100000"]) == 0
     assert main(["gen", str(run), "-o", str(tmp_path / "fast"), "--target-cycles", "700"]) == 0
-    slow = json.loads((tmp_path / "slow" / "manifest.json").read_text())
-    fast = json.loads((tmp_path / "fast" / "manifest.json").read_text())
-    assert [e["lanes"] for e in slow["engines"]] == [1, 1, 1]
-    assert fast["cycles"]["cycles_per_inference"] <= 700 < slow["cycles"]["cycles_per_inference"]
+    slow, fast = Design.load(tmp_path / "slow"), Design.load(tmp_path / "fast")
+    assert [n.lanes for n in slow.plan.nodes] == [1, 1, 1]
+    assert network_cycles(fast.plan) <= 700 < network_cycles(slow.plan)
+    assert fast.manifest["cycles"]["cycles_per_inference"] == network_cycles(fast.plan)

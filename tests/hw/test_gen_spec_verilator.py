@@ -1,4 +1,4 @@
-"""`cdsl gen SPEC` (train first, briefly) on examples/mlp.cdsl, then the generated network in Verilator
+"""`cdsl gen SPEC` (train first, briefly) on examples/mlp.cdsl, then the generated network.v in Verilator
 against the golden model on 100 test samples, at full precision and with the bit-serial layer at 5 bits."""
 
 import json
@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from cdsl.cli import main
-from cdsl.hw.plan import network_cycles, plan_network
-from cdsl.sim.cosim import verify
-from cdsl.sw.evaluate import load_run
 from cdsl.contract.golden import quantize_input
 from cdsl.contract.intmodel import IntModel
+from cdsl.hw.plan import network_cycles
+from cdsl.sim.cosim import verify
+from cdsl.sim.design import Design
+from cdsl.sw.evaluate import load_run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mlp.cdsl"
 
@@ -22,14 +23,14 @@ def test_gen_spec_then_verilator_bit_exact(tmp_path):
     assert main(["gen", str(EXAMPLE), "-o", str(out), "--run-dir", str(run), "--epochs", "2", "--lint"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     im = IntModel.load(run / "intmodel")
-    plan = plan_network(im)
-    assert manifest["cycles"]["cycles_per_inference"] == network_cycles(plan)
-    assert [e.name for e in plan.bitserial_engines()] == ["h1"]  # examples/mlp.cdsl: h1 @bitserial(lanes=8)
+    design = Design.load(out)
+    assert manifest["cycles"]["cycles_per_inference"] == network_cycles(design.plan)
+    assert [r.node for r in design.plan.registers] == ["h1"]  # examples/mlp.cdsl: h1 @bitserial(lanes=8)
     _, _, data = load_run(run)
     x = quantize_input(im, data.x_test[:100])
-    for prec in ({}, {"h1": 5}):
-        report = verify(im, x, data.y_test[:100], precisions=prec, work_dir=tmp_path / f"sim{len(prec)}")
+    for settings in ({}, {"h1": {"precision": 5}}):
+        report = verify(im, design, x, data.y_test[:100], settings=settings, work_dir=tmp_path / f"sim{len(settings)}")
         assert report.passed, str(report.first_mismatch)
-        assert list(report.run.cycles) == [network_cycles(plan, precisions=prec)] * 100
-        if prec:
-            assert report.run.predicted_cycles == manifest["cycles"]["by_precision"]["5"]
+        assert list(report.run.cycles) == [network_cycles(design.plan, settings=settings)] * 100
+        if settings:
+            assert report.run.predicted_cycles == manifest["cycles"]["by_register"]["h1.precision"]["5"]

@@ -1,49 +1,47 @@
-"""Network (whole IntModels) in amaranth.sim against cdsl.contract.golden.golden, and the cycle model."""
-
-import dataclasses
+"""Network (whole IntModels) in amaranth.sim against the golden model, and the cycle model."""
 
 import numpy as np
 import pytest
 import torch
 
-from cdsl.dsl import ir
-from cdsl.hw.network import Network, precision_port
-from cdsl.hw.plan import EngineKind, network_cycles, plan_network
-from tb.pysim import run_streams
-from cdsl.contract.ref.bitserial_mac import truncate
+from tb.pysim import run_graph
 from tb.random_models import random_convnet, random_mlp
+
 from cdsl.contract.golden import golden
-from cdsl.contract.intmodel import IntModel
+from cdsl.hw.network import Network, input_port, output_port
+from cdsl.hw.plan import network_cycles, plan_network
 
 
-def truncated(intmodel: IntModel, precisions: dict[str, int]) -> IntModel:
-    """The IntModel whose weights are truncated to each bit-serial layer's runtime precision."""
-    layers = []
-    for lay in intmodel.layers:
-        p = precisions.get(lay.name, 0)
-        if p and lay.annotations.bitserial is not None:
-            lay = dataclasses.replace(lay, weight=truncate(lay.weight, lay.w_bits, p))
-        layers.append(lay)
-    return dataclasses.replace(intmodel, layers=tuple(layers))
+def config_words(plan, settings):
+    """Register writes (addr, value) for node settings {node: {setting: value}}."""
+    return [(r.addr, settings[r.node][r.setting.name]) for r in plan.registers
+            if r.setting.name in settings.get(r.node, {})]
 
 
-def check_network(intmodel, *, seed, samples=2, precisions=None, backpressure=False, **plan_kwargs):
-    net = Network(plan=plan_network(intmodel, **plan_kwargs))
+def check_network(intmodel, *, seed, samples=2, settings=None, backpressure=False, **plan_kwargs):
+    plan = plan_network(intmodel, **plan_kwargs)
+    net = Network(plan=plan)
     rng = np.random.default_rng(seed)
-    inp = intmodel.inputs[0]
-    xs = rng.integers(inp.qtype.qmin, inp.qtype.qmax + 1, size=(samples, *inp.shape))
-    xs[0] = inp.qtype.qmax  # all max
-    want = golden(truncated(intmodel, precisions or {}), torch.tensor(xs)).reshape(samples, -1).tolist()
-    ports = {precision_port(k): v for k, v in (precisions or {}).items()}
+    xs = {}
+    for inp in intmodel.inputs:
+        x = rng.integers(inp.qtype.qmin, inp.qtype.qmax + 1, size=(samples, *inp.shape))
+        x[0] = inp.qtype.qmax  # all max
+        xs[inp.name] = x
+    want = golden(intmodel, {k: torch.tensor(v) for k, v in xs.items()}, settings=settings)
+    want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}
+    outputs = {output_port(o): int(np.prod(intmodel.shape_of(o))) for o in intmodel.outputs}
+    config = config_words(plan, settings or {})
     for s in range(samples):
-        got, cycles = run_streams(net, xs[s].reshape(-1).tolist(), n_out=len(want[s]), ports=ports)
-        assert got == want[s], f"seed={seed} sample={s} precisions={precisions}"
-        assert cycles == network_cycles(net.plan, precisions=precisions), f"seed={seed}"
+        feeds = {input_port(k): v[s].reshape(-1).tolist() for k, v in xs.items()}
+        got, cycles = run_graph(net, feeds, outputs, config=config)
+        for o in intmodel.outputs:
+            assert got[output_port(o)] == want[o][s].reshape(-1).tolist(), f"seed={seed} sample={s} {settings}"
+        assert cycles == network_cycles(plan, settings=settings), f"seed={seed}"
     if backpressure:
-        got, _ = run_streams(net, xs[-1].reshape(-1).tolist(), n_out=len(want[-1]), ports=ports, seed=seed,
-                             in_stall=0.3, out_stall=0.4)
-        assert got == want[-1], f"seed={seed} precisions={precisions} (backpressure)"
-    return net
+        got, _ = run_graph(net, feeds, outputs, config=config, seed=seed, in_stall=0.3, out_stall=0.4)
+        for o in intmodel.outputs:
+            assert got[output_port(o)] == want[o][-1].reshape(-1).tolist(), f"seed={seed} {settings} (backpressure)"
+    return plan
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -56,42 +54,44 @@ def test_mlp_bitserial_every_precision():
     im = random_mlp([16, 8, 4], seed=seed, w_bits=[8, 4], bitserial_lanes=[4, 2], sparsity=0.3)
     for p1 in range(0, 9):
         p2 = min(p1, 4)
-        check_network(im, seed=seed + p1, samples=1, precisions={"fc1": p1, "fc2": p2}, backpressure=p1 == 5)
+        check_network(im, seed=seed + p1, samples=1, settings={"fc1": {"precision": p1}, "fc2": {"precision": p2}},
+                      backpressure=p1 == 5)
 
 
-@pytest.mark.parametrize("pool", [ir.PoolKind.MAX, ir.PoolKind.AVG])
+@pytest.mark.parametrize("pool", ["max", "avg"])
 def test_convnet(pool):
-    seed = 21 if pool is ir.PoolKind.MAX else 22
+    seed = 21 if pool == "max" else 22
     im = random_convnet(seed=seed, pool=pool)
-    net = check_network(im, seed=seed, default_lanes=2, backpressure=True)
-    kinds = [e.kind for e in net.plan.engines]
+    plan = check_network(im, seed=seed, default_lanes=2, backpressure=True)
     # r1 is fused (unsigned input), r2 is a real ReLU (signed input), flatten is free
-    assert kinds == [EngineKind.CONV, EngineKind.MAXPOOL if pool is ir.PoolKind.MAX else EngineKind.AVGPOOL,
-                     EngineKind.CONV, EngineKind.RELU, EngineKind.DENSE]
+    assert [n.name for n in plan.nodes] == ["c1", "p1", "c2", "r2", "fc"]
+    assert [n.inputs for n in plan.nodes] == [("x",), ("c1",), ("p1",), ("c2",), ("r2",)]
 
 
 def test_convnet_bitserial_conv():
     im = random_convnet(seed=31, conv_bitserial_lanes=1)
-    check_network(im, seed=31, samples=1, precisions={"c1": 5})
+    check_network(im, seed=31, samples=1, settings={"c1": {"precision": 5}})
 
 
 def test_folding_meets_target():
     im = random_mlp([64, 64, 32, 10], seed=3)
     loose = plan_network(im, target_cycles=10**6)
-    assert [e.lanes for e in loose.engines] == [1, 1, 1]
+    assert [n.lanes for n in loose.nodes] == [1, 1, 1]
     tight = plan_network(im, target_cycles=700)
     assert network_cycles(tight) <= 700
     assert network_cycles(plan_network(im, default_lanes=1)) > 700
     impossible = plan_network(im, target_cycles=10)
-    assert [e.lanes for e in impossible.engines] == [64, 64, 32]  # every layer at its maximum
+    assert [n.lanes for n in impossible.nodes] == [64, 64, 32]  # every layer at its maximum
 
 
-def test_unsupported_annotations_are_refused():
+def test_a_kind_without_engine_is_refused():
+    from tb import random_models as M
+
+    from cdsl.contract.intmodel import IntModel
+    from cdsl.hw.registry import UnsupportedModel
+
     im = random_mlp([16, 8, 4], seed=1)
-    fc1 = im.layers[0]
-    cim = dataclasses.replace(fc1, annotations=ir.Annotations(quant=ir.Quant(w=8, a=8), cim=ir.Cim(rows=16, cols=8)))
-    bad = dataclasses.replace(im, layers=(cim, *im.layers[1:]))
-    from cdsl.hw.plan import UnsupportedModel
-
-    with pytest.raises(UnsupportedModel, match="@cim"):
+    signed = M.sign("s", "fc2", (4,), im.layers[-1].out_type)
+    bad = IntModel(im.name, im.inputs, (*im.layers, signed), ("s",))
+    with pytest.raises(UnsupportedModel, match="layer 's': sign has no hardware engine yet"):
         plan_network(bad)

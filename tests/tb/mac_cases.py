@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from cdsl.dsl import ir
-from cdsl.hw.plan import EngineConfig, EngineKind
+from cdsl.hw.widths import dot_range, signed_width
 
 
 def acc_width_for(k, a_bits, a_signed, w_bits):
-    cfg = EngineConfig(name="t", kind=EngineKind.DENSE, in_shape=(k, 1, 1), out_shape=(1, 1, 1), in_bits=a_bits,
-                       in_signed=a_signed, out_bits=8, out_signed=True, w_bits=w_bits,
-                       weight=np.zeros((1, k, 1, 1), dtype=np.int64))
-    return cfg.acc_width
+    return signed_width(*dot_range(ir.int_range(a_bits, a_signed), w_bits, k))
 
 
 def mac_cases(rng, rows, k, a_bits, a_signed, w_bits):

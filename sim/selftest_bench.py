@@ -1,4 +1,5 @@
-"""cocotb tests: `MacStream` inside the `Harness`, bulk-loaded (run by tests/sim/test_smoke.py).
+"""cocotb tests of the self-test: `MacStream` inside the `Harness`, bulk-loaded (`cdsl doctor --smoke`,
+tests/sim/test_smoke.py).
 
 Environment: `CDSL_HARNESS` (the harness manifest), `CDSL_SMOKE_K` (words per dot product),
 `CDSL_SMOKE_WIDTH` (operand bits), `CDSL_SMOKE_SAMPLES` (random samples). Writes to
@@ -13,7 +14,7 @@ import time
 
 import cocotb
 
-from cdsl.sim.demo.mac_stream import mac_stream_ref
+from cdsl.sim.selftest import mac_stream_ref
 from cdsl.sim.drivers import HarnessDriver, tb_seed, to_unsigned, write_results
 from cdsl.sim.scoreboard import Scoreboard
 

@@ -1,4 +1,4 @@
-"""cocotb test: simulated cycles per second of `SerialDense` in the `Harness` (see cdsl.sim.bench).
+"""cocotb test: simulated cycles per second of `SerialDense` in the `Harness` (see cdsl.sim.speed).
 
 Environment: `CDSL_HARNESS`, `CDSL_BENCH` (JSON: k, n, samples, samples_per_run, weight_seed).
 Checks every output against `serial_dense_ref` and every run's cycles against the model, then
@@ -14,8 +14,7 @@ import time
 
 import cocotb
 
-from cdsl.sim.bench import bench_weights
-from cdsl.sim.demo.serial_dense import serial_dense_cycles, serial_dense_ref
+from cdsl.sim.speed import bench_weights, serial_dense_cycles, serial_dense_ref
 from cdsl.sim.drivers import HarnessDriver, tb_seed, write_results
 from cdsl.sim.scoreboard import Scoreboard
 

@@ -1,6 +1,6 @@
 """cocotb tests: bare `MacStream` driven by the per-clock stream driver/monitor with random stalls.
 
-Environment: `CDSL_SMOKE_K`, `CDSL_SMOKE_WIDTH`, `CDSL_SMOKE_SAMPLES` (see smoke_harness).
+Environment: `CDSL_SMOKE_K`, `CDSL_SMOKE_WIDTH`, `CDSL_SMOKE_SAMPLES` (see cdsl.sim.selftest_bench).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import random
 
 import cocotb
 
-from cdsl.sim.demo.mac_stream import acc_width, mac_stream_ref
+from cdsl.sim.selftest import acc_width, mac_stream_ref
 from cdsl.sim.drivers import StreamDriver, StreamMonitor, reset, start_clock, tb_seed, to_unsigned, write_results
 from cdsl.sim.scoreboard import Scoreboard
 

@@ -1,4 +1,4 @@
-"""Requantization unit: the contract of `cdsl.contract.ref.requant.requantize`, per channel.
+"""Requantization unit (`RequantUnit`): the contract of `cdsl.contract.ref.requant.requantize`, per channel.
 
     y = clamp((acc * M[ch] + (1 << (S[ch]-1))) >> S[ch], qmin, qmax)   (S >= 1; no rounding term for S == 0)
 
@@ -20,7 +20,7 @@ from cdsl.contract.ref.requant import MULT_BITS
 LATENCY = 2
 
 
-class Requant(wiring.Component):
+class RequantUnit(wiring.Component):
     """Per-channel requantization (see the module docstring).
 
     multipliers, shifts: tuples of ints, one per channel, or one for all channels.

@@ -1,0 +1,50 @@
+"""The frame schedule shared by the window engines (`MacEngine`, `PoolEngine`).
+
+A frame buffer fills from the input stream; when it is full and the engine idle, `start` pulses
+the window generator; when the generator has issued every step, the frame is released and the next
+one may load. Steps go through one fetch cycle: the frame buffer (and weight ROMs) are read with
+the step's address, and the step is offered to the reducer the cycle after (`Fetch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Signal, Value
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """The fetch stage's signals: `advance` (a new step may be read this cycle), the fetched step's
+    `valid`, `pad`, `first`, `last`, and `step` (the generator's payload being read)."""
+
+    advance: Value
+    valid: Signal
+    pad: Signal
+    first: Signal
+    last: Signal
+    step: Value
+
+
+def frame_schedule(m: Module, *, fb, gen) -> Value:
+    """Start a frame when it is loaded and release it when every step is issued; returns `start`."""
+    running = Signal()
+    start = fb.full & ~running & ~gen.busy
+    release = running & ~gen.busy
+    m.d.comb += [gen.start.eq(start), fb.release.eq(release)]
+    with m.If(start):
+        m.d.sync += running.eq(1)
+    with m.If(release):
+        m.d.sync += running.eq(0)
+    return start
+
+
+def fetch_stage(m: Module, *, fb, gen, ready: Value) -> Fetch:
+    """Read the frame buffer at each step's address; the step moves on when `ready` (the reducer) allows."""
+    valid, pad, first, last = Signal(), Signal(), Signal(), Signal()
+    advance = ~valid | ready
+    step = gen.o.payload
+    m.d.comb += [gen.o.ready.eq(advance), fb.rd_en.eq(advance), fb.rd_addr.eq(step.addr)]
+    with m.If(advance):
+        m.d.sync += [valid.eq(gen.o.valid), pad.eq(step.pad), first.eq(step.first), last.eq(step.last)]
+    return Fetch(advance=advance, valid=valid, pad=pad, first=first, last=last, step=step)

@@ -1,0 +1,64 @@
+"""The bit-serial MAC core: one weight bit-plane per cycle, MSB first (`cdsl.hw.bitserial_mac.BitSerialMac`).
+
+Runtime setting `precision` (0 = all planes): the planes processed, latched when a frame starts
+computing. Per-row plane masks (`plane_masks`, from the weights at plan time, kept in the plan) skip
+planes with no set bit. Cycles: for each output, steps * max(1, active planes among the top
+`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Signal, unsigned
+from amaranth.lib import memory
+
+from cdsl.contract import codec
+from cdsl.contract.ref import bitserial_mac as ref
+from cdsl.contract.ref.bitserial_mac import BitSerialCore
+from cdsl.hw.kinds._mac import MacUnit, plan_mac
+from cdsl.hw.registry import register_core
+
+
+@codec.serializable("bitserial_unit")
+@dataclass(frozen=True, eq=False)
+class BitSerialUnit(MacUnit):
+    masks: tuple[int, ...]  # per output channel: bit b set iff some weight of that row has bit b set
+
+    def settings(self, node):
+        return BitSerialCore(lanes=node.lanes).settings(w_bits=node.w_bits)
+
+    def component(self, node):
+        from cdsl.hw.bitserial_mac import BitSerialMac
+
+        in_type = node.in_types[0]
+        return BitSerialMac(lanes=node.lanes, a_width=in_type.bits, a_signed=in_type.signed, w_bits=node.w_bits,
+                            acc_width=node.acc_width)
+
+    def wire(self, m, node, engine, reducer, *, step, advance, start):
+        mrom = m.submodules.masks = memory.Memory(shape=unsigned(node.w_bits), depth=max(len(self.masks), 2),
+                                                  init=list(self.masks))
+        mrd = mrom.read_port()
+        m.d.comb += [mrd.addr.eq(step.row), mrd.en.eq(advance), reducer.i.payload.mask.eq(mrd.data)]
+        precision = Signal(range(node.w_bits + 1))
+        with m.If(start):
+            m.d.sync += precision.eq(engine.precision)
+        m.d.comb += reducer.precision.eq(precision)
+
+    def busy_cycles(self, node, settings):
+        p = settings.get("precision", 0)
+        p = node.w_bits if p == 0 or p > node.w_bits else p
+        return node.pixels * sum(node.steps * max(1, len(ref.active_planes(mask, node.w_bits, p))) for mask in self.masks)
+
+    def describe(self) -> str:
+        return "bit-serial MAC"
+
+    def figures(self, node):
+        return {"plane_masks": list(self.masks)}
+
+
+@register_core(BitSerialCore)
+def plan_bitserial(layer, ctx):
+    pay = layer.payload
+    masks = tuple(int(v) for v in ref.plane_masks(pay.weight, pay.w_bits))
+    return plan_mac(layer, ctx, BitSerialUnit(masks=masks), spec_lanes=pay.core.lanes)

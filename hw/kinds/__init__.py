@@ -1,0 +1,1 @@
+"""One module per payload type: its hardware planner (see `cdsl.hw.registry`)."""

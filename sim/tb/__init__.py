@@ -1,1 +1,0 @@
-"""cocotb test modules (importable by the simulator as `cdsl.sim.tb.<name>`)."""
