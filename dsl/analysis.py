@@ -8,7 +8,7 @@ Counting conventions
   token and the position embeddings. `params = weights + other`.
 - `weights`, `other` and MACs per inference come from each op's rules in `dsl.ir` (its
   `weight_matrices`, `other_params` and `macs`, whose docstrings give the formulas): e.g. dense
-  K*N MACs, conv2d C*k*k*N*Ho*Wo; relu, sign, pools and flatten count 0 MACs.
+  K*N MACs, conv2d C*k*k*N*Ho*Wo; relu, sign, pools, flatten and add count 0 MACs.
 - Activation widths flow through the graph by each op's `out_bits`: `@quant(a=...)` where
   given, 1 after sign, float after a weighted layer without `a`, else the widest input's.
 - The compression ratio is float32 bits of all weights / compressed bits, where compressed bits

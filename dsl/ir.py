@@ -445,6 +445,28 @@ class ClsHead(WeightedOp):
         return 2 * ins[0][1] + self.classes  # norm, bias
 
 
+@register
+@dataclass(frozen=True)
+class Add(Op):
+    """Elementwise sum of two tensors of one shape (a residual join). No weights, no parameters,
+    no MACs (its additions are not counted). `@quant(a=N)` requantizes the sum to N bits; without
+    it the sum is as wide as the wider input. A sum of binaries is not binary (-2, 0, 2)."""
+
+    names = ("add",)
+    arity = 2
+    applies = frozenset({"quant"})
+    only_params = MappingProxyType({"quant": ("a", "signed")})  # no weights: no w, no per
+
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        a, b = ins
+        if a.shape != b.shape:
+            raise ShapeError(
+                f"add needs inputs of the same shape, but {a.described()} and {b.described()}",
+                expected=f"a tensor of shape {shape_str(a.shape)}", operand=1,
+            )
+        return a.shape
+
+
 # Operations that hold weights (and so can take weight annotations), for the passes after dsl/.
 WEIGHTED_OPS: tuple[type[Op], ...] = tuple(dict.fromkeys(cls for cls in OPS.values() if cls.weighted))
 
