@@ -6,11 +6,11 @@ Counting conventions
 - `weights` are the entries of the layer's weight matrices (the compressible part; a conv kernel
   is a channels x (C*k*k) matrix); `other` holds biases, layer-norm scales and shifts, the class
   token and the position embeddings. `params = weights + other`.
-- MACs per inference: dense K*N; conv2d C*k*k*N*Ho*Wo; patch_embed (patches)*C*P*P*D;
-  encoder N*(3D*D + D*D + 2*D*M) + 2*N*N*D (attention scores and weighted sum), where N is the
-  token count after a `@tokens` selector: 1 + ceil(keep*(N-1)) + 1 package token, at most N
-  (the selector's own small scoring MLP is not counted); cls_head D*C. relu, sign, pools and
-  flatten count 0 MACs.
+- `weights`, `other` and MACs per inference come from each op's rules in `dsl.ir` (its
+  `weight_matrices`, `other_params` and `macs`, whose docstrings give the formulas): e.g. dense
+  K*N MACs, conv2d C*k*k*N*Ho*Wo; relu, sign, pools, flatten and add count 0 MACs.
+- Activation widths flow through the graph by each op's `out_bits`: `@quant(a=...)` where
+  given, 1 after sign, float after a weighted layer without `a`, else the widest input's.
 - The compression ratio is float32 bits of all weights / compressed bits, where compressed bits
   are the weight width (32 if unquantized, 1 for @binary) times the nonzero weights
   (after @prune). Biases and other parameters are not part of either side.
@@ -18,11 +18,9 @@ Counting conventions
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from . import ir
-from .checker import op_name, topo_order, weight_matrices
 
 FLOAT_BITS = 32
 
@@ -69,48 +67,6 @@ class Totals:
         return self.float_bits / self.compressed_bits if self.compressed_bits else 1.0
 
 
-def _tokens_after(n: int, tokens: ir.Tokens | None) -> int:
-    if tokens is None:
-        return n
-    kept = math.ceil(tokens.keep * (n - 1))
-    return min(n, 1 + kept + (1 if kept < n - 1 else 0))
-
-
-def _other_params(op: ir.Op, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
-    if isinstance(op, ir.Dense):
-        return op.units if op.bias else 0
-    if isinstance(op, ir.Conv2d):
-        return op.channels if op.bias else 0
-    if isinstance(op, ir.PatchEmbed):
-        n_tokens = out_shape[0]
-        return op.dim + op.dim + n_tokens * op.dim  # bias, class token, position embeddings
-    if isinstance(op, ir.Encoder):
-        d = in_shape[1]
-        return 2 * d + 3 * d + d + 2 * d + op.mlp + d  # ln1, qkv bias, proj bias, ln2, fc1 bias, fc2 bias
-    if isinstance(op, ir.ClsHead):
-        return 2 * in_shape[1] + op.classes  # norm, bias
-    return 0
-
-
-def _macs(lay: ir.Layer, in_shape: tuple[int, ...]) -> int:
-    op = lay.op
-    if isinstance(op, ir.Dense):
-        return in_shape[0] * op.units
-    if isinstance(op, ir.Conv2d):
-        _, ho, wo = lay.shape
-        return in_shape[0] * op.kernel * op.kernel * op.channels * ho * wo
-    if isinstance(op, ir.PatchEmbed):
-        patches = lay.shape[0] - 1
-        return patches * in_shape[0] * op.patch * op.patch * op.dim
-    if isinstance(op, ir.Encoder):
-        n, d = in_shape
-        n = _tokens_after(n, lay.annotations.tokens)
-        return n * (3 * d * d + d * d + 2 * d * op.mlp) + 2 * n * n * d
-    if isinstance(op, ir.ClsHead):
-        return in_shape[1] * op.classes
-    return 0
-
-
 def _sparsity(p: ir.Prune | None, weights: int) -> tuple[int, str]:
     if p is None or weights == 0:
         return weights, "-"
@@ -140,19 +96,14 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
         a_bits[inp.name] = inp.dtype.bits
         out.append(LayerStats(inp.name, "input", inp.shape, 0, 0, 0, None, inp.dtype.bits, 0, "-", "-"))
     # Activation widths flow through the graph: compute them in dependency order.
-    for lay in topo_order(m):
+    for lay in m.topo_order():
         q = lay.annotations.quant
-        if isinstance(lay.op, ir.Sign):
-            a_bits[lay.name] = 1
-        elif isinstance(lay.op, (ir.ReLU, ir.Pool, ir.Flatten)):
-            a_bits[lay.name] = q.a if q is not None and q.a is not None else a_bits[lay.inputs[0]]
-        else:
-            a_bits[lay.name] = q.a if q is not None else None
+        a_bits[lay.name] = lay.op.out_bits(tuple(a_bits[i] for i in lay.inputs), q.a if q is not None else None)
     shapes = {i.name: i.shape for i in m.inputs} | {lay.name: lay.shape for lay in m.layers}
     for lay in m.layers:
-        in_shape = shapes[lay.inputs[0]]
+        ins = tuple(shapes[i] for i in lay.inputs)
         a = lay.annotations
-        mats = weight_matrices(lay.op, in_shape)
+        mats = lay.op.weight_matrices(ins)
         weights = sum(r * c for r, c in mats)
         w_bits = None
         if mats:
@@ -176,8 +127,8 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
             mapping += f" + tokens(keep {a.tokens.keep:g})"
         out.append(
             LayerStats(
-                lay.name, op_name(lay.op), lay.shape, weights, _other_params(lay.op, in_shape, lay.shape),
-                _macs(lay, in_shape), w_bits, a_bits[lay.name], nonzero, sparsity, mapping, tiles,
+                lay.name, lay.op.source_name, lay.shape, weights, lay.op.other_params(ins, lay.shape),
+                lay.op.macs(ins, lay.shape, a), w_bits, a_bits[lay.name], nonzero, sparsity, mapping, tiles,
             )
         )
     return out

@@ -3,76 +3,33 @@
 The first problem found is raised as a located `CdslError` (the span of the offending token or
 node, and what was expected). Layers may refer to names defined later in the file; the graph
 must be acyclic (a cycle is reported with its names), and every layer must feed an output.
+
+Ops are looked up by source name in `ir.OPS`; each op class carries its own schema, arity, shape
+rule and the annotations it takes, so nothing here depends on which ops exist.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 from cdsl.errors import CdslError, Source, Span
 
 from . import ir
 from . import tree as T
-from .schema import ANNOTATION_PARAMS, OP_PARAMS, STAGE_PARAMS, TRAIN_PARAMS, bind, describe_value, require
+from .schema import ANNOTATION_PARAMS, STAGE_PARAMS, TRAIN_PARAMS, Bound, bind, describe_value, require
 from .syntax import did_you_mean
 
-# Which ops take which annotations (see README, "Check rules").
-_WEIGHTED = ("dense", "conv2d", "patch_embed", "encoder", "cls_head")
-APPLIES_TO: dict[str, tuple[str, ...]] = {
-    "quant": _WEIGHTED,
-    "prune": _WEIGHTED,
-    "bitsparse": ("dense", "conv2d"),
-    "trunc": ("dense", "conv2d"),
-    "bitserial": ("dense", "conv2d"),
-    "cim": ("dense", "conv2d"),
-    "binary": ("dense", "conv2d"),
-    "aqfp": ("dense", "conv2d"),
-    "tokens": ("encoder",),
-}
-
-_OP_NAME = {
-    ir.Dense: "dense", ir.Conv2d: "conv2d", ir.ReLU: "relu", ir.Flatten: "flatten", ir.Sign: "sign",
-    ir.PatchEmbed: "patch_embed", ir.Encoder: "encoder", ir.ClsHead: "cls_head",
-}
+_COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
-def op_name(op: ir.Op) -> str:
-    """The source name of an op (`maxpool` / `avgpool` for Pool)."""
-    if isinstance(op, ir.Pool):
-        return "maxpool" if op.kind is ir.PoolKind.MAX else "avgpool"
-    return _OP_NAME[type(op)]
-
-
-def shape_str(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-def topo_order(model: ir.Model) -> tuple[ir.Layer, ...]:
-    """`model.layers` ordered so that every layer follows its inputs (see `ir.Model.topo_order`)."""
-    return model.topo_order()
-
-
-def weight_matrices(op: ir.Op, in_shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """The (outputs, inputs) shape of every weight matrix of a layer, as the hardware sees it
-    (a conv kernel is a channels x (C*k*k) matrix). Empty for ops without weights."""
-    if isinstance(op, ir.Dense):
-        return [(op.units, in_shape[0])]
-    if isinstance(op, ir.Conv2d):
-        return [(op.channels, in_shape[0] * op.kernel * op.kernel)]
-    if isinstance(op, ir.PatchEmbed):
-        return [(op.dim, in_shape[0] * op.patch * op.patch)]
-    if isinstance(op, ir.Encoder):
-        d = in_shape[1]
-        return [(3 * d, d), (d, d), (op.mlp, d), (d, op.mlp)]  # qkv, attention out, mlp in, mlp out
-    if isinstance(op, ir.ClsHead):
-        return [(op.classes, in_shape[1])]
-    return []
+def _count_words(n: int) -> str:
+    return _COUNT_WORDS.get(n, str(n))
 
 
 class _Checker:
     def __init__(self, source: Source):
         self.source = source
+        self.binary: dict[str, bool] = {}  # which tensors hold binary (+1/-1) values, for @binary
 
     def error(self, message: str, span: Span | None, expected: str | None = None) -> CdslError:
         return CdslError(message, source=self.source, span=span, expected=expected)
@@ -177,17 +134,16 @@ class _Checker:
                 )
 
         self.check_cycles(layers)
-        by_name = {lay.name: (node, lay) for node, lay in layers}
-        shapes: dict[str, tuple[int, ...]] = {i.name: i.shape for i in inputs}
-        order = topo_order(ir.Model(name.text, tuple(inputs), tuple(l for _, l in layers), tuple(i.text for i in outputs.names)))
+        node_of = {lay.name: node for node, lay in layers}
+        shapes: dict[str, ir.Shape] = {i.name: i.shape for i in inputs}
+        self.binary = {i.name: i.dtype.bits == 1 for i in inputs}
+        unshaped = ir.Model(name.text, tuple(inputs), tuple(lay for _, lay in layers), tuple(i.text for i in outputs.names))
         done: dict[str, ir.Layer] = {}
-        for lay in order:
-            node, _ = by_name[lay.name]
-            in_shape = shapes[lay.inputs[0]]
-            op = lay.op
-            out = self.infer(node, op, lay.inputs[0], in_shape)
+        for lay in unshaped.topo_order():
+            out = self.out_shape(node_of[lay.name], lay, shapes)
             shapes[lay.name] = out
-            done[lay.name] = ir.Layer(lay.name, op, lay.inputs, lay.annotations, out, span=lay.span)
+            self.binary[lay.name] = lay.op.binary_out(tuple(self.binary[i] for i in lay.inputs))
+            done[lay.name] = ir.Layer(lay.name, lay.op, lay.inputs, lay.annotations, out, span=lay.span)
         final = [done[lay.name] for _, lay in layers]
         model = ir.Model(name.text, tuple(inputs), tuple(final), tuple(i.text for i in outputs.names), span=sec.span)
 
@@ -203,10 +159,8 @@ class _Checker:
         for inp in inputs:
             if inp.name not in read:
                 raise self.error(f"input '{inp.name}' is never used", inp.span, f"'{inp.name}' as the input of a layer")
-        node_of = {lay.name: node for node, lay in layers}
-        self.by_name = {lay.name: lay for lay in final}
         for lay in final:
-            self.check_annotations(model, node_of[lay.name], lay, shapes[lay.inputs[0]])
+            self.check_annotations(node_of[lay.name], lay, tuple(shapes[i] for i in lay.inputs))
         return model, node_of
 
     def input(self, node: T.InputAst) -> ir.Input:
@@ -251,57 +205,47 @@ class _Checker:
 
     def layer(self, node: T.LayerAst) -> ir.Layer:
         opname = node.op.text
-        if opname not in OP_PARAMS:
+        kind = ir.OPS.get(opname)
+        if kind is None:
             raise self.error(
-                f"unknown op '{opname}'{did_you_mean(opname, OP_PARAMS)}",
+                f"unknown op '{opname}'{did_you_mean(opname, ir.OPS)}",
                 node.op.span,
-                "one of: " + ", ".join(OP_PARAMS),
+                "one of: " + ", ".join(ir.OPS),
             )
         b = bind(
-            node.args, OP_PARAMS[opname], what=opname, source=self.source, at=node.op.span,
+            node.args, kind.schema, what=opname, source=self.source, at=node.op.span,
             positional_ok=True, check_required=False,
         )
-        if not b.positional:
-            raise self.error(f"{opname} needs an input tensor, e.g. {opname}(x, ...)", node.op.span, "the name of an input or a layer")
-        first = b.positional[0]
-        if first.kind != "name":
-            raise self.error(
-                f"the input of {opname} must be a tensor name, got {describe_value(first)}", first.span,
-                "the name of an input or a layer",
-            )
-        if len(b.positional) > 1:
-            extra = b.positional[1]
-            params = ", ".join(f"{p.name}=..." for p in OP_PARAMS[opname])
-            raise self.error(
-                f"{opname} takes one input tensor; parameters are written name=value",
-                extra.span,
-                params or "')'",
-            )
-        require(b, OP_PARAMS[opname], what=opname, source=self.source, at=node.op.span)
-        v = b.values
-        if opname == "dense":
-            op: ir.Op = ir.Dense(v["units"], v.get("bias", True))
-        elif opname == "conv2d":
-            op = ir.Conv2d(v["channels"], v["kernel"], v.get("stride", 1), v.get("padding", 0), v.get("bias", True))
-        elif opname == "relu":
-            op = ir.ReLU()
-        elif opname == "sign":
-            op = ir.Sign()
-        elif opname == "flatten":
-            op = ir.Flatten()
-        elif opname in ("maxpool", "avgpool"):
-            kind = ir.PoolKind.MAX if opname == "maxpool" else ir.PoolKind.AVG
-            op = ir.Pool(kind, v["kernel"], v.get("stride", v["kernel"]))
-        elif opname == "patch_embed":
-            op = ir.PatchEmbed(v["patch"], v["dim"])
-        elif opname == "encoder":
-            op = ir.Encoder(v["heads"], v["mlp"])
-        else:
-            op = ir.ClsHead(v["classes"])
-        anns = self.annotations(node, opname)
-        return ir.Layer(node.name.text, op, (str(first.value),), anns, span=node.span)
+        inputs = self.layer_inputs(node, kind, b.positional)
+        require(b, kind.schema, what=opname, source=self.source, at=node.op.span)
+        anns = self.annotations(node, kind)
+        return ir.Layer(node.name.text, kind.build(opname, b.values), inputs, anns, span=node.span)
 
-    def annotations(self, node: T.LayerAst, opname: str) -> ir.Annotations:
+    def layer_inputs(self, node: T.LayerAst, kind: type[ir.Op], positional: list[T.Value]) -> tuple[str, ...]:
+        """The input tensor names of a layer: `kind.arity` of them, written first and positionally."""
+        opname, n = node.op.text, kind.arity
+        if not positional and n == 1:
+            raise self.error(f"{opname} needs an input tensor, e.g. {opname}(x, ...)", node.op.span, "the name of an input or a layer")
+        for value in positional[:n]:
+            if value.kind != "name":
+                which = "the input" if n == 1 else "each input"
+                raise self.error(
+                    f"{which} of {opname} must be a tensor name, got {describe_value(value)}", value.span,
+                    "the name of an input or a layer",
+                )
+        if len(positional) == n:
+            return tuple(str(value.value) for value in positional)
+        params = ", ".join(f"{p.name}=..." for p in kind.schema) or "')'"
+        if n == 1:
+            raise self.error(f"{opname} takes one input tensor; parameters are written name=value", positional[1].span, params)
+        takes = f"{opname} takes {_count_words(n)} input tensors, got {len(positional)}"
+        if len(positional) > n:
+            raise self.error(takes, positional[n].span, params)
+        example = f"{opname}({', '.join('abcdefgh'[:n])}{', ...' if kind.schema else ''})"
+        raise self.error(takes, node.op.span, f"{_count_words(n)} tensor names, e.g. {example}")
+
+    def annotations(self, node: T.LayerAst, kind: type[ir.Op]) -> ir.Annotations:
+        opname = node.op.text
         found: dict[str, object] = {}
         where: dict[str, T.AnnotationAst] = {}
         for ann in node.annotations:
@@ -319,16 +263,16 @@ class _Checker:
                     "at most one of each annotation per layer",
                 )
             where[aname] = ann
-            if opname not in APPLIES_TO[aname]:
+            if aname not in kind.applies:
                 raise self.error(
                     f"@{aname} does not apply to {opname}",
                     ann.span,
-                    f"@{aname} on " + ", ".join(APPLIES_TO[aname]),
+                    f"@{aname} on " + ", ".join(n for n, k in ir.OPS.items() if aname in k.applies),
                 )
             if ann.args is None and any(p.required for p in ANNOTATION_PARAMS[aname]):
                 needed = ", ".join(p.hint or p.name + "=..." for p in ANNOTATION_PARAMS[aname] if p.required)
                 raise self.error(f"@{aname} needs parameters: @{aname}({needed})", ann.span, f"@{aname}({needed})")
-            found[aname] = self.annotation(ann, aname)
+            found[aname] = self.annotation(ann, aname, opname, kind)
         # Conflicts and requirements that need no shapes.
         q = found.get("quant")
         has_w = isinstance(q, ir.Quant) and q.w is not None
@@ -354,13 +298,19 @@ class _Checker:
                 )
         return ir.Annotations(**found)
 
-    def annotation(self, ann: T.AnnotationAst, aname: str):
+    def annotation(self, ann: T.AnnotationAst, aname: str, opname: str, kind: type[ir.Op]):
         b = bind(ann.args, ANNOTATION_PARAMS[aname], what=f"@{aname}", source=self.source, at=ann.span)
+        self.check_only_params(b, aname, opname, kind)
         v = b.values
         span = ann.span
         if aname == "quant":
             if "w" not in v and "a" not in v:
-                raise self.error("@quant needs w=... (weight bits) or a=... (activation bits), or both", span, "@quant(w=8, a=8)")
+                widths = {"w": "w=... (weight bits)", "a": "a=... (activation bits)"}
+                takes = [k for k in widths if k in kind.only_params.get("quant", widths)]
+                raise self.error(
+                    "@quant needs " + " or ".join(widths[k] for k in takes) + (", or both" if len(takes) > 1 else ""),
+                    span, "@quant(" + ", ".join(f"{k}=8" for k in takes) + ")",
+                )
             per = ir.Granularity(v.get("per", "tensor"))
             return ir.Quant(v.get("w"), v.get("a"), per, v.get("signed"), span=span)
         if aname == "prune":
@@ -418,6 +368,19 @@ class _Checker:
             return ir.Aqfp(v["group"], v["T"], v.get("seed", 1), span=span)
         return ir.Tokens(v["keep"], v.get("heads", 1), span=span)
 
+    def check_only_params(self, b: Bound, aname: str, opname: str, kind: type[ir.Op]) -> None:
+        """Refuse an annotation parameter the op does not take (e.g. `@quant(w=...)` on add)."""
+        only = kind.only_params.get(aname)
+        if only is None:
+            return
+        for key, arg in b.nodes.items():
+            if key not in only:
+                raise self.error(
+                    f"@{aname}({key}=...) does not apply to {opname}" + ("" if kind.weighted else f": {opname} has no weights"),
+                    arg.span,
+                    f"@{aname} on {opname} takes only " + ", ".join(f"{k}=..." for k in only),
+                )
+
     # ------------------------------------------------------------ graph
 
     def check_cycles(self, layers: list[tuple[T.LayerAst, ir.Layer]]) -> None:
@@ -444,11 +407,12 @@ class _Checker:
                 if state.get(nxt) == 1:
                     cyc = path[path.index(nxt):]
                     flow = list(reversed(cyc)) + [cyc[-1]]  # producer -> consumer
-                    first = min(cyc, key=lambda n: node_of[n].start)
-                    node = node_of[first]
+                    j = min(range(len(cyc)), key=lambda i: node_of[cyc[i]].start)
+                    node, producer = node_of[cyc[j]], cyc[(j + 1) % len(cyc)]  # cyc[i] reads cyc[i + 1]
+                    arg = next(a for a in node.args if a.name is None and a.value.value == producer)
                     raise self.error(
                         "cycle in the model graph: " + " -> ".join(flow),
-                        node.args[0].span if node.args else node.name.span,
+                        arg.span,
                         "layers that only read tensors computed without them",
                     )
                 if state.get(nxt) == 2:
@@ -459,65 +423,25 @@ class _Checker:
 
     # ------------------------------------------------------------ shapes
 
-    def infer(self, node: T.LayerAst, op: ir.Op, src: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-        name = op_name(op)
-        at = node.op.span
-        got = f"'{src}' has shape {shape_str(shape)}"
-
-        def need_rank(rank: int, form: str, hint: str = ""):
-            if len(shape) != rank:
-                raise self.error(f"{name} needs a {form} input, but {got}{hint}", at, f"a {form} input")
-
-        if isinstance(op, ir.Dense):
-            need_rank(1, "1-D [K]", "; flatten first" if len(shape) == 3 else "")
-            return (op.units,)
-        if isinstance(op, ir.Conv2d):
-            need_rank(3, "[C, H, W]")
-            c, h, w = shape
-            k, s, p = op.kernel, op.stride, op.padding
-            if k > h + 2 * p or k > w + 2 * p:
-                raise self.error(
-                    f"conv2d kernel {k} does not fit {got} padded by {p}", _param_span(node, "kernel"),
-                    f"a kernel of at most {min(h, w) + 2 * p}",
-                )
-            return (op.channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        if isinstance(op, (ir.ReLU, ir.Sign)):
-            return shape
-        if isinstance(op, ir.Pool):
-            need_rank(3, "[C, H, W]")
-            c, h, w = shape
-            if op.kernel > h or op.kernel > w:
-                raise self.error(f"{name} kernel {op.kernel} is larger than the input: {got}", at, f"a kernel of at most {min(h, w)}")
-            return (c, (h - op.kernel) // op.stride + 1, (w - op.kernel) // op.stride + 1)
-        if isinstance(op, ir.Flatten):
-            return (math.prod(shape),)
-        if isinstance(op, ir.PatchEmbed):
-            need_rank(3, "[C, H, W]")
-            c, h, w = shape
-            if h % op.patch or w % op.patch:
-                raise self.error(
-                    f"patch_embed: patch {op.patch} does not divide the image: {got}", at,
-                    f"a patch size dividing both {h} and {w}",
-                )
-            return ((h // op.patch) * (w // op.patch) + 1, op.dim)
-        if isinstance(op, ir.Encoder):
-            need_rank(2, "[N, D] (tokens)", "; use patch_embed first" if len(shape) == 3 else "")
-            if shape[1] % op.heads:
-                raise self.error(
-                    f"encoder: the width {shape[1]} of {shape_str(shape)} (from '{src}') is not divisible by heads={op.heads}",
-                    at, f"heads dividing {shape[1]}",
-                )
-            return shape
-        assert isinstance(op, ir.ClsHead)
-        need_rank(2, "[N, D] (tokens)")
-        return (op.classes,)
+    def out_shape(self, node: T.LayerAst, lay: ir.Layer, shapes: dict[str, ir.Shape]) -> ir.Shape:
+        """The layer's output shape by its op's rule; a refusal becomes a located error."""
+        try:
+            return lay.op.out_shape(tuple(ir.Operand(i, shapes[i]) for i in lay.inputs))
+        except ir.ShapeError as err:
+            if err.param is not None:
+                at = _param_span(node, err.param)
+            elif err.operand is not None:
+                at = node.args[err.operand].span
+            else:
+                at = node.op.span
+            raise self.error(err.message, at, err.expected) from None
 
     # ------------------------------------------------------------ annotations, with shapes
 
-    def check_annotations(self, model: ir.Model, node: T.LayerAst, lay: ir.Layer, in_shape) -> None:
+    def check_annotations(self, node: T.LayerAst, lay: ir.Layer, in_shapes: tuple[ir.Shape, ...]) -> None:
         a = lay.annotations
         w = a.quant.w if a.quant is not None else None
-        mats = weight_matrices(lay.op, in_shape)
+        mats = lay.op.weight_matrices(in_shapes)
         if a.prune is not None and a.prune.pattern is ir.PrunePattern.NM:
             m = a.prune.m
             for rows, cols in mats:
@@ -565,28 +489,12 @@ class _Checker:
                     a.aqfp.span, f"a group of at most {fan_in}",
                 )
         if a.binary is not None:
-            src = lay.inputs[0]
-            if not self.is_binary(model, src):
-                raise self.error(
-                    f"@binary needs binary inputs, but '{src}' is not the output of sign(...) or a 1-bit input",
-                    node.args[0].span, f"a sign layer in front: s = sign({src})",
-                )
-
-    def is_binary(self, model: ir.Model, name: str) -> bool:
-        seen = set()
-        while name not in seen:
-            seen.add(name)
-            for inp in model.inputs:
-                if inp.name == name:
-                    return inp.dtype.bits == 1
-            lay = self.by_name[name]
-            if isinstance(lay.op, ir.Sign):
-                return True
-            if isinstance(lay.op, ir.Flatten) or (isinstance(lay.op, ir.Pool) and lay.op.kind is ir.PoolKind.MAX):
-                name = lay.inputs[0]
-                continue
-            return False
-        return False  # pragma: no cover - the graph is acyclic
+            for arg, src in zip(node.args, lay.inputs):
+                if not self.binary[src]:
+                    raise self.error(
+                        f"@binary needs binary inputs, but '{src}' is not the output of sign(...) or a 1-bit input",
+                        arg.span, f"a sign layer in front: s = sign({src})",
+                    )
 
     # ------------------------------------------------------------ train
 

@@ -8,7 +8,7 @@ Conventions
 - Shapes exclude the batch dimension: a vector is `(K,)`, an image `(C, H, W)`,
   a token sequence `(N, D)` (N includes the class token).
 - `Layer.shape` is the inferred output shape, filled in by the checker.
-- A layer's `inputs` are names of model inputs or of other layers.
+- A layer's `inputs` are names of model inputs or of other layers, as many as its op's `arity`.
 - Bit widths: weights and activations are 1..16 bits (1 only through `binary`).
 """
 
@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import enum
 import heapq
-from dataclasses import dataclass, field
-from typing import Union
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import ClassVar, TypeVar
 
 from cdsl.errors import Span
+
+from .param import Param, bool_param, int_param
 
 _NO_SPAN = Span(0, 0, 0, 0)
 
@@ -56,26 +61,240 @@ class FixedType:
 
 
 # ---------------------------------------------------------------- operations
+#
+# An op is a frozen dataclass whose fields are its parameters, subclassing `Op`: its class
+# attributes and methods are everything the language layer knows about it (source names,
+# parameter schema, arity, shape rule, weight matrices, MACs, which annotations apply, bit
+# widths, printing). `@register` enters it in `OPS` under its source names; the checker, the
+# printer and the analysis look ops up there and never name an op class. A new op is one class.
+
+Shape = tuple[int, ...]
+
+
+def shape_str(shape: Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 @dataclass(frozen=True)
-class Dense:
+class Operand:
+    """One input of a layer as a shape rule sees it: the tensor's name (for messages) and shape."""
+
+    name: str
+    shape: Shape
+
+    def described(self) -> str:
+        return f"'{self.name}' has shape {shape_str(self.shape)}"
+
+
+class ShapeError(Exception):
+    """A shape rule's refusal: what is wrong, what was expected, and where the checker points:
+    at the parameter `param`, else at the input number `operand`, else at the op's name."""
+
+    def __init__(self, message: str, *, expected: str, param: str | None = None, operand: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.param = param
+        self.operand = operand
+
+
+class Op:
+    """The rules of an operation. The defaults fit an op without weights or parameters that keeps
+    its input's shape and width (relu); subclasses override what differs."""
+
+    names: ClassVar[tuple[str, ...]]  # source names (two for Pool, whose `kind` is in the name)
+    schema: ClassVar[tuple[Param, ...]] = ()  # keyword parameters, named like the fields
+    arity: ClassVar[int] = 1  # input tensors, written first and positionally
+    weighted: ClassVar[bool] = False  # holds weight matrices
+    applies: ClassVar[frozenset[str]] = frozenset()  # the annotations this op takes
+    # annotation -> the only parameters it takes on this op, where it does not take all of them
+    only_params: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
+
+    @classmethod
+    def build(cls, name: str, values: Mapping[str, object]) -> Op:
+        """The op written as `name`, from its checked parameter values (absent: the field default)."""
+        return cls(**values)
+
+    @property
+    def source_name(self) -> str:
+        return self.names[0]
+
+    def written_params(self) -> dict[str, object]:
+        """The parameters as the canonical text writes them: schema order, defaults left out."""
+        defaults = {f.name: f.default for f in fields(self)}
+        values = {p.name: getattr(self, p.name) for p in self.schema}
+        return {k: v for k, v in values.items() if v != defaults[k]}
+
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        """The output shape for inputs `ins` (as many as `arity`); a `ShapeError` if they do not fit."""
+        return ins[0].shape
+
+    def weight_matrices(self, ins: tuple[Shape, ...]) -> list[tuple[int, int]]:
+        """The (outputs, inputs) shape of every weight matrix, as the hardware sees it."""
+        return []
+
+    def other_params(self, ins: tuple[Shape, ...], out: Shape) -> int:
+        """Parameters outside the weight matrices: biases, norms, class token, embeddings."""
+        return 0
+
+    def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
+        """Multiply-accumulates per inference."""
+        return 0
+
+    def out_bits(self, in_bits: tuple[int | None, ...], a: int | None) -> int | None:
+        """The output activation width (None: float) from the input widths and `@quant(a=...)`:
+        `a` if given, else the widest input's width (float if any input is float)."""
+        if a is not None:
+            return a
+        return None if None in in_bits else max(in_bits)
+
+    def binary_out(self, binary: tuple[bool, ...]) -> bool:
+        """Whether the output is binary (+1/-1) given which inputs are: by default it is not."""
+        return False
+
+
+OPS: dict[str, type[Op]] = {}
+_OpClass = TypeVar("_OpClass", bound=type[Op])
+
+
+def register(cls: _OpClass) -> _OpClass:
+    """Enter an op class in `OPS` under each of its source names (in definition order)."""
+    for name in cls.names:
+        assert name not in OPS, name
+        OPS[name] = cls
+    return cls
+
+
+def _need_rank(op: Op, x: Operand, rank: int, form: str, hint: str = "") -> None:
+    if len(x.shape) != rank:
+        raise ShapeError(f"{op.source_name} needs a {form} input, but {x.described()}{hint}", expected=f"a {form} input")
+
+
+def _window_out(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class WeightedOp(Op):
+    """An op with weight matrices: it takes @quant and @prune, its output is float unless
+    `@quant(a=...)` quantizes it, and by default it uses each weight once per inference."""
+
+    weighted = True
+    applies = frozenset({"quant", "prune"})
+
+    def out_bits(self, in_bits: tuple[int | None, ...], a: int | None) -> int | None:
+        return a
+
+    def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
+        return sum(rows * cols for rows, cols in self.weight_matrices(ins))
+
+
+# Weighted ops that map to a MAC engine or a crossbar also take the hardware annotations.
+_ENGINE_ANNOTATIONS = WeightedOp.applies | {"bitsparse", "trunc", "bitserial", "cim", "binary", "aqfp"}
+
+
+@register
+@dataclass(frozen=True)
+class Dense(WeightedOp):
+    """[K] -> [units]: a K x units matrix (K*units MACs) and a bias."""
+
     units: int
     bias: bool = True
 
+    names = ("dense",)
+    schema = (int_param("units", True, hint="units=N"), bool_param("bias"))
+    applies = _ENGINE_ANNOTATIONS
 
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        (x,) = ins
+        _need_rank(self, x, 1, "1-D [K]", "; flatten first" if len(x.shape) == 3 else "")
+        return (self.units,)
+
+    def weight_matrices(self, ins: tuple[Shape, ...]) -> list[tuple[int, int]]:
+        return [(self.units, ins[0][0])]
+
+    def other_params(self, ins: tuple[Shape, ...], out: Shape) -> int:
+        return self.units if self.bias else 0
+
+
+@register
 @dataclass(frozen=True)
-class Conv2d:
+class Conv2d(WeightedOp):
+    """[C, H, W] -> [channels, Ho, Wo]: a channels x (C*k*k) matrix (C*k*k*channels*Ho*Wo MACs)
+    and a bias."""
+
     channels: int
     kernel: int
     stride: int = 1
     padding: int = 0
     bias: bool = True
 
+    names = ("conv2d",)
+    schema = (
+        int_param("channels", True, hint="channels=N"),
+        int_param("kernel", True, hi=1024, hint="kernel=K"),
+        int_param("stride", hi=1024),
+        int_param("padding", lo=0, hi=1024),
+        bool_param("bias"),
+    )
+    applies = _ENGINE_ANNOTATIONS
 
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        (x,) = ins
+        _need_rank(self, x, 3, "[C, H, W]")
+        _, h, w = x.shape
+        k, s, p = self.kernel, self.stride, self.padding
+        if k > h + 2 * p or k > w + 2 * p:
+            raise ShapeError(
+                f"conv2d kernel {k} does not fit {x.described()} padded by {p}",
+                expected=f"a kernel of at most {min(h, w) + 2 * p}", param="kernel",
+            )
+        return (self.channels, _window_out(h, k, s, p), _window_out(w, k, s, p))
+
+    def weight_matrices(self, ins: tuple[Shape, ...]) -> list[tuple[int, int]]:
+        return [(self.channels, ins[0][0] * self.kernel * self.kernel)]
+
+    def other_params(self, ins: tuple[Shape, ...], out: Shape) -> int:
+        return self.channels if self.bias else 0
+
+    def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
+        _, ho, wo = out
+        return ins[0][0] * self.kernel * self.kernel * self.channels * ho * wo
+
+
+@register
 @dataclass(frozen=True)
-class ReLU:
-    pass
+class ReLU(Op):
+    """max(x, 0): same shape and width; binary +1/-1 becomes +1/0, so not binary."""
+
+    names = ("relu",)
+
+
+@register
+@dataclass(frozen=True)
+class Sign(Op):
+    """Binarize: x >= 0 -> +1, x < 0 -> -1."""
+
+    names = ("sign",)
+
+    def out_bits(self, in_bits: tuple[int | None, ...], a: int | None) -> int | None:
+        return 1
+
+    def binary_out(self, binary: tuple[bool, ...]) -> bool:
+        return True
+
+
+@register
+@dataclass(frozen=True)
+class Flatten(Op):
+    """Any shape -> [product]; values pass through unchanged (binary ones stay binary)."""
+
+    names = ("flatten",)
+
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        return (math.prod(ins[0].shape),)
+
+    def binary_out(self, binary: tuple[bool, ...]) -> bool:
+        return binary[0]
 
 
 class PoolKind(enum.Enum):
@@ -83,50 +302,173 @@ class PoolKind(enum.Enum):
     AVG = "avg"
 
 
+@register
 @dataclass(frozen=True)
-class Pool:
+class Pool(Op):
+    """[C, H, W] -> [C, Ho, Wo], written `maxpool` or `avgpool` (the `kind`). A max of binary
+    values is binary; an average is not."""
+
     kind: PoolKind
     kernel: int
-    stride: int  # the checker fills stride = kernel when the user leaves it out
+    stride: int  # `build` fills stride = kernel when the user leaves it out
+
+    names = ("maxpool", "avgpool")
+    schema = (int_param("kernel", True, hi=1024, hint="kernel=K"), int_param("stride", hi=1024))
+
+    @classmethod
+    def build(cls, name: str, values: Mapping[str, object]) -> Op:
+        kernel = values["kernel"]
+        return cls(PoolKind(name.removesuffix("pool")), kernel, values.get("stride", kernel))
+
+    @property
+    def source_name(self) -> str:
+        return f"{self.kind.value}pool"
+
+    def written_params(self) -> dict[str, object]:
+        return {"kernel": self.kernel} | ({"stride": self.stride} if self.stride != self.kernel else {})
+
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        (x,) = ins
+        _need_rank(self, x, 3, "[C, H, W]")
+        c, h, w = x.shape
+        k, s = self.kernel, self.stride
+        if k > h or k > w:
+            raise ShapeError(
+                f"{self.source_name} kernel {k} is larger than the input: {x.described()}",
+                expected=f"a kernel of at most {min(h, w)}",
+            )
+        return (c, _window_out(h, k, s), _window_out(w, k, s))
+
+    def binary_out(self, binary: tuple[bool, ...]) -> bool:
+        return self.kind is PoolKind.MAX and binary[0]
 
 
+@register
 @dataclass(frozen=True)
-class Flatten:
-    pass
-
-
-@dataclass(frozen=True)
-class Sign:
-    """Binarize: x >= 0 -> +1, x < 0 -> -1."""
-
-
-@dataclass(frozen=True)
-class PatchEmbed:
-    """(C, H, W) -> (H/patch * W/patch + 1, dim): linear patch projection, a class token, position embeddings."""
+class PatchEmbed(WeightedOp):
+    """(C, H, W) -> (H/patch * W/patch + 1, dim): linear patch projection, a class token, position
+    embeddings. A dim x (C*patch*patch) matrix applied to every patch."""
 
     patch: int
     dim: int
 
+    names = ("patch_embed",)
+    schema = (int_param("patch", True, hi=1024, hint="patch=P"), int_param("dim", True, hint="dim=D"))
 
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        (x,) = ins
+        _need_rank(self, x, 3, "[C, H, W]")
+        _, h, w = x.shape
+        if h % self.patch or w % self.patch:
+            raise ShapeError(
+                f"patch_embed: patch {self.patch} does not divide the image: {x.described()}",
+                expected=f"a patch size dividing both {h} and {w}",
+            )
+        return ((h // self.patch) * (w // self.patch) + 1, self.dim)
+
+    def weight_matrices(self, ins: tuple[Shape, ...]) -> list[tuple[int, int]]:
+        return [(self.dim, ins[0][0] * self.patch * self.patch)]
+
+    def other_params(self, ins: tuple[Shape, ...], out: Shape) -> int:
+        return self.dim + self.dim + out[0] * self.dim  # bias, class token, position embeddings
+
+    def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
+        patches = out[0] - 1
+        return patches * ins[0][0] * self.patch * self.patch * self.dim
+
+
+def _tokens_after(n: int, tokens: Tokens | None) -> int:
+    """Tokens an encoder computes on after a `@tokens` selector: the class token, ceil(keep*(N-1))
+    kept patch tokens and one package token for the rest, at most N."""
+    if tokens is None:
+        return n
+    kept = math.ceil(tokens.keep * (n - 1))
+    return min(n, 1 + kept + (1 if kept < n - 1 else 0))
+
+
+@register
 @dataclass(frozen=True)
-class Encoder:
-    """Pre-norm transformer encoder block: (N, D) -> (N, D)."""
+class Encoder(WeightedOp):
+    """Pre-norm transformer encoder block: (N, D) -> (N, D). Weights: qkv, attention out, mlp in,
+    mlp out. MACs: N*(3D*D + D*D + 2*D*M) + 2*N*N*D (attention scores and weighted sum), N counted
+    after a `@tokens` selector (whose own small scoring MLP is not counted)."""
 
     heads: int
     mlp: int
 
+    names = ("encoder",)
+    schema = (int_param("heads", True, hi=1024, hint="heads=H"), int_param("mlp", True, hint="mlp=M"))
+    applies = WeightedOp.applies | {"tokens"}
 
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        (x,) = ins
+        _need_rank(self, x, 2, "[N, D] (tokens)", "; use patch_embed first" if len(x.shape) == 3 else "")
+        if x.shape[1] % self.heads:
+            raise ShapeError(
+                f"encoder: the width {x.shape[1]} of {shape_str(x.shape)} (from '{x.name}') is not divisible by heads={self.heads}",
+                expected=f"heads dividing {x.shape[1]}",
+            )
+        return x.shape
+
+    def weight_matrices(self, ins: tuple[Shape, ...]) -> list[tuple[int, int]]:
+        d = ins[0][1]
+        return [(3 * d, d), (d, d), (self.mlp, d), (d, self.mlp)]
+
+    def other_params(self, ins: tuple[Shape, ...], out: Shape) -> int:
+        d = ins[0][1]
+        return 2 * d + 3 * d + d + 2 * d + self.mlp + d  # ln1, qkv bias, proj bias, ln2, fc1 bias, fc2 bias
+
+    def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
+        n, d = ins[0]
+        n = _tokens_after(n, annotations.tokens)
+        return n * (3 * d * d + d * d + 2 * d * self.mlp) + 2 * n * n * d
+
+
+@register
 @dataclass(frozen=True)
-class ClsHead:
-    """(N, D) -> (classes,): norm of the class token, then a dense layer."""
+class ClsHead(WeightedOp):
+    """(N, D) -> (classes,): norm of the class token, then a dense layer (D*classes MACs)."""
 
     classes: int
 
+    names = ("cls_head",)
+    schema = (int_param("classes", True, hint="classes=C"),)
 
-Op = Union[Dense, Conv2d, ReLU, Pool, Flatten, Sign, PatchEmbed, Encoder, ClsHead]
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        _need_rank(self, ins[0], 2, "[N, D] (tokens)")
+        return (self.classes,)
 
-# Operations that hold weights (and so can take weight annotations).
-WEIGHTED_OPS = (Dense, Conv2d, PatchEmbed, Encoder, ClsHead)
+    def weight_matrices(self, ins: tuple[Shape, ...]) -> list[tuple[int, int]]:
+        return [(self.classes, ins[0][1])]
+
+    def other_params(self, ins: tuple[Shape, ...], out: Shape) -> int:
+        return 2 * ins[0][1] + self.classes  # norm, bias
+
+
+@register
+@dataclass(frozen=True)
+class Add(Op):
+    """Elementwise sum of two tensors of one shape (a residual join). No weights, no parameters,
+    no MACs (its additions are not counted). `@quant(a=N)` requantizes the sum to N bits; without
+    it the sum is as wide as the wider input. A sum of binaries is not binary (-2, 0, 2)."""
+
+    names = ("add",)
+    arity = 2
+    applies = frozenset({"quant"})
+    only_params = MappingProxyType({"quant": ("a", "signed")})  # no weights: no w, no per
+
+    def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
+        a, b = ins
+        if a.shape != b.shape:
+            raise ShapeError(
+                f"add needs inputs of the same shape, but {a.described()} and {b.described()}",
+                expected=f"a tensor of shape {shape_str(a.shape)}", operand=1,
+            )
+        return a.shape
+
+
+# Operations that hold weights (and so can take weight annotations), for the passes after dsl/.
+WEIGHTED_OPS: tuple[type[Op], ...] = tuple(dict.fromkeys(cls for cls in OPS.values() if cls.weighted))
 
 # ---------------------------------------------------------------- annotations
 

@@ -25,7 +25,6 @@ from cdsl.errors import Source
 
 from . import ir
 from . import tree as T
-from .checker import op_name
 from .syntax import lark_parser, parse_tree
 
 MAX_WIDTH = 100
@@ -68,32 +67,16 @@ def print_input(inp: ir.Input) -> str:
     return f"input {inp.name}: {fmt_type(inp.dtype)}{fmt_shape(inp.shape)}"
 
 
+def fmt_param(value: object) -> str:
+    """An op parameter's value (a whole number or a boolean) as the source writes it."""
+    return fmt_bool(value) if isinstance(value, bool) else str(value)
+
+
 def print_op(lay: ir.Layer) -> str:
+    """`name = op(inputs, params)`, the op's parameters at their default left out."""
     op = lay.op
-    parts = list(lay.inputs)
-    if isinstance(op, ir.Dense):
-        parts.append(f"units={op.units}")
-        if not op.bias:
-            parts.append("bias=false")
-    elif isinstance(op, ir.Conv2d):
-        parts += [f"channels={op.channels}", f"kernel={op.kernel}"]
-        if op.stride != 1:
-            parts.append(f"stride={op.stride}")
-        if op.padding != 0:
-            parts.append(f"padding={op.padding}")
-        if not op.bias:
-            parts.append("bias=false")
-    elif isinstance(op, ir.Pool):
-        parts.append(f"kernel={op.kernel}")
-        if op.stride != op.kernel:
-            parts.append(f"stride={op.stride}")
-    elif isinstance(op, ir.PatchEmbed):
-        parts += [f"patch={op.patch}", f"dim={op.dim}"]
-    elif isinstance(op, ir.Encoder):
-        parts += [f"heads={op.heads}", f"mlp={op.mlp}"]
-    elif isinstance(op, ir.ClsHead):
-        parts.append(f"classes={op.classes}")
-    return f"{lay.name} = {_call(op_name(op), parts)}"
+    parts = [*lay.inputs, *(f"{k}={fmt_param(v)}" for k, v in op.written_params().items())]
+    return f"{lay.name} = {_call(op.source_name, parts)}"
 
 
 def print_annotation(name: str, a) -> str:

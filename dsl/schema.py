@@ -1,4 +1,5 @@
-"""Parameter schemas: what each op, annotation, train key and stage accepts.
+"""Parameter schemas: what each annotation, train key and stage accepts (an op's schema is
+part of its class in `dsl.ir`).
 
 The grammar takes any `name=value` list; `bind` checks such a list against a schema and turns
 each value into its Python type, with a located `CdslError` for an unknown, duplicate, missing,
@@ -15,110 +16,64 @@ from cdsl.errors import CdslError, Source, Span
 
 from . import ir
 from . import tree as T
+from .param import MAX_SIZE, Param, bool_param, int_param
 from .syntax import did_you_mean
-
-# Sizes a user writes (units, channels, dims, array rows ...) are at most this.
-MAX_SIZE = 1 << 20
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter. kind: int | float | bool | enum | ratio | intlist | namelist | data | compress."""
-
-    name: str
-    kind: str
-    required: bool = False
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False  # lo itself is not allowed
-    hi_open: bool = False
-    choices: tuple[str, ...] = ()
-    length: int | None = None  # lists: exact length
-    hint: str = ""  # shown in `expected` when the parameter is missing
-
-
-def _int(name, required=False, lo=1, hi=MAX_SIZE, hint=""):
-    return Param(name, "int", required=required, lo=lo, hi=hi, hint=hint)
-
-
-def _bool(name):
-    return Param(name, "bool")
-
-
-OP_PARAMS: dict[str, tuple[Param, ...]] = {
-    "dense": (_int("units", True, hint="units=N"), _bool("bias")),
-    "conv2d": (
-        _int("channels", True, hint="channels=N"),
-        _int("kernel", True, hi=1024, hint="kernel=K"),
-        _int("stride", hi=1024),
-        _int("padding", lo=0, hi=1024),
-        _bool("bias"),
-    ),
-    "relu": (),
-    "sign": (),
-    "flatten": (),
-    "maxpool": (_int("kernel", True, hi=1024, hint="kernel=K"), _int("stride", hi=1024)),
-    "avgpool": (_int("kernel", True, hi=1024, hint="kernel=K"), _int("stride", hi=1024)),
-    "patch_embed": (_int("patch", True, hi=1024, hint="patch=P"), _int("dim", True, hint="dim=D")),
-    "encoder": (_int("heads", True, hi=1024, hint="heads=H"), _int("mlp", True, hint="mlp=M")),
-    "cls_head": (_int("classes", True, hint="classes=C"),),
-}
 
 _GRAN = ("tensor", "channel")
 
 ANNOTATION_PARAMS: dict[str, tuple[Param, ...]] = {
     "quant": (
-        _int("w", lo=2, hi=16),
-        _int("a", lo=2, hi=16),
+        int_param("w", lo=2, hi=16),
+        int_param("a", lo=2, hi=16),
         Param("per", "enum", choices=_GRAN),
-        _bool("signed"),
+        bool_param("signed"),
     ),
     "prune": (
         Param("sparsity", "float", lo=0.0, hi=1.0, lo_open=True, hi_open=True),
         Param("nm", "ratio"),
         Param("block", "intlist", lo=1, hi=MAX_SIZE, length=2),
-        _int("start", lo=0, hi=1_000_000),
-        _int("end", lo=1, hi=1_000_000),
+        int_param("start", lo=0, hi=1_000_000),
+        int_param("end", lo=1, hi=1_000_000),
     ),
     "bitsparse": (
-        _int("target", True, lo=1, hi=16, hint="target=BITS"),
+        int_param("target", True, lo=1, hi=16, hint="target=BITS"),
         Param("strength", "float", lo=0.0, lo_open=True, hi=1e6),
     ),
     "trunc": (Param("bits", "intlist", required=True, lo=1, hi=16, hint="bits=[8, 6, 4]"),),
-    "bitserial": (_int("lanes", True, hi=65536, hint="lanes=L"),),
+    "bitserial": (int_param("lanes", True, hi=65536, hint="lanes=L"),),
     "cim": (
-        _int("rows", True, hi=65536, hint="rows=R"),
-        _int("cols", True, hi=65536, hint="cols=C"),
-        _int("cell", lo=1, hi=16),
-        _int("dac", lo=1, hi=8),
-        _int("adc", lo=1, hi=16),
+        int_param("rows", True, hi=65536, hint="rows=R"),
+        int_param("cols", True, hi=65536, hint="cols=C"),
+        int_param("cell", lo=1, hi=16),
+        int_param("dac", lo=1, hi=8),
+        int_param("adc", lo=1, hi=16),
         Param("scale", "enum", choices=_GRAN),
         Param("noise", "float", lo=0.0, hi=1.0),
     ),
     "binary": (),
     "aqfp": (
-        _int("group", True, hi=65536, hint="group=N"),
-        _int("T", True, hi=65536, hint="T=CYCLES"),
-        _int("seed", lo=1, hi=(1 << 32) - 1),
+        int_param("group", True, hi=65536, hint="group=N"),
+        int_param("T", True, hi=65536, hint="T=CYCLES"),
+        int_param("seed", lo=1, hi=(1 << 32) - 1),
     ),
     "tokens": (
         Param("keep", "float", required=True, lo=0.0, hi=1.0, lo_open=True, hint="keep=RATIO (0 < keep <= 1)"),
-        _int("heads", hi=1024),
+        int_param("heads", hi=1024),
     ),
 }
 
 TRAIN_PARAMS: tuple[Param, ...] = (
     Param("data", "data"),
-    _int("epochs", hi=1_000_000),
-    _int("batch", hi=MAX_SIZE),
+    int_param("epochs", hi=1_000_000),
+    int_param("batch", hi=MAX_SIZE),
     Param("optimizer", "enum", choices=tuple(o.value for o in ir.Optimizer)),
     Param("lr", "float", lo=0.0, lo_open=True, hi=1e3),
     Param("weight_decay", "float", lo=0.0, hi=1e3),
-    _int("seed", lo=0, hi=(1 << 32) - 1),
+    int_param("seed", lo=0, hi=(1 << 32) - 1),
 )
 
 STAGE_PARAMS: tuple[Param, ...] = (
-    _int("epochs", True, hi=1_000_000, hint="epochs=N"),
+    int_param("epochs", True, hi=1_000_000, hint="epochs=N"),
     Param("lr", "float", lo=0.0, lo_open=True, hi=1e3),
     Param("compress", "compress"),
 )

@@ -18,7 +18,7 @@ from dsl_helpers import EXAMPLES
 SEED = 20261122
 TOKENS = [
     "{", "}", "(", ")", "[", "]", "<", ">", ",", "=", ":", "@", "#", '"', "-", ".", "\n", " ", "\t", "\x00",
-    "model", "input", "output", "train", "stage", "true", "false", "dense", "conv2d", "relu", "quant", "binary",
+    "model", "input", "output", "train", "stage", "true", "false", "dense", "conv2d", "relu", "add", "quant", "binary",
     "@quant(w=4)", "@binary", "@cim(rows=1, cols=1)", "@tokens(keep=0)", "x", "y", "h1", "0", "1", "-1", "2:4",
     "1e999", "0.5", "99999999999999999999", "9" * 5000, "1" + "0" * 4400 + ".5", "[[", "\udc80", "é", "\u2028", "\r", "\ufeff",
 ]

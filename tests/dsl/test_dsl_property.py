@@ -17,7 +17,7 @@ def _float(x: float) -> str:
 
 
 @st.composite
-def quant(draw, need_w: bool = False, allow_w: bool = True):
+def quant(draw, need_w: bool = False, allow_w: bool = True, allow_per: bool = True):
     parts = []
     w = None
     if allow_w and (need_w or draw(st.booleans())):
@@ -25,7 +25,7 @@ def quant(draw, need_w: bool = False, allow_w: bool = True):
         parts.append(f"w={w}")
     if draw(st.booleans()) or not parts:
         parts.append(f"a={draw(st.integers(2, 16))}")
-    if draw(st.booleans()):
+    if allow_per and draw(st.booleans()):
         parts.append(f"per={draw(st.sampled_from(['tensor', 'channel']))}")
     if draw(st.booleans()):
         parts.append(f"signed={draw(st.sampled_from(['true', 'false']))}")
@@ -124,6 +124,7 @@ def models(draw):
     lines = [f"input x: {dtype}[{', '.join(map(str, shape))}]"]
     binary = bits == 1
     prev = "x"
+    produced = [("x", shape)]  # every tensor so far, for the second input of add
     n = draw(st.integers(1, 6))
     layer_lines = []
     for i in range(n):
@@ -131,6 +132,7 @@ def models(draw):
         choices = {1: ["dense", "relu", "sign"], 2: ["encoder", "cls_head", "relu"], 3: ["conv2d", "relu", "sign", "pool", "flatten"]}[len(shape)]
         if len(shape) == 3 and shape[1] % 2 == 0 and shape[2] % 2 == 0:
             choices.append("patch_embed")
+        choices.append("add")  # prev plus itself or an earlier tensor of its shape
         op = draw(st.sampled_from(choices))
         args = [prev]
         anns: list[str] = []
@@ -153,6 +155,12 @@ def models(draw):
             out = (params["channels"], (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1)
         elif op in ("relu", "sign"):
             out = shape
+        elif op == "add":
+            args.append(draw(st.sampled_from([t for t, s in produced if s == shape])))
+            draw(st.randoms()).shuffle(args)
+            out = shape
+            if draw(st.booleans()):
+                anns.append(draw(quant(allow_w=False, allow_per=False))[1])
         elif op == "pool":
             c, h, w = shape
             k = draw(st.integers(1, min(h, w)))
@@ -191,6 +199,7 @@ def models(draw):
         binary = op == "sign" or (binary and op in ("flatten", "maxpool"))
         layer_lines.append(f"{name} = {op}({', '.join(args)}) {' '.join(anns)}")
         prev, shape = name, out
+        produced.append((name, out))
     # layers may come in any order
     draw(st.randoms()).shuffle(layer_lines)
     lines += layer_lines

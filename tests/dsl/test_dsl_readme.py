@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cdsl.dsl import format_source, parse
+from cdsl.dsl import format_source, ir, parse
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -22,6 +22,20 @@ def test_full_example_is_valid_and_canonical():
     spec = parse(first)
     assert spec.train.epochs == 30 and len(spec.train.stages) == 2
     assert format_source(first) == first
+
+
+def test_every_op_is_in_the_ops_table():
+    section = README.read_text(encoding="utf-8").split("## Language reference", 1)[1]
+    table = section.split("| op | parameters (default) |", 1)[1].split("\n\n", 1)[0]
+    listed = {name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert listed == set(ir.OPS)
+
+
+def test_residual_example_is_valid_and_canonical():
+    block = [b for b in reference_blocks() if b.startswith("model residual")][0]
+    spec = parse(block)
+    assert spec.model.layer("s").inputs == ("r", "x") and spec.model.layer("s").annotations.quant.a == 8
+    assert format_source(block) == block
 
 
 def test_train_block_is_valid():
