@@ -50,7 +50,8 @@ def _windows_loops(x, kernel, stride):
         for c in range(chans):
             for i in range((h - kernel) // stride + 1):
                 for j in range((w - kernel) // stride + 1):
-                    values = [int(x[n, c, i * stride + a, j * stride + b]) for a in range(kernel) for b in range(kernel)]
+                    values = [int(x[n, c, i * stride + a, j * stride + b])
+                              for a in range(kernel) for b in range(kernel)]
                     yield (n, c, i, j), values
 
 
