@@ -1,14 +1,70 @@
-"""Mac and BitSerialMac in amaranth.sim against their references (dense, bitserial_dot, cycles)."""
+"""Mac and BitSerialMac in amaranth.sim.
+
+Mac against `dense` (itself tested against loops in tests/contract). BitSerialMac against plain
+Python-int math (`tb.mac_cases.truncated_dot`, `bitserial_cycles`), never through the reference
+that makes its plane masks: a mutant `plane_masks` is shown to fail the block check.
+"""
 
 import numpy as np
 import pytest
 
-from cdsl.hw.bitserial_mac import BitSerialMac
-from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
-from tb.pysim import run_streams
 from cdsl.contract.ref import bitserial_mac as bs_ref
 from cdsl.contract.ref.dense import dense
-from tb.mac_cases import acc_width_for, mac_cases as cases, mac_steps as steps_for
+from cdsl.hw.bitserial_mac import BitSerialMac
+from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
+from tb.mac_cases import (acc_width_for, bitserial_cycles, bitserial_steps, mac_cases as cases,
+                          mac_steps as steps_for, truncated_dot)
+from tb.pysim import run_streams
+
+REAL_PLANE_MASKS = bs_ref.plane_masks
+
+
+def bitserial_mismatches(lanes, a_bits, a_signed, w_bits, seed) -> list[str]:
+    """Run BitSerialMac on every `mac_cases` case at every precision port value (0 = full, 1..B),
+    and once with random stalls; one line per accumulator list or cycle count that differs from
+    the plain-math expectation (an empty list: the block agrees)."""
+    rng = np.random.default_rng(seed)
+    k, rows = 9, 3
+    acc_width = acc_width_for(k, a_bits, a_signed, w_bits)
+    layout = step_layout(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, mask=True)
+    config = f"lanes={lanes} a_bits={a_bits} a_signed={a_signed} w_bits={w_bits} seed={seed}"
+
+    def run(words, port, **stalls):
+        dut = BitSerialMac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
+        return run_streams(dut, words, n_out=rows, ports={"precision": port}, **stalls)
+
+    mismatches = []
+    for name, x, w in cases(rng, rows, k, a_bits, a_signed, w_bits):
+        words = bitserial_steps(layout, x, w, lanes, w_bits)
+        for port in [0, *range(1, w_bits + 1)]:
+            p = w_bits if port == 0 else port
+            want = [truncated_dot(x, row, w_bits, p) for row in w]
+            want_cycles = bitserial_cycles(w, w_bits, p, lanes)
+            got, cycles = run(words, port)
+            if got != want:
+                mismatches.append(f"{config} case={name} precision={port}: acc {got}, want {want}")
+            if cycles != want_cycles:
+                mismatches.append(f"{config} case={name} precision={port}: {cycles} cycles, want {want_cycles}")
+        port = int(rng.integers(1, w_bits + 1))
+        got, _ = run(words, port, seed=seed, in_stall=0.3, out_stall=0.5)
+        want = [truncated_dot(x, row, w_bits, port) for row in w]
+        if got != want:
+            mismatches.append(f"{config} case={name} precision={port} (backpressure): acc {got}, want {want}")
+    return mismatches
+
+
+def forgets_msb_plane(w, w_bits):
+    return REAL_PLANE_MASKS(w, w_bits) & ~(1 << (w_bits - 1))
+
+
+def ors_over_rows(w, w_bits):
+    """ORs each column over the rows (axis 0 of [R, K, B]) instead of each row over its weights."""
+    present = bs_ref.plane_bits(np.asarray(w), w_bits).any(axis=0)  # [K, B]
+    return (present.astype(np.int64) << np.arange(w_bits)).sum(axis=1)
+
+
+def off_by_one_plane(w, w_bits):
+    return (REAL_PLANE_MASKS(w, w_bits) << 1) & ((1 << w_bits) - 1)
 
 
 @pytest.mark.parametrize("lanes,a_bits,a_signed,w_bits", [
@@ -35,21 +91,21 @@ def test_mac_matches_dense(lanes, a_bits, a_signed, w_bits):
     (1, 8, False, 8), (4, 8, True, 8), (3, 8, False, 4), (2, 4, True, 2), (4, 8, False, 1),
 ])
 def test_bitserial_mac_every_precision(lanes, a_bits, a_signed, w_bits):
-    seed = 7000 + lanes * 100 + w_bits
-    rng = np.random.default_rng(seed)
-    k, rows = 9, 3
-    acc_width = acc_width_for(k, a_bits, a_signed, w_bits)
-    layout = step_layout(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, mask=True)
-    for name, x, w in cases(rng, rows, k, a_bits, a_signed, w_bits):
-        masks = bs_ref.plane_masks(w, w_bits)
-        words = steps_for(layout, x, w, lanes, masks=masks)
-        for port in [0, *range(1, w_bits + 1)]:
-            p = w_bits if port == 0 else port
-            dut = BitSerialMac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
-            want = bs_ref.bitserial_dot(x, w, w_bits=w_bits, precision=p, lanes=lanes).tolist()
-            got, cycles = run_streams(dut, words, n_out=rows, ports={"precision": port})
-            assert got == want, f"case={name} precision={port} seed={seed}"
-            assert cycles == bs_ref.cycles(w, w_bits=w_bits, precision=p, lanes=lanes), \
-                f"case={name} precision={port} seed={seed}"
-        got, _ = run_streams(dut, words, n_out=rows, ports={"precision": p}, seed=seed, in_stall=0.3, out_stall=0.5)
-        assert got == want, f"case={name} seed={seed} (backpressure)"
+    mismatches = bitserial_mismatches(lanes, a_bits, a_signed, w_bits, seed=7000 + lanes * 100 + w_bits)
+    assert not mismatches, "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("masks,caught", [
+    (REAL_PLANE_MASKS, False), (forgets_msb_plane, True), (ors_over_rows, True), (off_by_one_plane, True),
+], ids=lambda v: getattr(v, "__name__", str(v)))
+def test_bitserial_block_check_catches_a_wrong_plane_mask(monkeypatch, masks, caught):
+    """The block check fails when the plane masks that feed the device are wrong: the device then
+    skips planes that carry ones, so its sums (and cycle counts) leave the plain-math ones. With the
+    real `plane_masks` (the control) the same check is clean."""
+    monkeypatch.setattr(bs_ref, "plane_masks", masks)
+    mismatches = bitserial_mismatches(lanes=3, a_bits=8, a_signed=True, w_bits=4, seed=11)
+    print("\n".join(mismatches))
+    if caught:
+        assert any(": acc " in line for line in mismatches), f"{masks.__name__} went unnoticed"
+    else:
+        assert not mismatches, "\n".join(mismatches)

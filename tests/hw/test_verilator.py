@@ -15,11 +15,10 @@ import torch
 from amaranth.back import verilog
 
 from tb.engine_cases import corner_images, pool_node, pool_reference, reference, weighted_node
-from tb.mac_cases import acc_width_for, mac_cases, mac_steps
+from tb.mac_cases import acc_width_for, bitserial_cycles, bitserial_steps, mac_cases, mac_steps, truncated_dot
 from tb.random_models import random_convnet, random_mlp
 
 from cdsl.contract.intmodel import replace_payload
-from cdsl.contract.ref.bitserial_mac import plane_masks
 from cdsl.contract.ref.dense import dense
 from cdsl.contract.ref.requant import quantize_multiplier, requantize
 from cdsl.hw.bitserial_mac import BitSerialMac
@@ -66,17 +65,6 @@ def test_mac_block(tmp_path):
     run_case(tmp_path, "mac", dut, samples, expected, cycles, throttle_seed=seed, throttle=True)
 
 
-def _truncated_dot(x, row, w_bits, precision):
-    """sum_k x[k] * floor(w[k] / 2**s) * 2**s with s = w_bits - precision, in Python integers."""
-    s = w_bits - precision
-    return sum(int(a) * ((int(w) >> s) << s) for a, w in zip(x, row))
-
-
-def _active_planes(row, w_bits, precision):
-    """Planes b >= w_bits - precision where some weight of the row has bit b set (Python int bits)."""
-    return sum(1 for b in range(w_bits - precision, w_bits) if any((int(w) >> b) & 1 for w in row))
-
-
 def test_bitserial_mac_block(tmp_path):
     """BitSerialMac: every corner case of `mac_cases` at every runtime precision (0 = full), expected
     sums and cycles from plain integer math (not from the helpers that build its plane masks)."""
@@ -84,16 +72,15 @@ def test_bitserial_mac_block(tmp_path):
     rng = np.random.default_rng(seed)
     lanes, w_bits, k, rows = 4, 8, 10, 6
     layout = step_layout(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, mask=True)
-    steps = -(-k // lanes)
     samples, expected, cycles, ports = [], [], [], []
     for _name, x, weight in mac_cases(rng, rows, k, 8, True, w_bits):
-        words = [c.as_value().value for c in mac_steps(layout, x, weight, lanes, masks=plane_masks(weight, w_bits))]
+        words = [c.as_value().value for c in bitserial_steps(layout, x, weight, lanes, w_bits)]
         for p in range(0, w_bits + 1):
             prec = p or w_bits
             samples.append(words)
             ports.append({"precision": p})
-            expected.append([_truncated_dot(x, row, w_bits, prec) for row in weight])
-            cycles.append(sum(steps * max(1, _active_planes(row, w_bits, prec)) for row in weight) + 1)
+            expected.append([truncated_dot(x, row, w_bits, prec) for row in weight])
+            cycles.append(bitserial_cycles(weight, w_bits, prec, lanes))
     dut = BitSerialMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=acc_width_for(k, 8, True, w_bits))
     run_case(tmp_path, "bitserial_mac", dut, samples, expected, cycles, ports=ports, throttle_seed=seed, throttle=True)
 
