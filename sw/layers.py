@@ -137,21 +137,25 @@ class ActQuant(nn.Module):
 
     def __init__(self, *, bits: int, signed: bool, mode: str):
         super().__init__()
-        if not 2 <= bits <= 16:
-            raise ValueError(f"activation bits must be 2..16, got {bits!r}")
         if mode not in ("lsq", "ema"):
             raise ValueError(f"mode must be 'lsq' or 'ema', got {mode!r}")
-        self.bits = bits
-        self.signed = signed
+        self.set_format(bits=bits, signed=signed)
         self.mode = mode
         learned = self.learned = mode == "lsq"
-        self.qmin, self.qmax = ir.int_range(bits, signed)
         if learned:  # log domain, as WeightQuant
             self.log_scale = nn.Parameter(torch.zeros(()))
         else:  # the moving average
             self.register_buffer("ema_scale", torch.ones(()))
         self.register_buffer("calibrated", torch.tensor(False))
         self.observing = False
+
+    def set_format(self, *, bits: int, signed: bool) -> None:
+        """The integer type quantized to (not state: a module whose format follows its inputs sets it
+        again in every forward pass)."""
+        if not 2 <= bits <= 16:
+            raise ValueError(f"activation bits must be 2..16, got {bits!r}")
+        self.bits, self.signed = bits, signed
+        self.qmin, self.qmax = ir.int_range(bits, signed)
 
     def effective_scale(self, x: torch.Tensor) -> torch.Tensor:
         if not self.learned:

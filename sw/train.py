@@ -83,17 +83,33 @@ def plan_stages(train_cfg: ir.Train, epochs: int | None = None) -> list[StagePla
 
 
 def output_classes(model: ir.Model) -> int:
-    if len(model.outputs) != 1:
-        raise CdslError(f"training needs exactly one output, model {model.name!r} has {len(model.outputs)}",
-                        span=model.span)
-    shape = model.shape_of(model.outputs[0])
-    if len(shape) != 1:
-        raise CdslError(f"the output {model.outputs[0]!r} must be a vector of class scores, its shape is {list(shape)!r}",
-                        span=model.span)
+    """The class count: every output is a vector of scores for the same classes (several outputs are
+    heads trained on the same labels, e.g. early exits; accuracy is reported per output)."""
+    counts = set()
+    for name in model.outputs:
+        shape = model.shape_of(name)
+        if len(shape) != 1:
+            raise CdslError(f"the output {name!r} must be a vector of class scores, its shape is {list(shape)!r}",
+                            span=model.span)
+        counts.add(shape[0])
+    if len(counts) != 1:
+        raise CdslError(f"the outputs of {model.name!r} score different numbers of classes ({sorted(counts)}); "
+                        "training gives every output the same labels", span=model.span)
     if len(model.inputs) != 1:
         raise CdslError(f"training needs exactly one input, model {model.name!r} has {len(model.inputs)}",
                         span=model.span)
-    return shape[0]
+    return counts.pop()
+
+
+def first_output(out) -> torch.Tensor:
+    """The first output's scores (a model with several outputs returns a dict in output order)."""
+    return next(iter(out.values())) if isinstance(out, dict) else out
+
+
+def classification_loss(out, y: torch.Tensor) -> torch.Tensor:
+    """Cross entropy, averaged over the outputs when there are several."""
+    outs = list(out.values()) if isinstance(out, dict) else [out]
+    return sum(F.cross_entropy(o, y) for o in outs) / len(outs)
 
 
 def load_data(spec: ir.Spec, *, base: Path | None = None) -> data_mod.Dataset:
@@ -109,7 +125,7 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def predict_fake(net: torch.nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     was = net.training
     net.eval()
-    preds = [argmax_lowest(net(x[i : i + batch])) for i in range(0, len(x), batch)]
+    preds = [argmax_lowest(first_output(net(x[i : i + batch]))) for i in range(0, len(x), batch)]
     net.train(was)
     return torch.cat(preds)
 
@@ -160,14 +176,14 @@ def fit(
                 for g in opt.param_groups:
                     g["lr"] = lr * g["lr_factor"]
                 out = net(x_tr[idx])
-                loss = F.cross_entropy(out, y_tr[idx])
+                loss = classification_loss(out, y_tr[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 net.apply_masks()
                 step += 1
                 loss_sum += float(loss.detach()) * len(idx)
-                correct += int((out.detach().argmax(dim=1) == y_tr[idx]).sum())
+                correct += int((first_output(out).detach().argmax(dim=1) == y_tr[idx]).sum())
             rec = {
                 "stage": plan.name, "epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
                 "test_acc": accuracy(net, dataset.x_test, dataset.y_test), "compress": list(net.active),
@@ -187,13 +203,18 @@ def fit(
 
 
 def golden_eval(intmodel: IntModel, net: Net, dataset: data_mod.Dataset) -> dict:
-    """Golden accuracy, fake-quant accuracy, and golden/fake-quant prediction agreement on the test split."""
+    """Golden accuracy (of the first output, and of each output), fake-quant accuracy, and golden/fake-quant
+    prediction agreement on the test split."""
     x_int = quantize_input(intmodel, dataset.x_test)
-    gold = argmax_lowest(golden(intmodel, x_int))
-    fake = predict_fake(net, dataset.x_test)
+    outs = golden(intmodel, x_int)
+    outs = outs if isinstance(outs, dict) else {intmodel.outputs[0]: outs}
     y = dataset.y_test
+    per_output = {name: float((argmax_lowest(o) == y).double().mean()) for name, o in outs.items()}
+    gold = argmax_lowest(first_output(outs))
+    fake = predict_fake(net, dataset.x_test)
     return {
-        "golden_acc": float((gold == y).double().mean()),
+        "golden_acc": per_output[intmodel.outputs[0]],
+        "golden_acc_per_output": per_output,
         "compressed_acc": float((fake == y).double().mean()),
         "agreement": float((gold == fake).double().mean()),
     }
