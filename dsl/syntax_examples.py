@@ -23,7 +23,8 @@ every list, call, shape and type).
 
 To add a hint: add a bad example under its label, or add a label with its examples here and its
 message in `dsl.syntax._HINTS`. tests/dsl/test_dsl_syntax_hints.py checks that every example
-fails to parse and is classified under its own label.
+fails to parse, is classified under its own label and gets its label's message (list a piece of
+a new label's message in its MESSAGES).
 """
 
 from __future__ import annotations
