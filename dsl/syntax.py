@@ -3,14 +3,18 @@
 Lark parses with LALR and the basic lexer. A Lark `UnexpectedInput` never escapes: it becomes a
 `CdslError` that names what was found and what was expected, in words, and for the common
 mistakes (missing `=`, missing `,`, unclosed brace or parenthesis, a misspelled keyword,
-annotation parameters outside parentheses, nested lists) says what is probably wrong.
+annotation parameters outside parentheses, nested lists) says what is probably wrong: mostly by
+matching the error against a table of labelled bad examples (dsl/syntax_examples.py), see
+"errors" below.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
@@ -18,7 +22,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from cdsl.errors import CdslError, Source, Span
 
+from . import ir
 from . import tree as T
+from .syntax_examples import NO_HINT, SYNTAX_EXAMPLES
 
 KEYWORDS = ("model", "input", "output", "train", "stage", "true", "false")
 
@@ -153,6 +159,105 @@ def _meta_span(meta) -> Span:
 
 
 # ---------------------------------------------------------------- errors
+#
+# A syntax error gets the most specific message that applies, tried in this order:
+#   1. the explicit checks (`_CHECKS`), for mistakes the parser state cannot tell apart: they
+#      count brackets, look at the misspelled word, or at the text the parser has not read yet;
+#   2. the hint of the bad example that failed the same way (dsl/syntax_examples.py, matched by
+#      Lark's `match_examples`);
+#   3. what the expected tokens suggest: a missing ')' or ',', or just what was found.
+# A character that starts no token gets its own message if it has one (`_CHARACTER_MESSAGES`),
+# else the example hint (2), else "unexpected character".
+
+
+def _syntax_error(source: Source, index: LineIndex, err: UnexpectedInput) -> CdslError:
+    """A Lark syntax error as a located `CdslError` that says what is probably wrong."""
+    text = source.text
+    if isinstance(err, UnexpectedCharacters):
+        pos = err.pos_in_stream
+        char = text[pos : pos + 1]
+        failure = _Failure(
+            source=source, tokens=_lex_prefix(text, pos), token=None, span=index.span(pos, pos + 1),
+            expected=set(err.interactive_parser.accepts()),
+        )
+        if char in _CHARACTER_MESSAGES:
+            return failure.error(_CHARACTER_MESSAGES[char])
+        return _example_hint(err, failure) or failure.error(f"unexpected character {quote_text(char)}")
+    assert isinstance(err, UnexpectedToken)
+    tok = err.token
+    at_end = tok.type == "$END"
+    tokens = _lex_prefix(text, len(text) if at_end else tok.start_pos)
+    span = _end_span(tokens) if at_end else _tok_span(tok)
+    failure = _Failure(source=source, tokens=tokens, token=tok, span=span, expected=set(err.accepts))
+    for check in _CHECKS:
+        found = check(failure)
+        if found is not None:
+            return found
+    return _example_hint(err, failure) or _from_expected(failure)
+
+
+@dataclass(kw_only=True)
+class _Failure:
+    """A syntax error as the hints see it: the token the parser could not take, the tokens
+    before it, and the terminals it would have taken instead."""
+
+    source: Source
+    tokens: list[Token]  # before the error; comments and whitespace dropped
+    # The token the parser could not take ($END at the end of the file); None for a character
+    # that starts no token (then only the character messages and the example table apply).
+    token: Token | None
+    span: Span
+    expected: set[str]
+
+    @property
+    def last(self) -> Token | None:
+        """The token before the error."""
+        return self.tokens[-1] if self.tokens else None
+
+    @cached_property
+    def open_brackets(self) -> list[Token]:
+        """The brackets opened before the error and not closed, innermost last."""
+        stack: list[Token] = []
+        for tok in self.tokens:
+            if tok.type in _CLOSER_OF:
+                stack.append(tok)
+            elif tok.type in _OPENER_OF:
+                while stack and stack[-1].type != _OPENER_OF[tok.type]:
+                    stack.pop()
+                if stack:
+                    stack.pop()
+        return stack
+
+    @property
+    def innermost(self) -> str | None:
+        """The terminal of the innermost open bracket, e.g. 'LPAR'."""
+        return self.open_brackets[-1].type if self.open_brackets else None
+
+    def next_char(self) -> str:
+        """The first character after the offending token that is not whitespace ('' at the end)."""
+        match = _SPACE.match(self.source.text, self.token.end_pos)
+        pos = match.end()
+        return self.source.text[pos : pos + 1]
+
+    def error(self, message: str, *, at: Span | None = None, expected: str | None = None) -> CdslError:
+        """`message` at the error (or at `at`); `expected` defaults to the expected tokens in words."""
+        if expected is None:
+            expected = expected_words(self.expected) or None
+        return CdslError(message, source=self.source, span=at or self.span, expected=expected)
+
+
+_CLOSER_OF = {"LBRACE": "}", "LPAR": ")", "LSQB": "]", "LESSTHAN": ">"}
+_OPENER_OF = {"RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB", "MORETHAN": "LESSTHAN"}
+_SPACE = re.compile(r"[ \t\r\n]*")
+# `NAME = OP(`: the start of a layer.
+_LAYER_START = re.compile(r"\s*=\s*[A-Za-z_][A-Za-z0-9_]*\s*\(")
+# What a character that starts no token probably is.
+_CHARACTER_MESSAGES = {
+    '"': "unterminated string (strings end with '\"' on the same line; escapes: \\\" and \\\\)",
+    "-": "a '-' must be followed by a number",
+    ";": "unexpected ';': statements end at the end of the line, without ';'",
+    "'": 'strings are written in double quotes: "..."',
+}
 
 
 def _lex_prefix(text: str, limit: int) -> list[Token]:
@@ -168,233 +273,291 @@ def _lex_prefix(text: str, limit: int) -> list[Token]:
     return toks
 
 
-def _accepts(tokens: list[Token]) -> set[str]:
-    ip = lark_parser().parse_interactive("")
-    try:
-        for tok in tokens:
-            ip.feed_token(tok)
-    except UnexpectedInput:
-        return set()
-    return set(ip.accepts())
-
-
-def _open_brackets(tokens: list[Token]) -> list[Token]:
-    """Brackets opened and not yet closed, innermost last."""
-    pairs = {"RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB", "MORETHAN": "LESSTHAN"}
-    stack: list[Token] = []
-    for tok in tokens:
-        if tok.type in ("LBRACE", "LPAR", "LSQB", "LESSTHAN"):
-            stack.append(tok)
-        elif tok.type in pairs:
-            while stack and stack[-1].type != pairs[tok.type]:
-                stack.pop()
-            if stack:
-                stack.pop()
-    return stack
-
-
-def _end_span(index: LineIndex, prev: list[Token]) -> Span:
-    if prev:
-        last = prev[-1]
+def _end_span(tokens: list[Token]) -> Span:
+    """Just after the last token: where an error at the end of the file is shown."""
+    if tokens:
+        last = tokens[-1]
         return Span(last.end_line, last.end_column, last.end_line, last.end_column + 1)
     return Span.point(1, 1)
 
 
-def _syntax_error(source: Source, index: LineIndex, err: UnexpectedInput) -> CdslError:
-    text = source.text
-    if isinstance(err, UnexpectedCharacters):
-        pos = err.pos_in_stream
-        prev = _lex_prefix(text, pos)
-        expected = _accepts(prev)
-        ch = text[pos] if pos < len(text) else ""
-        span = index.span(pos, pos + 1)
-        if ch == '"':
-            msg = "unterminated string (strings end with '\"' on the same line; escapes: \\\" and \\\\)"
-        elif ch == "-":
-            msg = "a '-' must be followed by a number"
-        elif ch == ";":
-            msg = "unexpected ';': statements end at the end of the line, without ';'"
-        elif ch == "'":
-            msg = "strings are written in double quotes: \"...\""
-        else:
-            msg = f"unexpected character {quote_text(ch)}"
-        return _refine(source, index, prev, None, span, expected, msg)
-    assert isinstance(err, UnexpectedToken)
-    tok = err.token
-    prev = _lex_prefix(text, tok.start_pos if tok.type != "$END" else len(text))
-    if tok.type == "$END":
-        span = _end_span(index, prev)
-    else:
-        span = _tok_span(tok)
-    try:
-        expected = set(err.interactive_parser.accepts()) if err.interactive_parser is not None else _accepts(prev)
-    except UnexpectedInput:  # pragma: no cover
-        expected = set(err.expected or ())
-    msg = f"unexpected {describe_token(tok)}"
-    return _refine(source, index, prev, tok, span, expected, msg)
+# ------------------------------------------- 1. explicit checks
 
 
-def _refine(
-    source: Source,
-    index: LineIndex,
-    prev: list[Token],
-    tok: Token | None,
-    span: Span,
-    expected: set[str],
-    msg: str,
-) -> CdslError:
-    """Turn a raw 'unexpected X' into a message about the likely mistake (the examples table)."""
-    words = expected_words(expected) if expected else None
-    ttype = tok.type if tok is not None else None
-    last = prev[-1] if prev else None
-    open_br = _open_brackets(prev)
-
-    def err(message: str, at: Span = span, exp: str | None = words) -> CdslError:
-        return CdslError(message, source=source, span=at, expected=exp)
-
-    # An unclosed bracket at the end of the file.
-    if ttype == "$END" and open_br:
-        br = open_br[-1]
-        close = {"LBRACE": "}", "LPAR": ")", "LSQB": "]", "LESSTHAN": ">"}[br.type]
-        return err(f"unclosed '{br}': the file ends before its '{close}'", _tok_span(br), f"'{close}'")
-    # A section keyword inside a block: the block before it was not closed.
-    if ttype in ("MODEL", "TRAIN") and open_br and open_br[-1].type == "LBRACE":
-        br = open_br[-1]
-        return err(
-            f"'{tok}' inside a block: the '{{' at line {br.line}:{br.column} is not closed",
-            exp="'}' before the next section",
-        )
-    if ttype == "NAME" and expected & {"MODEL", "TRAIN"} and not open_br:
-        hint = did_you_mean(str(tok), ("model", "train"))
-        return err(f"unknown section {quote_text(str(tok))}{hint}", exp="'model NAME { ... }' or 'train { ... }'")
-    # Lists do not nest.
-    if ttype == "LSQB" and last is not None and last.type in ("LSQB", "COMMA") and _innermost(open_br) == "LSQB":
-        return err("lists cannot be nested", exp="a number, a name or a string")
-    # Annotation parameters outside parentheses: `@quant w=8` or `@quant[w=8]`.
-    if len(prev) >= 2 and prev[-2].type == "AT" and prev[-1].type == "NAME" and ttype in ("LSQB", "LBRACE", "INT", "FLOAT"):
-        return err(
-            f"parameters of @{prev[-1]} go in parentheses: @{prev[-1]}(name=value, ...)",
-            exp="'(' after the annotation name",
-        )
-    if len(prev) >= 4 and prev[-4].type == "AT" and prev[-3].type == "NAME" and prev[-2].type == "NAME" and prev[-1].type == "EQUAL":
-        return err(
-            f"parameters of @{prev[-3]} go in parentheses: @{prev[-3]}({prev[-2]}=...)",
-            _tok_span(prev[-2]),
-            exp="'(' after the annotation name",
-        )
-    if last is not None and last.type == "AT" and ttype != "NAME":
-        return err(
-            "'@' must be followed by an annotation name",
-            exp="one of: quant, prune, bitsparse, trunc, bitserial, cim, binary, aqfp, tokens",
-        )
-    # A trailing comma: `f(a=1,)`, `[64,]`, `output y,`.
-    if last is not None and last.type == "COMMA" and ttype in ("RPAR", "RSQB", "RBRACE", "$END", "MORETHAN"):
-        return err("a ',' must be followed by another item (no trailing commas)", _tok_span(last), exp=words)
-    if last is not None and last.type == "OUTPUT" and ttype != "NAME":
-        return err("'output' needs the name of at least one layer", _tok_span(last), exp="output NAME, NAME, ...")
-    # `stage warmup epochs=5`
-    if len(prev) >= 2 and prev[-2].type == "STAGE" and ttype in ("NAME", "INT", "FLOAT", "LSQB"):
-        return err(f"the parameters of stage '{prev[-1]}' go in parentheses: stage {prev[-1]}(epochs=...)", exp="'('")
-    # `input x: int8` without a shape.
-    i = max((j for j, t in enumerate(prev) if t.type == "INPUT"), default=None)
-    if "LSQB" in expected and expected <= {"LSQB", "LESSTHAN"} and i is not None and last is not None:
-        name = prev[i + 1] if i + 1 < len(prev) else "?"
-        typ = source.text[prev[i + 3].start_pos : last.end_pos] if i + 3 < len(prev) else "int8"
-        return err(f"missing the shape of input '{name}', e.g. {typ}[64]", exp="'[' and the shape")
-    # `lr = 0,001`
-    if (
-        ttype == "COMMA" and last is not None and last.type == "INT" and _innermost(open_br) == "LBRACE"
-        and _next_char(source.text, tok.end_pos)[:1].isdigit()
-    ):
-        return err("numbers use '.' as the decimal point", exp=words)
-    # A missing value after `name=`.
-    if last is not None and last.type == "EQUAL" and ttype in ("COMMA", "RPAR", "RBRACE", "$END", "RSQB"):
-        name = prev[-2] if len(prev) >= 2 else None
-        what = f" for '{name}'" if name is not None and name.type == "NAME" else ""
-        return err(f"missing value{what} after '='", exp="a value (number, name, true/false, string or list)")
-    # A missing ',' in an output list (`output y z`): the parser reads `z` as the start of a layer.
-    if len(prev) >= 2 and prev[-1].type == "NAME" and prev[-2].type == "NAME" and _stmt_keyword(prev) == "OUTPUT":
-        return err("missing ',' between output names", _tok_span(prev[-1]), exp="','")
-    # A misspelled statement keyword (`ouput y`, `inputs x: ...`, `stages a(...)`).
-    if last is not None and last.type == "NAME" and "EQUAL" in expected and ttype != "EQUAL":
-        keywords = ("input", "output") if _inside(prev, "MODEL") else ("stage",) if _inside(prev, "TRAIN") else ()
-        hint = did_you_mean(str(last), keywords)
-        if hint and (len(prev) < 2 or prev[-2].type in ("LBRACE", "RPAR", "NAME", "RSQB", "INT", "FLOAT", "STRING", "TRUE", "FALSE")):
-            return err(f"unknown statement '{last}'{hint}", _tok_span(last))
-    in_parens = _innermost(open_br) == "LPAR"
-    # Unclosed '(' at the end of a line: the next line starts a new statement.
-    if in_parens and ttype not in (None, "$END") and last is not None and tok.line > last.end_line and (
-        ttype in ("RBRACE", "INPUT", "OUTPUT", "STAGE", "MODEL", "TRAIN")
-        or (ttype == "NAME" and re.match(r"\s*=\s*[A-Za-z_][A-Za-z0-9_]*\s*\(", source.text[tok.end_pos:]))
-    ):
-        br = open_br[-1]
-        return err(
-            f"unclosed '(' (opened at {br.line}:{br.column}): expected ')' at the end of line {last.end_line}",
-            Span(last.end_line, last.end_column, last.end_line, last.end_column + 1),
-            exp="')'",
-        )
-    if ttype == "COLON" and in_parens and last is not None and last.type == "NAME":
-        return err(f"parameters are written name=value: '{last}=...', not '{last}:'", exp="'='")
-    # `f(x units=64)`: a name followed by '=' where ',' or ')' belongs.
-    if (
-        in_parens and ttype == "NAME" and "COMMA" in expected and last is not None and tok.line == last.end_line
-        and _next_char(source.text, tok.end_pos) == "="
-    ):
-        return err(f"missing ',' before '{tok}'", exp="','")
-    # Missing '=' (a setting, a layer, a parameter).
-    if in_parens and "EQUAL" in expected and last is not None and last.type == "NAME" and ttype in (
-        "INT", "FLOAT", "STRING", "TRUE", "FALSE", "LSQB",
-    ):
-        return err(f"missing '=' after '{last}'", exp="'='")
-    if "EQUAL" in expected and last is not None and last.type == "NAME":
-        if ttype in ("NAME", "INT", "FLOAT", "STRING", "TRUE", "FALSE", "LSQB", "$END", "RBRACE", "LPAR") and not (
-            len(prev) >= 2 and prev[-2].type in ("COMMA", "OUTPUT")
-        ):
-            return err(f"missing '=' after '{last}'", exp="'='")
-    if "COLON" in expected and ttype != "COLON" and len(prev) >= 2 and prev[-2].type == "INPUT":
-        return err(f"missing ':' between the input name '{last}' and its type", exp="':' then a type like int8 or ufixed<8,4>")
-    # Unclosed '(': the statement goes on without its ')'.
-    if in_parens and "RPAR" in expected and ttype is not None and last is not None:
-        br = open_br[-1]
-        if tok.line > last.end_line:
-            return err(
-                f"unclosed '(' (opened at {br.line}:{br.column}): expected ')' at the end of line {last.end_line}",
-                Span(last.end_line, last.end_column, last.end_line, last.end_column + 1),
-                exp="')'",
-            )
-        if ttype not in _VALUE_TERMINALS:
-            return err(f"unclosed '(' (opened at {br.line}:{br.column}): expected ')' before {describe_token(tok)}", exp="')'")
-    # Missing ',' between arguments, list items or shape dimensions.
-    if "COMMA" in expected and ttype in ("NAME", "INT", "FLOAT", "STRING", "TRUE", "FALSE"):
-        return err(f"missing ',' before {describe_token(tok)}", exp="','")
-    return err(msg)
+def _unclosed_at_end(f: _Failure) -> CdslError | None:
+    """The file ends inside a bracket: point at the bracket, not at the end."""
+    if f.token.type != "$END" or not f.open_brackets:
+        return None
+    bracket = f.open_brackets[-1]
+    close = _CLOSER_OF[bracket.type]
+    return f.error(f"unclosed '{bracket}': the file ends before its '{close}'", at=_tok_span(bracket), expected=f"'{close}'")
 
 
-def _next_char(text: str, pos: int) -> str:
-    n = len(text)
-    while pos < n and text[pos] in " \t\r\n":
-        pos += 1
-    return text[pos] if pos < n else ""
+def _section_inside_block(f: _Failure) -> CdslError | None:
+    """'model' or 'train' while a '{' is open: the block before it was not closed."""
+    if f.token.type not in ("MODEL", "TRAIN") or f.innermost != "LBRACE":
+        return None
+    brace = f.open_brackets[-1]
+    return f.error(
+        f"'{f.token}' inside a block: the '{{' at line {brace.line}:{brace.column} is not closed",
+        expected="'}' before the next section",
+    )
 
 
-def _inside(prev: list[Token], keyword: str) -> bool:
-    for tok in reversed(prev):
-        if tok.type in ("MODEL", "TRAIN"):
-            return tok.type == keyword
-    return False
+def _unknown_section(f: _Failure) -> CdslError | None:
+    """A name where a section begins: a misspelled 'model' or 'train' (the suggestion needs the word)."""
+    if f.token.type != "NAME" or not f.expected & {"MODEL", "TRAIN"} or f.open_brackets:
+        return None
+    hint = did_you_mean(str(f.token), ("model", "train"))
+    return f.error(f"unknown section {quote_text(str(f.token))}{hint}", expected="'model NAME { ... }' or 'train { ... }'")
 
 
-def _innermost(open_br: list[Token]) -> str | None:
-    return open_br[-1].type if open_br else None
+def _nested_list(f: _Failure) -> CdslError | None:
+    """A '[' that starts an item of a list or shape (after its '[' or a ','): lists do not nest."""
+    last = f.last
+    if f.token.type != "LSQB" or f.innermost != "LSQB" or last is None or last.type not in ("LSQB", "COMMA"):
+        return None
+    return f.error("lists cannot be nested", expected="a number, a name or a string")
 
 
-def _stmt_keyword(prev: list[Token]) -> str | None:
-    """The keyword that began the current statement, if any (walking back over names and commas)."""
-    for tok in reversed(prev):
-        if tok.type in ("NAME", "COMMA"):
-            continue
-        return tok.type
+def _annotation_parameter_without_parentheses(f: _Failure) -> CdslError | None:
+    """`@quant w=8`: the parser reads `w = ...` as a new layer and fails at the value, in the same
+    state as `y = 8`; only the tokens before the name tell the two apart."""
+    if [t.type for t in f.tokens[-4:]] != ["AT", "NAME", "NAME", "EQUAL"]:
+        return None
+    annotation, name = f.tokens[-3], f.tokens[-2]
+    return f.error(
+        f"parameters of @{annotation} go in parentheses: @{annotation}({name}=...)",
+        at=_tok_span(name),
+        expected="'(' after the annotation name",
+    )
+
+
+def _trailing_comma(f: _Failure) -> CdslError | None:
+    """`dense(x,)`, `[64,]`, `output y,`: a ',' before a closing bracket. One check for what is
+    a parser state of its own in every list, call, shape and type, after the first item and after
+    a later one."""
+    last = f.last
+    if last is None or last.type != "COMMA" or f.token.type not in ("RPAR", "RSQB", "RBRACE", "MORETHAN", "$END"):
+        return None
+    return f.error("a ',' must be followed by another item (no trailing commas)", at=_tok_span(last))
+
+
+def _decimal_comma(f: _Failure) -> CdslError | None:
+    """`lr = 0,001`: a ',' after a number in a setting, followed by a digit the parser has not read."""
+    last = f.last
+    if f.token.type != "COMMA" or last is None or last.type != "INT" or f.innermost != "LBRACE":
+        return None
+    if not f.next_char().isdigit():
+        return None
+    return f.error("numbers use '.' as the decimal point")
+
+
+def _missing_comma_between_outputs(f: _Failure) -> CdslError | None:
+    """`output y z`: the parser takes `z` for the start of a layer (the state of `model m { z`);
+    only the tokens before it show that it is in an output list."""
+    t = f.tokens
+    if len(t) < 2 or t[-1].type != "NAME" or t[-2].type != "NAME" or _statement_keyword(t) != "OUTPUT":
+        return None
+    return f.error("missing ',' between output names", at=_tok_span(t[-1]), expected="','")
+
+
+def _misspelled_statement_keyword(f: _Failure) -> CdslError | None:
+    """`ouput y`, `inputs x: ...`, `stag a(...)`: a name that begins a statement and is close to a
+    keyword; the word is what tells this from a missing '=' after a layer or setting name."""
+    last = f.last
+    if last is None or last.type != "NAME" or "EQUAL" not in f.expected or f.token.type == "EQUAL":
+        return None
+    if len(f.tokens) >= 2 and f.tokens[-2].type not in _BEFORE_A_STATEMENT:
+        return None
+    keywords = {"MODEL": ("input", "output"), "TRAIN": ("stage",)}.get(_section_keyword(f.tokens), ())
+    hint = did_you_mean(str(last), keywords)
+    if not hint:
+        return None
+    return f.error(f"unknown statement '{last}'{hint}", at=_tok_span(last))
+
+
+# The tokens after which a statement can begin: a '{' or the end of a statement.
+_BEFORE_A_STATEMENT = ("LBRACE", "RPAR", "NAME", "RSQB", "INT", "FLOAT", "STRING", "TRUE", "FALSE")
+
+
+def _unclosed_paren_before_next_statement(f: _Failure) -> CdslError | None:
+    """A '(' still open when a later line starts a statement (a keyword, or `NAME = OP(`, which
+    the parser has not read): the ')' is missing at the end of the line before."""
+    last = f.last
+    if f.innermost != "LPAR" or last is None or f.token.type == "$END" or f.token.line <= last.end_line:
+        return None
+    starts_statement = f.token.type in ("INPUT", "OUTPUT", "STAGE", "MODEL", "TRAIN") or (
+        f.token.type == "NAME" and _LAYER_START.match(f.source.text, f.token.end_pos) is not None
+    )
+    return _unclosed_paren_at_end_of_line(f) if starts_statement else None
+
+
+def _missing_comma_before_parameter(f: _Failure) -> CdslError | None:
+    """`dense(x units=64)`: a name followed by '=' (not yet read) where ',' or ')' belongs, on the
+    same line (on a later line, `lr = 0.1` is more likely the next setting after a missing ')')."""
+    last = f.last
+    if f.innermost != "LPAR" or f.token.type != "NAME" or "COMMA" not in f.expected or last is None:
+        return None
+    if f.token.line != last.end_line or f.next_char() != "=":
+        return None
+    return f.error(f"missing ',' before '{f.token}'", expected="','")
+
+
+_CHECKS = (
+    _unclosed_at_end,
+    _section_inside_block,
+    _unknown_section,
+    _nested_list,
+    _annotation_parameter_without_parentheses,
+    _trailing_comma,
+    _decimal_comma,
+    _missing_comma_between_outputs,
+    _misspelled_statement_keyword,
+    _unclosed_paren_before_next_statement,
+    _missing_comma_before_parameter,
+)
+
+
+def _statement_keyword(tokens: list[Token]) -> str | None:
+    """The terminal before the current run of names and commas (OUTPUT in `output y, z`)."""
+    for tok in reversed(tokens):
+        if tok.type not in ("NAME", "COMMA"):
+            return tok.type
     return None
+
+
+def _section_keyword(tokens: list[Token]) -> str | None:
+    """MODEL or TRAIN: the keyword of the last section begun before the error."""
+    for tok in reversed(tokens):
+        if tok.type in ("MODEL", "TRAIN"):
+            return tok.type
+    return None
+
+
+# ------------------------------------------- 2. the example table
+
+
+class _AtAnyDepth:
+    """Equal to every Lark parser state in the same LALR state, whatever the depth of its stack.
+
+    `match_examples` compares parser states with Lark's own equality, which also requires the
+    same stack depth; that differs between the first and a later statement, argument or section,
+    so an example would only speak for the nesting it is written at. The expected tokens, which
+    `match_examples` also compares, still tell apart contexts that share a state."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position: object):
+        self.position = position
+
+    def __eq__(self, other: object) -> bool:
+        return self.position == getattr(other, "position", None)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@lru_cache(maxsize=1)
+def _example_errors() -> dict[str, UnexpectedInput]:
+    """The error each example of the table raises, parsed once (on the first syntax error)."""
+    errors = {}
+    for examples in SYNTAX_EXAMPLES.values():
+        for example in examples:
+            try:
+                lark_parser().parse(example)
+            except UnexpectedToken as err:
+                err.accepts  # computed now (Lark keeps it), compared on every match
+                err.state = _AtAnyDepth(err.state.position)
+                errors[example] = err
+    return errors
+
+
+def example_label(err: UnexpectedInput) -> str | None:
+    """The label of the example in dsl/syntax_examples.py that failed the way `err` did, if any."""
+    return err.match_examples(_replay_example, SYNTAX_EXAMPLES, token_type_match_fallback=True)
+
+
+def _example_hint(err: UnexpectedInput, failure: _Failure) -> CdslError | None:
+    """The message for the label of the example that failed the way `err` did, if any."""
+    label = example_label(err)
+    if label is None or label == NO_HINT:
+        return None
+    return _HINTS[label](failure)
+
+
+def _replay_example(example: str) -> None:
+    """The parse function given to `match_examples`: raises the error `example` raised."""
+    err = _example_errors().get(example)
+    if err is not None:
+        raise err.with_traceback(None)
+
+
+def _missing_shape(f: _Failure) -> CdslError:
+    start = max(i for i, tok in enumerate(f.tokens) if tok.type == "INPUT")  # INPUT NAME ':' type...
+    name, type_start = f.tokens[start + 1], f.tokens[start + 3]
+    type_text = f.source.text[type_start.start_pos : f.last.end_pos]
+    return f.error(f"missing the shape of input '{name}', e.g. {type_text}[64]", expected="'[' and the shape")
+
+
+# The message for each label of the example table (but NO_HINT).
+_HINTS: dict[str, Callable[[_Failure], CdslError]] = {
+    "missing '=' after a name": lambda f: f.error(f"missing '=' after '{f.last}'", expected="'='"),
+    "':' instead of '=' in a parameter": lambda f: f.error(
+        f"parameters are written name=value: '{f.last}=...', not '{f.last}:'", expected="'='"
+    ),
+    "missing value after '='": lambda f: f.error(
+        f"missing value for '{f.tokens[-2]}' after '='", expected="a value (number, name, true/false, string or list)"
+    ),
+    "missing op after '='": lambda f: f.error(
+        f"missing the op of layer '{f.tokens[-2]}' after '='", expected="an op and its inputs, e.g. relu(x)"
+    ),
+    "missing ':' after the input name": lambda f: f.error(
+        f"missing ':' between the input name '{f.last}' and its type", expected="':' then a type like int8 or ufixed<8,4>"
+    ),
+    "missing the shape of an input": _missing_shape,
+    "annotation parameters outside parentheses": lambda f: f.error(
+        f"parameters of @{f.last} go in parentheses: @{f.last}(name=value, ...)", expected="'(' after the annotation name"
+    ),
+    "'@' without an annotation name": lambda f: f.error(
+        "'@' must be followed by an annotation name", expected="one of: " + ", ".join(ir.ANNOTATION_NAMES)
+    ),
+    "'output' without a name": lambda f: f.error(
+        "'output' needs the name of at least one layer", at=_tok_span(f.last), expected="output NAME, NAME, ..."
+    ),
+    "stage parameters outside parentheses": lambda f: f.error(
+        f"the parameters of stage '{f.last}' go in parentheses: stage {f.last}(epochs=...)", expected="'('"
+    ),
+}
+
+
+# ------------------------------------------- 3. from the expected tokens
+
+
+def _from_expected(f: _Failure) -> CdslError:
+    """No known mistake: a missing ')' or ',' if the expected tokens say so, else what was found."""
+    last = f.last
+    if f.innermost == "LPAR" and "RPAR" in f.expected and last is not None:
+        if f.token.line > last.end_line:
+            return _unclosed_paren_at_end_of_line(f)
+        if f.token.type not in _VALUE_TERMINALS:
+            bracket = f.open_brackets[-1]
+            return f.error(
+                f"unclosed '(' (opened at {bracket.line}:{bracket.column}): expected ')' before {describe_token(f.token)}",
+                expected="')'",
+            )
+    if "COMMA" in f.expected and f.token.type in _VALUE_TERMINALS:
+        return f.error(f"missing ',' before {describe_token(f.token)}", expected="','")
+    return f.error(f"unexpected {describe_token(f.token)}")
+
+
+def _unclosed_paren_at_end_of_line(f: _Failure) -> CdslError:
+    """The innermost '(' is not closed; the ')' belongs after the token before the error."""
+    bracket, last = f.open_brackets[-1], f.last
+    return f.error(
+        f"unclosed '(' (opened at {bracket.line}:{bracket.column}): expected ')' at the end of line {last.end_line}",
+        at=Span(last.end_line, last.end_column, last.end_line, last.end_column + 1),
+        expected="')'",
+    )
 
 
 # ---------------------------------------------------------------- tree conversion
