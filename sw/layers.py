@@ -285,20 +285,16 @@ class Compressible(nn.Module):
 
 
 class WeightedParams(Compressible):
-    """The weight of a dense or conv2d (sub)layer with optional fake quantization and a pruning mask."""
+    """The weight of a dense or conv2d (sub)layer with optional fake quantization and a pruning mask.
 
-    def __init__(
-        self, *, kind: str, in_size: int, out_size: int, kernel: int = 1, stride: int = 1, padding: int = 0,
-        bias: bool = True, quant: ir.Quant | None = None, prune: ir.Prune | None = None, scales: Scales = Scales(),
-    ):
+    `ref` is the torch layer whose freshly initialized weight and bias it takes (nn.Linear, nn.Conv2d);
+    a subclass says how the products are formed (`product`).
+    """
+
+    def __init__(self, ref: nn.Module, *, quant: ir.Quant | None = None, prune: ir.Prune | None = None,
+                 scales: Scales = Scales()):
         super().__init__()
-        if kind not in ("dense", "conv2d"):
-            raise ValueError(f"kind must be 'dense' or 'conv2d', got {kind!r}")
-        self.kind = kind
-        self.kernel, self.stride, self.padding = kernel, stride, padding
-        ref = nn.Linear(in_size, out_size, bias=bias) if kind == "dense" else nn.Conv2d(
-            in_size, out_size, kernel, stride=stride, padding=padding, bias=bias
-        )
+        out_size = ref.weight.shape[0]
         self.weight = ref.weight
         self.bias = ref.bias
         self.register_buffer("mask", torch.ones_like(self.weight))
@@ -341,10 +337,9 @@ class WeightedParams(Compressible):
             b_used = b_codes * unit
         return w_used, s_w, codes, b_used, b_codes
 
-    def apply(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        if self.kind == "dense":
-            return F.linear(x, w, b)
-        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+    def product(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """The layer's exact float output for input x, weight w, bias b."""
+        raise NotImplementedError
 
 
 class QWeighted(WeightedParams, LayerModule):
@@ -355,9 +350,9 @@ class QWeighted(WeightedParams, LayerModule):
     accumulator itself, on a 32-bit grid of scale in_scale * w_scale.
     """
 
-    def __init__(self, *, core: nn.Module, quant: ir.Quant | None = None, out_signed: bool = True,
-                 scales: Scales = Scales(), **kw):
-        super().__init__(quant=quant, scales=scales, **kw)
+    def __init__(self, ref: nn.Module, *, core: nn.Module, quant: ir.Quant | None = None, out_signed: bool = True,
+                 scales: Scales = Scales(), prune: ir.Prune | None = None):
+        super().__init__(ref, quant=quant, prune=prune, scales=scales)
         self.core = core  # a cdsl.sw.cores.CoreTwin: how the products behave
         self.aq = ActQuant(bits=quant.a, signed=out_signed, mode=scales.act) if (
             quant is not None and quant.a is not None) else None
@@ -365,7 +360,7 @@ class QWeighted(WeightedParams, LayerModule):
     def forward(self, xs, grids):
         (x,), (in_grid,) = xs, grids
         w, s_w, _codes, b, _ = self.quantized(in_grid)
-        y = self.core.products(x, w, b, self.apply)
+        y = self.core.products(x, w, b, self.product)
         if self.quant_on and self.aq is not None:
             return self.aq(y)
         if s_w is not None and in_grid is not None and s_w.numel() == 1:
@@ -384,7 +379,10 @@ class QLinear(WeightedParams):
 
     def __init__(self, in_size, out_size, *, quant, prune, scales):
         wquant = None if quant is None or quant.w is None else ir.Quant(w=quant.w, per=quant.per)
-        super().__init__(kind="dense", in_size=in_size, out_size=out_size, quant=wquant, prune=prune, scales=scales)
+        super().__init__(nn.Linear(in_size, out_size), quant=wquant, prune=prune, scales=scales)
+
+    def product(self, x, w, b):
+        return F.linear(x, w, b)
 
     def forward(self, x):
         w, _, _, b, _ = self.quantized(None)

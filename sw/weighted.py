@@ -45,10 +45,13 @@ class WeightedKind(SwKind):
     def annotations(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset({"quant", "prune"}) | core_annotations()
 
-    def module(self, model: ir.Model, lay: ir.Layer, scales: Scales, **geometry) -> QWeighted:
+    def module(self, module_type: type[QWeighted], model: ir.Model, lay: ir.Layer, scales: Scales,
+               ref: torch.nn.Module) -> QWeighted:
+        """A `module_type` (the kind's QWeighted subclass) around the torch layer `ref`, with the layer's
+        quantization, pruning and MAC-core twin."""
         ann = lay.annotations
-        return QWeighted(core=twin_for(ann), quant=ann.quant, prune=ann.prune, scales=scales,
-                         out_signed=output_signed(model, lay), bias=geometry.pop("bias"), **geometry)
+        return module_type(ref, core=twin_for(ann), quant=ann.quant, prune=ann.prune, scales=scales,
+                           out_signed=output_signed(model, lay))
 
     def export(self, module: QWeighted, layer: ir.Layer, ctx: ExportContext):
         q = layer.annotations.quant

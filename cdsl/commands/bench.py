@@ -47,7 +47,7 @@ def variants(intmodel, lanes: int):
     return [
         ("as specified", intmodel),
         ("all bit-parallel", remap(lambda core: ParallelCore())),
-        ("all bit-serial", remap(lambda core: core if isinstance(core, BitSerialCore) else BitSerialCore(lanes=lanes))),
+        ("all bit-serial", remap(lambda core: BitSerialCore(lanes=core.lanes or lanes))),  # keeps a spec's lanes
     ]
 
 

@@ -24,9 +24,9 @@ from cdsl.plugins import import_all
 class CoreTwin(nn.Module):
     """The exact products of a bit-parallel MAC: the layer's float forward, unchanged."""
 
-    def products(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, apply) -> torch.Tensor:
-        """The layer output for input x, weight w, bias b; `apply(x, w, b)` is the exact dense/conv."""
-        return apply(x, w, b)
+    def products(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, product) -> torch.Tensor:
+        """The layer output for input x, weight w, bias b; `product(x, w, b)` is the exact dense/conv."""
+        return product(x, w, b)
 
     def core(self) -> MacCore:
         return ParallelCore()

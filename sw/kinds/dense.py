@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+from torch import nn
+
 from cdsl.contract.ref.dense import DensePayload
 from cdsl.dsl import ir
+from cdsl.sw.layers import QWeighted
 from cdsl.sw.registry import register
 from cdsl.sw.weighted import WeightedKind
+
+
+class QDense(QWeighted):
+    def product(self, x, w, b):
+        return F.linear(x, w, b)
 
 
 @register(ir.Dense)
 class DenseKind(WeightedKind):
     def build(self, model, layer, scales):
         (k,) = model.shape_of(layer.inputs[0])
-        return self.module(model, layer, scales, kind="dense", in_size=k, out_size=layer.op.units, bias=layer.op.bias)
+        return self.module(QDense, model, layer, scales, nn.Linear(k, layer.op.units, bias=layer.op.bias))
 
     def export(self, module, layer, ctx):
         fields, out_type = super().export(module, layer, ctx)

@@ -87,6 +87,20 @@ def test_run_cnn_mac_is_bit_exact(tmp_path):
     assert v["golden_accuracy"] > 0.9
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["residual", "two_heads"])
+def test_run_graph_examples_bit_exact(example, tmp_path):
+    """A residual join (add) and two outputs (a fork, two output streams): trained, generated, verified."""
+    run = tmp_path / "run"
+    assert main(["run", str(EXAMPLES / f"{example}.cdsl"), "-o", str(run), "--n", "150"]) == 0
+    v = json.loads((run / "verify.json").read_text())
+    print(v)
+    assert v["samples"] == v["bit_exact"] == v["cycles_exact"] == 150
+    manifest = json.loads((run / "rtl" / "manifest.json").read_text())
+    assert [o["name"] for o in manifest["outputs"]] == (["y"] if example == "residual" else ["y1", "y2"])
+    assert v["golden_accuracy"] > 0.85
+
+
 @pytest.mark.parametrize("example,annotation", [("cnn", "@cim"), ("bnn", "@binary"), ("vit", "@tokens")])
 def test_examples_not_yet_supported_stop_at_their_annotation(example, annotation, tmp_path, capsys):
     """Until their issues land, these examples stop with a located error, before any training."""

@@ -95,3 +95,58 @@ def test_a_kind_without_engine_is_refused():
     bad = IntModel(im.name, im.inputs, (*im.layers, signed), ("s",))
     with pytest.raises(UnsupportedModel, match="layer 's': sign has no hardware engine yet"):
         plan_network(bad)
+
+
+# ---------------------------------------------------------------- graphs: forks, joins, several inputs and outputs
+
+
+def test_residual_join_with_fifos():
+    from tb.random_models import random_residual
+
+    im = random_residual(seed=51)
+    plan = check_network(im, seed=51, samples=3, default_lanes=4, backpressure=True)
+    join = plan.node("s")
+    assert join.inputs == ("fc2", "fc1")  # both ReLUs are fused: the join reads the engines' streams
+    assert [(b.node, b.index, b.depth) for b in plan.buffers] == [("s", 0, 12), ("s", 1, 12)]
+
+
+def test_residual_with_a_bitserial_branch_every_precision():
+    from tb.random_models import random_residual
+
+    im = random_residual(seed=52, lanes=3)
+    for p in (0, 2, 5, 8):
+        check_network(im, seed=52 + p, samples=1, settings={"fc2": {"precision": p}}, default_lanes=2)
+
+
+def test_two_outputs_from_a_fork():
+    from tb.random_models import random_two_heads
+
+    im = random_two_heads(seed=53)
+    plan = check_network(im, seed=53, samples=2, settings={"yb": {"precision": 3}}, default_lanes=2,
+                         backpressure=True)
+    assert [o.stream for o in plan.outputs] == ["ya", "yb"] and not plan.buffers
+
+
+def test_two_inputs_joined_and_forked():
+    from tb.random_models import random_two_inputs
+
+    im = random_two_inputs(seed=54)
+    plan = check_network(im, seed=54, samples=2, default_lanes=2, backpressure=True)
+    assert plan.node("s").inputs == ("fa", "xb") and plan.node("yb").inputs == ("xb",)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # the aborted elaboration's engines
+def test_a_width_mismatch_between_engines_is_an_elaboration_error():
+    """wiring.connect refuses a stream whose payload shape differs from what its reader expects."""
+    import dataclasses
+
+    from amaranth.back import rtlil
+
+    from tb.random_models import random_residual
+
+    plan = plan_network(random_residual(seed=55))
+    fc2 = plan.node("fc2")
+    narrow = dataclasses.replace(fc2, in_types=(dataclasses.replace(fc2.in_types[0], bits=7),))
+    bad = dataclasses.replace(plan, nodes=tuple(narrow if n.name == "fc2" else n for n in plan.nodes))
+    with pytest.raises(Exception, match="(?i)shape|signature|mismatch"):
+        rtlil.convert(Network(plan=bad))

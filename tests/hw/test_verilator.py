@@ -172,3 +172,32 @@ def test_convnet_avgpool(tmp_path):
     im = random_convnet(seed=seed, pool="avg")
     inputs = corner_images(rng, (1, 6, 6), count=3)
     verify_design(tmp_path, "convnet_avg", im, inputs, [{}], default_lanes=4)
+
+
+def test_residual_network(tmp_path):
+    """A residual join (two FIFOs sized by the plan) around a bit-serial layer, at several precisions."""
+    from tb.random_models import random_residual
+
+    seed = 48
+    rng = np.random.default_rng(seed)
+    im = random_residual(seed=seed, lanes=3)
+    inputs = corner_images(rng, (12,), count=3)
+    design = verify_design(tmp_path, "residual", im, inputs, [{"fc2": {"precision": p}} for p in (0, 3, 8)],
+                           default_lanes=4)
+    assert len(design.plan.buffers) == 2
+
+
+def test_two_inputs_two_outputs_network(tmp_path):
+    """Two input streams fed at once, a join of a layer and an input, an input read twice, two outputs."""
+    from tb.random_models import random_two_inputs
+
+    seed = 49
+    rng = np.random.default_rng(seed)
+    im = random_two_inputs(seed=seed)
+    generate(im, tmp_path / "two", default_lanes=2)
+    design = Design.load(tmp_path / "two")
+    xs = {"xa": torch.tensor(corner_images(rng, (8,), count=3)), "xb": torch.tensor(corner_images(rng, (8,), count=3))}
+    report = verify(im, design, xs, work_dir=tmp_path / "two_sim")
+    assert report.passed, report.first_mismatch
+    assert set(report.run.outputs) == {"y", "yb"}
+    assert list(report.run.cycles) == [network_cycles(design.plan)] * len(xs["xa"])

@@ -181,3 +181,53 @@ def random_convnet(*, seed: int, image: int = 6, channels: int = 4, classes: int
     fc = random_dense(rng, "fc", "f", f.out_shape[0], classes, in_type=U8, out_type=S8)
     return IntModel(name=name, inputs=(IntInput("x", (1, image, image), U8),), layers=(c1, r1, p1, c2, r2, f, fc),
                     outputs=("fc",))
+
+
+def add(name, a: IntLayer | IntInput, b: IntLayer | IntInput, *, out_type: QType) -> IntLayer:
+    """add(a, b) onto `out_type`, with the multipliers of the contract (`add_multipliers`)."""
+    from cdsl.contract.ref.add import AddPayload, add_multipliers
+
+    def tensor(t):
+        return (t.name, t.out_shape, t.out_type) if isinstance(t, IntLayer) else (t.name, t.shape, t.qtype)
+
+    (na, sa, ta), (nb, sb, tb) = tensor(a), tensor(b)
+    ma, mb, shift = add_multipliers(ta.scale, tb.scale, out_type.scale)
+    payload = AddPayload(mult_a=ma, mult_b=mb, shift=shift, qmin=out_type.qmin, qmax=out_type.qmax)
+    return IntLayer(name, (na, nb), (tuple(sa), tuple(sb)), (ta, tb), tuple(sa), out_type, payload)
+
+
+def random_residual(*, seed: int, width: int = 12, classes: int = 4, lanes=None) -> IntModel:
+    """x -> fc1 -> relu -> fc2 -> relu -> s = add(relu2, relu1) -> fc3: a residual join around fc2."""
+    rng = np.random.default_rng(seed)
+    x = IntInput("x", (width,), U8)
+    fc1 = random_dense(rng, "fc1", "x", width, width, in_type=U8, out_type=QType(8, False, 0.07))
+    r1 = relu("r1", "fc1", (width,), fc1.out_type)
+    fc2 = random_dense(rng, "fc2", "r1", width, width, in_type=r1.out_type, out_type=QType(8, False, 0.05),
+                       lanes=lanes, bitserial=lanes is not None)
+    r2 = relu("r2", "fc2", (width,), fc2.out_type)
+    s = add("s", r2, r1, out_type=QType(8, False, 0.1))
+    fc3 = random_dense(rng, "fc3", "s", width, classes, in_type=s.out_type, out_type=S8)
+    return IntModel("residual", (x,), (fc1, r1, fc2, r2, s, fc3), ("fc3",))
+
+
+def random_two_heads(*, seed: int, width: int = 10, classes: int = 3) -> IntModel:
+    """x -> fc1 -> relu; two heads read it: y1 = fc_a(relu), y2 = fc_b(relu) (a fork, two outputs)."""
+    rng = np.random.default_rng(seed)
+    fc1 = random_dense(rng, "fc1", "x", width, width, in_type=U8, out_type=QType(8, False, 0.07))
+    r1 = relu("r1", "fc1", (width,), fc1.out_type)
+    ya = random_dense(rng, "ya", "r1", width, classes, in_type=r1.out_type, out_type=S8)
+    yb = random_dense(rng, "yb", "r1", width, classes + 2, in_type=r1.out_type, out_type=S8, lanes=2,
+                      bitserial=True)
+    return IntModel("two_heads", (IntInput("x", (width,), U8),), (fc1, r1, ya, yb), ("ya", "yb"))
+
+
+def random_two_inputs(*, seed: int, width: int = 8, classes: int = 3) -> IntModel:
+    """Two inputs joined: s = add(fc_a(xa), xb), then a dense head; xb is a model input read twice
+    (by the join and by a second output head), so it is forked too."""
+    rng = np.random.default_rng(seed)
+    xa, xb = IntInput("xa", (width,), U8), IntInput("xb", (width,), QType(8, False, 1 / 8))
+    fa = random_dense(rng, "fa", "xa", width, width, in_type=U8, out_type=QType(8, False, 0.06))
+    s = add("s", fa, xb, out_type=QType(9, False, 0.1))
+    y = random_dense(rng, "y", "s", width, classes, in_type=s.out_type, out_type=S8)
+    yb = random_dense(rng, "yb", "xb", width, classes, in_type=xb.qtype, out_type=S8)
+    return IntModel("two_inputs", (xa, xb), (fa, s, y, yb), ("y", "yb"))
