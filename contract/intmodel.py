@@ -168,12 +168,6 @@ class IntModel(codec.ArrayEq):
                 return lay
         raise KeyError(name)
 
-    def input(self, name: str) -> IntInput:
-        for inp in self.inputs:
-            if inp.name == name:
-                return inp
-        raise KeyError(name)
-
     def type_of(self, name: str) -> QType:
         """The type of a tensor: a model input or a layer output."""
         for inp in self.inputs:

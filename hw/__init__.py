@@ -1,11 +1,13 @@
-"""Amaranth hardware of cdsl: one Component per file, named for its hardware.
+"""The hardware path: Amaranth RTL of an IntModel, one Component per file, named for its hardware.
 
-- `mac.Mac` (bit-parallel MAC), `bitserial_mac.BitSerialMac`, `requant.Requant`,
-  `pool_reduce.PoolReduce`, `window_generator.WindowGenerator`, `frame_buffer.FrameBuffer`,
-  `relu.Relu`, `layer_engine.LayerEngine` (one dense/conv/pool layer), `network.Network` (the top).
-- `plan`: IntModel -> NetworkPlan (engines, widths from bit growth, lanes, folding) and the
-  cycle model (`mac_cycles`, `engine_delay`, `network_cycles`).
-- `generate`: Verilog + manifest (`cdsl gen`), Verilator lint.
-- `pysim.run_streams`: Amaranth-simulator stream runner for tests; `synth`: random IntModels.
-- `ref/`: the pure-integer reference of every block; `tb/`: cocotb testbenches and wrappers.
+- `plan`: IntModel -> NetworkPlan, a graph of engine `Node`s (each layer planned by its kind,
+  `registry.plan_layer`), the buffers a join needs, the runtime-setting registers, lanes and folding,
+  and the cycle model (`network_cycles`, `cycle_report`).
+- `kinds/`, `cores/`: one module per payload type / MAC core type: its planner, plan node, cycle model.
+- Components: `mac_engine.MacEngine`, `pool_engine.PoolEngine`, `add_engine.AddEngine`, `relu.Relu`,
+  and their parts (`frame_buffer.FrameBuffer`, `window_generator.WindowGenerator`, `mac.Mac`,
+  `bitserial_mac.BitSerialMac`, `pool_reduce.PoolReduce`, `requant_unit.RequantUnit`); the glue
+  (`stream_fork.StreamFork`, `stream_fifo.StreamFifo`, `register_bank.RegisterBank`); the top
+  (`network.Network`).
+- `generate`: network.v + manifest.json (`cdsl gen`).
 """

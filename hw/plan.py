@@ -205,12 +205,6 @@ class NetworkPlan(codec.ArrayEq):
                 return n
         raise KeyError(name)
 
-    def stream_type(self, stream: str) -> StreamType:
-        for inp in self.inputs:
-            if inp.name == stream:
-                return inp.type
-        return self.node(stream).out_type
-
     def buffer(self, node: str, index: int) -> Buffer | None:
         for b in self.buffers:
             if b.node == node and b.index == index:

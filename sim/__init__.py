@@ -1,4 +1,4 @@
-"""cdsl.sim: simulate Amaranth designs in Verilator through cocotb, fast and cached.
+"""cdsl.sim: simulate Amaranth designs and generated Verilog in Verilator through cocotb, fast and cached.
 
 Modules (each docstring says more):
 
@@ -6,24 +6,27 @@ Modules (each docstring says more):
   (`find_toolchain`, `require_toolchain`, `verilator_env`, `apply_verilator_env`); `cdsl doctor`.
 - `build`: Verilator build cache keyed by a content hash (`build_verilog`, `BuildOptions`).
 - `runner`: build + run a cocotb test module, parse results (`run_cocotb` -> `CocotbResult`).
-- `harness`: `Harness`, the bulk-load wrapper around any component with stream ports `i`/`o`.
+- `harness`: `Harness`, the bulk-load wrapper around a component or a `BlackBox` (a Verilog module
+  compiled beside it): a memory per input and output stream, register writes, probes.
 - `drivers`: cocotb side: `HarnessDriver` (bulk runs), `StreamDriver`/`StreamMonitor` (per-clock
   valid/ready with random stalls), `start_clock`, `reset`, `tb_seed`, `write_results`.
 - `scoreboard`: `Scoreboard`, expected vs actual with the first mismatch located.
-- `bench`: `python -m cdsl.sim.bench`, simulated cycles per second.
-- `demo`, `tb`: the smoke-test designs and their cocotb modules.
+- `design`: a generated design (`rtl/network.v` + manifest), loaded and checked (`Design.load`).
+- `cosim`: `simulate` and `verify` a design against the golden model; `network_bench` is its cocotb side.
+- `lint`: `verilator --lint-only` of a design. `selftest` (`cdsl doctor --smoke`) and `speed`
+  (`python -m cdsl.sim.speed`, simulated cycles per second) with their cocotb modules.
 
-The recipe for a testbench (a block test or a whole network):
+The recipe for a block testbench (tests/hw/test_verilator.py does exactly this):
 
     # host side (pytest or a CLI command)
-    harness = Harness(dut=block, in_depth=words_per_sample * S, out_depth=outs_per_sample * S)
+    harness = Harness(dut=block, depths={"i": words_per_sample, "o": outs_per_sample})
     text = amaranth.back.verilog.convert(harness, name="tb_top")
-    result = run_cocotb(verilog=text, toplevel="tb_top", test_module="cdsl.hw.tb.my_block",
+    result = run_cocotb(verilog=text, toplevel="tb_top", test_module="tb.my_block",
                         extra_env={"CDSL_HARNESS": harness.manifest_json(), "MY_CASE": json.dumps(...)})
     assert result.passed, result.summary() + result.log_text(tail=30)
     result.data  # whatever the testbench wrote with write_results()
 
-    # cocotb side: cdsl/hw/tb/my_block.py (must be importable: inside the package)
+    # cocotb side: tests/tb/my_block.py (importable: cocotb's runner passes pytest's sys.path on)
     @cocotb.test()
     async def check(dut):
         drv = HarnessDriver.from_env(dut); await drv.reset()

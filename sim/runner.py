@@ -3,7 +3,7 @@
     from cdsl.sim.runner import run_cocotb
 
     result = run_cocotb(verilog=text, toplevel="harness_top",
-                        test_module="cdsl.sim.tb.smoke",     # importable from this process's sys.path
+                        test_module="cdsl.sim.selftest_bench",     # importable from this process's sys.path
                         extra_env={"CDSL_HARNESS": harness.manifest_json()},
                         seed=1234, waves=Path("run.fst"))
     result.passed          # every test passed (and at least one ran)
@@ -13,8 +13,12 @@
     result.log_text()      # the simulator's output (it goes to result.log, not to the terminal)
 
 The cocotb test module must be importable: cocotb's runner hands the simulator this process's
-`sys.path` as PYTHONPATH (and overrides any PYTHONPATH given in `extra_env`), so put testbench
-modules inside the installed package (`cdsl.sim.tb.*`, `cdsl.hw.tb.*`), not in tests/.
+`sys.path` as PYTHONPATH (and overrides any PYTHONPATH given in `extra_env`): production testbenches
+live in the installed package (`cdsl.sim.network_bench`, `cdsl.sim.selftest_bench`), test-only ones
+in tests/tb, which pytest puts on sys.path (`pythonpath` in pyproject.toml).
+
+`verilog` is one Verilog text, or a tuple of texts compiled together (the top's first: e.g. a
+harness and the generated `network.v` it instantiates).
 
 `waves`: a path ending in `.fst` or `.vcd`; the build then has tracing compiled in (its own cache
 entry) and the simulator writes that file (`--trace-file`). Open it with GTKWave or Surfer.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -73,11 +72,6 @@ class Conv2dPayload(Weighted):
 
     def window(self) -> tuple[int, int, int]:
         return self.kernel, self.stride, self.padding
-
-    def kernel_weights(self) -> np.ndarray:
-        """The weight as a kernel [O, C, k, k]."""
-        k = self.kernel
-        return np.asarray(self.weight).reshape(self.out_channels, -1, k, k)
 
     def run(self, layer, inputs, settings):
         (x,) = inputs

@@ -116,10 +116,6 @@ class MacEngineNode(Node, Foldable):
     def acc_width(self) -> int:
         return signed_width(*self.acc_range)
 
-    def rows(self) -> np.ndarray:
-        """The weight as [Co, Ci*k*k] rows."""
-        return self.weight.reshape(self.weight.shape[0], -1)
-
     # ---- Node
     def component(self):
         from cdsl.hw.mac_engine import MacEngine
