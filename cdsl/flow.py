@@ -135,6 +135,20 @@ def generate_design(intmodel, out: Path, *, lanes: int, target_cycles: int | Non
         raise hardware_error(intmodel.name, err, where) from None
 
 
+def load_intmodel(folder: Path):
+    """The IntModel in `folder`, or a CdslError naming the folder (missing, corrupt, or an older format)."""
+    import json
+    import zipfile
+
+    from cdsl.contract.intmodel import IntModel
+
+    try:
+        return IntModel.load(folder)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise CdslError(f"cannot read the integer model: {err}", name=str(folder),
+                        expected="an intmodel/ written by this cdsl (`cdsl train` again for an older run)") from None
+
+
 def load_design(run_dir: Path, intmodel, *, log: Callable[[str], None] = print):
     """The run folder's generated design (rtl/), checked against its integer model; generated first,
     with the default options, when the folder has none (and the user is told so)."""

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_int, index_shape
 
-DATA_BITS = 16
+DATA_BITS = 32  # a setting may be up to 32 bits wide (a seed, a threshold)
 
 
 def ctrl_signature(registers: int) -> stream.Signature:

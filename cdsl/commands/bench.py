@@ -56,8 +56,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from cdsl.contract.golden import quantize_input
-    from cdsl.contract.intmodel import IntModel
-    from cdsl.flow import generate_design, resolve_run
+    from cdsl.flow import generate_design, load_intmodel, resolve_run
     from cdsl.sim.cosim import verify
     from cdsl.sim.design import Design
     from cdsl.sw.evaluate import load_run
@@ -65,7 +64,7 @@ def run(args) -> int:
     console = Console(highlight=False, width=max(110, Console().width))
     with tempfile.TemporaryDirectory(prefix="cdsl-bench-") as tmp:
         run_dir = resolve_run(args.source, run_dir=Path(tmp) / "run", log=console.print)
-        intmodel = IntModel.load(run_dir / "intmodel")
+        intmodel = load_intmodel(run_dir / "intmodel")
         _, _, data = load_run(run_dir)
         x = quantize_input(intmodel, data.x_test[:args.n])
         table = Table(title=f"{intmodel.name}: cycles per inference ({args.n} test samples simulated per row)")

@@ -13,9 +13,13 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from cdsl.errors import CdslError
     from cdsl.sw.evaluate import evaluate_run
 
-    res = evaluate_run(args.run_dir)
+    try:
+        res = evaluate_run(args.run_dir)
+    except ValueError as err:  # an integer model this cdsl cannot read (corrupt, or an older format)
+        raise CdslError(f"cannot evaluate: {err}", name=str(args.run_dir)) from None
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f}%"

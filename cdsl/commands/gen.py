@@ -28,9 +28,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from cdsl.contract.intmodel import IntModel
     from cdsl.errors import CdslError
-    from cdsl.flow import generate_design, resolve_intmodel
+    from cdsl.flow import generate_design, load_intmodel, resolve_intmodel
     from cdsl.sim.lint import lint
 
     console = Console(highlight=False)
@@ -41,7 +40,7 @@ def run(args) -> int:
         out = folder.parent / "rtl"
     else:
         raise CdslError("an integer model folder outside a run folder needs -o OUT", name=str(folder))
-    intmodel = IntModel.load(folder)
+    intmodel = load_intmodel(folder)
     result = generate_design(intmodel, out, lanes=args.lanes, target_cycles=args.target_cycles, where=str(folder))
     cyc = result.manifest["cycles"]
     console.print(f"{result.verilog_path}  ({result.verilog_path.stat().st_size} bytes, "

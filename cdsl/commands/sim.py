@@ -27,9 +27,8 @@ def run(args) -> int:
     from rich.table import Table
 
     from cdsl.contract.golden import argmax_lowest, quantize_input
-    from cdsl.contract.intmodel import IntModel
     from cdsl.errors import CdslError
-    from cdsl.flow import design_settings, load_design, parse_settings, progress_bar, resolve_run
+    from cdsl.flow import design_settings, load_design, load_intmodel, parse_settings, progress_bar, resolve_run
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
 
@@ -38,7 +37,7 @@ def run(args) -> int:
         raise CdslError(f"--wave {str(args.wave)!r}: the file name must end in .fst or .vcd", name="cdsl sim")
     settings = parse_settings(args)
     run_dir = resolve_run(args.run_dir)
-    intmodel = IntModel.load(run_dir / "intmodel")
+    intmodel = load_intmodel(run_dir / "intmodel")
     design = load_design(run_dir, intmodel, log=console.print)
     settings = design_settings(design, settings, str(run_dir))
     _, _, data = load_run(run_dir)

@@ -34,13 +34,12 @@ def register(sub) -> None:
 def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, int]], console) -> VerifyReport:
     """Verify a run folder's rtl/ against its IntModel on its test split; print the report; write verify.json."""
     from cdsl.contract.golden import quantize_input
-    from cdsl.contract.intmodel import IntModel
     from cdsl.errors import CdslError
-    from cdsl.flow import design_settings, load_design, progress_bar
+    from cdsl.flow import design_settings, load_design, load_intmodel, progress_bar
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
 
-    intmodel = IntModel.load(run_dir / "intmodel")
+    intmodel = load_intmodel(run_dir / "intmodel")
     design = load_design(run_dir, intmodel, log=console.print)
     settings = design_settings(design, settings, str(run_dir))
     _, _, data = load_run(run_dir)

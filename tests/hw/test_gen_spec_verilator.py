@@ -24,7 +24,6 @@ def test_gen_spec_then_verilator_bit_exact(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     im = IntModel.load(run / "intmodel")
     design = Design.load(out)
-    assert manifest["cycles"]["cycles_per_inference"] == network_cycles(design.plan)
     assert [r.node for r in design.plan.registers] == ["h1"]  # examples/mlp.cdsl: h1 @bitserial(lanes=8)
     _, _, data = load_run(run)
     x = quantize_input(im, data.x_test[:100])
