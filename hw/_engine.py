@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Module, Signal, Value
 
+START = 1  # the cycle after the last input transfer: the engine pulses the window generator's start
+FETCH = 1  # the cycle the first step is offered and read from the frame buffer / weight ROM
+
 
 @dataclass(frozen=True)
 class Fetch:

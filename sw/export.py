@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from cdsl.contract.intmodel import IntInput, IntLayer, IntModel, QType
-from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.sw.build import Net
 from cdsl.sw.layers import ActQuant, Grid

@@ -25,6 +25,12 @@ from cdsl.hw.registry import register_core
 class BitSerialUnit(MacUnit):
     masks: tuple[int, ...]  # per output channel: bit b set iff some weight of that row has bit b set
 
+    @property
+    def latency(self) -> int:
+        from cdsl.hw.bitserial_mac import LATENCY
+
+        return LATENCY
+
     def settings(self, node):
         return BitSerialCore(lanes=node.lanes).settings(w_bits=node.w_bits)
 

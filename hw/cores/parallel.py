@@ -16,6 +16,12 @@ from cdsl.hw.registry import register_core
 @codec.serializable("parallel_unit")
 @dataclass(frozen=True, eq=False)
 class ParallelUnit(MacUnit):
+    @property
+    def latency(self) -> int:
+        from cdsl.hw.mac import LATENCY
+
+        return LATENCY
+
     def component(self, node):
         from cdsl.hw.mac import Mac
 

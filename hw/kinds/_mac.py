@@ -20,19 +20,21 @@ import numpy as np
 
 from cdsl.contract import codec
 from cdsl.contract.intmodel import IntLayer, Setting
+from cdsl.hw._engine import FETCH, START
 from cdsl.hw.plan import Foldable, Node, PlanContext, StreamType
+from cdsl.hw.requant_unit import LATENCY as REQUANT_LATENCY
 from cdsl.hw.widths import dot_range, signed_width
 
-START = 1  # the cycle after the last input transfer: the engine pulses the window generator's start
-FETCH = 1  # the cycle the first step is offered and read from the frame buffer / weight ROM
-REQUANT_LATENCY = 2  # cdsl.hw.requant_unit.LATENCY
 
 
 class MacUnit(codec.ArrayEq):
     """The MAC of an engine (a frozen dataclass registered with the codec): its component, the extra
     step fields it reads, its runtime settings, its latency and busy cycles."""
 
-    latency: int = 1
+    @property
+    def latency(self) -> int:
+        """Cycles from the reducer accepting a row's last step to its sum being valid."""
+        raise NotImplementedError
 
     def settings(self, node: "MacEngineNode") -> tuple[Setting, ...]:
         return ()

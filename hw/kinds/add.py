@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from cdsl.contract import codec
 from cdsl.contract.ref.add import AddPayload
-from cdsl.hw.kinds._mac import REQUANT_LATENCY
+from cdsl.hw.requant_unit import LATENCY as REQUANT_LATENCY
 from cdsl.hw.plan import Node, StreamType
 from cdsl.hw.registry import register
 from cdsl.hw.widths import signed_width

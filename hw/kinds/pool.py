@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from cdsl.contract import codec
 from cdsl.contract.ref.pool import AvgPoolPayload, MaxPoolPayload
 from cdsl.dsl.ir import PoolKind
-from cdsl.hw.kinds._mac import FETCH, REQUANT_LATENCY, START
+from cdsl.hw._engine import FETCH, START
 from cdsl.hw.plan import Node, StreamType
+from cdsl.hw.pool_reduce import LATENCY as REDUCE_LATENCY
 from cdsl.hw.registry import register
+from cdsl.hw.requant_unit import LATENCY as REQUANT_LATENCY
 from cdsl.hw.widths import signed_width, sum_range
-
-REDUCE_LATENCY = 1  # cdsl.hw.pool_reduce.LATENCY
 
 codec.serializable("pool_kind")(PoolKind)
 
