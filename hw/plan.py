@@ -190,6 +190,7 @@ class PlanContext:
         return (1 if self.folding else self.default_lanes), False
 
 
+@codec.serializable("network_plan")
 @dataclass(frozen=True, eq=False)
 class NetworkPlan(codec.ArrayEq):
     name: str
@@ -232,33 +233,15 @@ class NetworkPlan(codec.ArrayEq):
 
     def to_json(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays: dict[str, np.ndarray] = {}
-        return codec.encode(_PlanRecord.of(self), arrays, "plan"), arrays
+        return codec.encode(self, arrays, "plan"), arrays
 
     @classmethod
     def from_json(cls, obj: dict, arrays: Mapping[str, np.ndarray]) -> "NetworkPlan":
         load_all()  # registers every node type with the codec
-        record = codec.decode(obj, dict(arrays))
-        if not isinstance(record, _PlanRecord):
+        plan = codec.decode(obj, dict(arrays))
+        if not isinstance(plan, NetworkPlan):
             raise ValueError("the manifest's plan is not a network plan")
-        return record.plan()
-
-
-@codec.serializable("network_plan")
-@dataclass(frozen=True, eq=False)
-class _PlanRecord(codec.ArrayEq):
-    name: str
-    inputs: tuple
-    outputs: tuple
-    nodes: tuple
-    buffers: tuple
-    registers: tuple
-
-    @classmethod
-    def of(cls, plan: NetworkPlan) -> "_PlanRecord":
-        return cls(**{f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)})
-
-    def plan(self) -> NetworkPlan:
-        return NetworkPlan(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        return plan
 
 
 # ---------------------------------------------------------------- planning
