@@ -24,8 +24,8 @@ from cdsl.sw.layers import ActQuant, Compressible, Grid, QWeighted, Scales, Weig
     round_half_up
 from cdsl.sw.registry import all_kinds, sw_kind
 
-# The annotation kinds a training stage can switch (`compress=[...]`).
-ACTIVE_KINDS = ("quant", "prune")
+# The annotation kinds a training stage can switch (`compress=[...]`): every annotation.
+ACTIVE_KINDS = ir.ANNOTATION_NAMES
 
 
 def build(spec: ir.Spec | ir.Model, *, scales: Scales = Scales()) -> "Net":
@@ -101,10 +101,24 @@ class Net(nn.Module):
                 m.observing = False
 
     @torch.no_grad()
-    def update_masks(self, epoch: int, total_epochs: int) -> None:
+    def start_epoch(self, epoch: int, total_epochs: int) -> None:
+        """Called before each training epoch (0-based): pruning masks ramp, bit widths drop, ..."""
         for mod in self.modules():
-            if isinstance(mod, WeightedParams):
-                mod.update_mask(epoch, total_epochs)
+            if isinstance(mod, Compressible):
+                mod.start_epoch(epoch, total_epochs)
+
+    def regularizer(self) -> torch.Tensor:
+        """The sum of every active module's regularization term (0 when none)."""
+        terms = [mod.regularizer() for mod in self.modules() if isinstance(mod, Compressible)]
+        terms = [t for t in terms if t is not None]
+        return sum(terms) if terms else torch.zeros(())
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor):
+        """(training loss, outputs) for a batch: the classification loss plus the regularizers, as
+        every active annotation's objective (`cdsl.sw.objectives`) shapes it."""
+        from cdsl.sw.objectives import objective
+
+        return objective(self, x, y)
 
     @torch.no_grad()
     def apply_masks(self) -> None:

@@ -19,6 +19,7 @@ import torch
 from cdsl.dsl import ir
 from cdsl.errors import CdslError, Source
 from cdsl.sw.data import Dataset
+from cdsl.sw.evaluations import EvalContext, sections
 from cdsl.sw.build import build
 from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import accuracy, golden_eval, load_data
@@ -48,8 +49,10 @@ def load_run(run_dir: str | Path) -> tuple[Source, "ir.Spec", "Dataset"]:
     return source, spec, dataset
 
 
-def evaluate_run(run_dir: str | Path) -> dict:
-    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent)."""
+def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None) -> dict:
+    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent),
+    and "sections": the evaluation sections of the spec's annotations (`cdsl.sw.evaluations`), given
+    their `options`."""
     run = Path(run_dir)
     ckpt_path, im_path = run / "checkpoint.pt", run / "intmodel"
     source, spec, dataset = load_run(run)
@@ -64,14 +67,19 @@ def evaluate_run(run_dir: str | Path) -> dict:
     net.set_compress(None)
     net.eval()
     out = {"test_samples": len(dataset.y_test), "float_acc": None, "golden_acc": None, "agreement": None}
+    fnet = None
     if ckpt.get("float_net") is not None:
         fnet = build(spec)
         fnet.load_state_dict(ckpt["float_net"])
         fnet.set_compress(())
         out["float_acc"] = accuracy(fnet, dataset.x_test, dataset.y_test)
     out["compressed_acc"] = accuracy(net, dataset.x_test, dataset.y_test)
+    intmodel = None
     if (im_path / "manifest.json").is_file():
         intmodel = IntModel.load(im_path)
         g = golden_eval(intmodel, net, dataset)
         out["golden_acc"], out["agreement"] = g["golden_acc"], g["agreement"]
+    ctx = EvalContext(run_dir=run, spec=spec, net=net, float_net=fnet,
+                      intmodel=intmodel, dataset=dataset, options=dict(options or {}))
+    out["sections"] = sections(ctx)
     return out

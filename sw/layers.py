@@ -273,15 +273,28 @@ def compute_mask(w: torch.Tensor, prune: ir.Prune, fraction: float) -> torch.Ten
 
 
 class Compressible(nn.Module):
-    """A module with annotation switches: `set_compress(names)` turns on the named annotation kinds
-    (`Net.set_compress` calls it on every such module)."""
+    """A module with annotation switches and training hooks; `Net` calls these on every such module:
+    `set_compress(names)` turns on the named annotation kinds (`active`), `start_epoch(epoch, total)`
+    runs before each epoch, `regularizer()` adds a term to the training loss (None: nothing)."""
 
-    quant_on: bool = False
-    prune_on: bool = False
+    active: tuple[str, ...] = ()
+
+    @property
+    def quant_on(self) -> bool:
+        return "quant" in self.active
+
+    @property
+    def prune_on(self) -> bool:
+        return "prune" in self.active
 
     def set_compress(self, names: tuple[str, ...]) -> None:
-        self.quant_on = "quant" in names
-        self.prune_on = "prune" in names
+        self.active = tuple(names)
+
+    def start_epoch(self, epoch: int, total_epochs: int) -> None:
+        pass
+
+    def regularizer(self) -> torch.Tensor | None:
+        return None
 
 
 class WeightedParams(Compressible):
@@ -304,6 +317,9 @@ class WeightedParams(Compressible):
             quant is not None and quant.w is not None) else None
 
     # -- pruning
+    def start_epoch(self, epoch: int, total_epochs: int) -> None:
+        self.update_mask(epoch, total_epochs)
+
     @torch.no_grad()
     def update_mask(self, epoch: int, total_epochs: int) -> None:
         if self.prune is None or not self.prune_on:
@@ -359,13 +375,32 @@ class QWeighted(WeightedParams, LayerModule):
 
     def forward(self, xs, grids):
         (x,), (in_grid,) = xs, grids
-        w, s_w, _codes, b, _ = self.quantized(in_grid)
-        y = self.core.products(x, w, b, self.product)
+        w, s_w, codes, b, _ = self.quantized(in_grid)
+        y = self.core.products(Products(module=self, x=x, in_grid=in_grid, w=w, w_codes=codes, w_scale=s_w, b=b))
         if self.quant_on and self.aq is not None:
             return self.aq(y)
         if s_w is not None and in_grid is not None and s_w.numel() == 1:
             return y, Grid((in_grid.scale * s_w).reshape(()), ACC_BITS, True)
         return y, None
+
+
+@dataclass(frozen=True)
+class Products:
+    """What a MAC core's training twin sees in a weighted layer's forward pass (`cdsl.sw.cores`):
+    the layer module (its `product(x, w, b)` is the exact float dense/conv), the input and its grid
+    (None: float), the weight used (fake-quantized when quant is on), its integer codes and scales
+    (None without weight quantization) and the bias used."""
+
+    module: "QWeighted"
+    x: torch.Tensor
+    in_grid: Grid | None
+    w: torch.Tensor
+    w_codes: torch.Tensor | None
+    w_scale: torch.Tensor | None
+    b: torch.Tensor | None
+
+    def exact(self) -> torch.Tensor:
+        return self.module.product(self.x, self.w, self.b)
 
 
 ACC_BITS = 32  # the grid of an output layer that keeps its accumulator (quant(w=...) without a=...)

@@ -166,7 +166,7 @@ def fit(
         if net.needs_calibration():
             net.calibrate(x_tr[:CALIBRATION_SAMPLES])
         for _ in range(plan.epochs):
-            net.update_masks(epoch, total_epochs)
+            net.start_epoch(epoch, total_epochs)
             net.train()
             perm = torch.randperm(n, generator=gen)
             loss_sum, correct = 0.0, 0
@@ -175,8 +175,7 @@ def fit(
                 lr = plan.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
                 for g in opt.param_groups:
                     g["lr"] = lr * g["lr_factor"]
-                out = net(x_tr[idx])
-                loss = classification_loss(out, y_tr[idx])
+                loss, out = net.objective(x_tr[idx], y_tr[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

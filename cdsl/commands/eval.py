@@ -6,6 +6,10 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("eval", help="accuracy table of a run folder (float, fake-quant, integer golden)")
     p.add_argument("run_dir", help="a folder written by `cdsl train`")
+    from cdsl.sw.evaluations import cli_options
+
+    for name, help_ in cli_options().items():  # options of the annotations' evaluation sections
+        p.add_argument(f"--{name.replace('_', '-')}", dest=f"eval_{name}", metavar="VALUE", help=help_)
     p.set_defaults(func=run)
 
 
@@ -16,8 +20,11 @@ def run(args) -> int:
     from cdsl.errors import CdslError
     from cdsl.sw.evaluate import evaluate_run
 
+    from cdsl.sw.evaluations import cli_options
+
+    options = {name: getattr(args, f"eval_{name}") for name in cli_options()}
     try:
-        res = evaluate_run(args.run_dir)
+        res = evaluate_run(args.run_dir, options=options)
     except ValueError as err:  # an integer model this cdsl cannot read (corrupt, or an older format)
         raise CdslError(f"cannot evaluate: {err}", name=str(args.run_dir)) from None
 
@@ -31,5 +38,15 @@ def run(args) -> int:
     table.add_row("compressed accuracy (fake-quant)", pct(res["compressed_acc"]))
     table.add_row("integer golden accuracy", pct(res["golden_acc"]))
     table.add_row("golden = fake-quant predictions", pct(res["agreement"]))
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    console.print(table)
+    for section in res["sections"]:
+        extra = Table(title=section.title)
+        for col in section.columns:
+            extra.add_column(col, justify="left" if col == section.columns[0] else "right")
+        for row in section.rows:
+            extra.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        console.print(extra)
+        for note in section.notes:
+            console.print(note)
     return 0

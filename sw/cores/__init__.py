@@ -11,7 +11,7 @@ neither names a core.
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
@@ -20,13 +20,16 @@ from cdsl.contract.ref.mac import MacCore, ParallelCore
 from cdsl.dsl import ir
 from cdsl.plugins import import_all
 
+if TYPE_CHECKING:
+    from cdsl.sw.layers import Products
+
 
 class CoreTwin(nn.Module):
     """The exact products of a bit-parallel MAC: the layer's float forward, unchanged."""
 
-    def products(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, product) -> torch.Tensor:
-        """The layer output for input x, weight w, bias b; `product(x, w, b)` is the exact dense/conv."""
-        return product(x, w, b)
+    def products(self, p: "Products") -> torch.Tensor:
+        """The layer's output before activation quantization (`cdsl.sw.layers.Products` says what it sees)."""
+        return p.exact()
 
     def core(self) -> MacCore:
         return ParallelCore()
