@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -32,6 +30,7 @@ import numpy as np
 import torch
 
 from cdsl.contract import codec
+from cdsl.files import staged
 from cdsl.dsl import ir
 
 FORMAT_VERSION = 2
@@ -259,16 +258,10 @@ class IntModel(codec.ArrayEq):
         """Write `folder/manifest.json` and `folder/tensors.npz` (into a temporary folder, then renamed)."""
         folder = Path(folder)
         manifest, arrays = self.to_json()
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
+        with staged(folder) as tmp:
             with open(tmp / "tensors.npz", "wb") as fh:
                 np.savez(fh, **arrays)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-            replace_dir(tmp, folder)
-        except BaseException:
-            _remove_tree(tmp)
-            raise
         return folder
 
     @classmethod
@@ -281,25 +274,6 @@ class IntModel(codec.ArrayEq):
             return cls.from_json(manifest, arrays)
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{folder}: {err}") from None
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished folder `tmp` to `final`, replacing what was there (the old one is removed
-    only after the new one is in place)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        _remove_tree(old)
-        os.rename(final, old)
-    os.rename(tmp, final)
-    if old is not None:
-        _remove_tree(old)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def with_settings(layer: IntLayer, settings: Settings | None) -> dict[str, int]:
