@@ -172,6 +172,20 @@ def load_intmodel(folder: Path):
                         expected="an intmodel/ written by this cdsl (`cdsl train` again for an older run)") from None
 
 
+def load_run_intmodel(run_dir: Path):
+    """The run folder's integer model, validated, and exported from the run's spec.cdsl (CdslError otherwise)."""
+    from cdsl.sw.evaluate import intmodel_mismatch, load_run
+
+    intmodel = load_intmodel(run_dir / "intmodel")
+    if (run_dir / "spec.cdsl").is_file():
+        _, spec, _ = load_run(run_dir, with_data=False)
+        mismatch = intmodel_mismatch(spec, intmodel)
+        if mismatch:
+            raise CdslError(f"{run_dir / 'intmodel'}: {mismatch}: it was not exported from spec.cdsl",
+                            name=str(run_dir / "intmodel"))
+    return intmodel
+
+
 def load_design(run_dir: Path, intmodel, *, log: Callable[[str], None] = print):
     """The run folder's generated design (rtl/), checked against its integer model; generated first,
     with the default options, when the folder has none (and the user is told so)."""

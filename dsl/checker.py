@@ -537,6 +537,7 @@ class _Checker:
             seed=v.get("seed", d.seed),
             stages=tuple(stages),
             span=sec.span,
+            data_span=b.nodes["data"].span if "data" in b.nodes else sec.keyword.span,
         )
 
     def cross_checks(self, model: ir.Model, node_of, train: ir.Train, sec: T.SectionAst | None) -> None:

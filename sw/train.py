@@ -114,7 +114,9 @@ def classification_loss(out, y: torch.Tensor) -> torch.Tensor:
 
 def load_data(spec: ir.Spec, *, base: Path | None = None) -> data_mod.Dataset:
     classes = output_classes(spec.model)
-    return data_mod.load(spec.train.data, input_shape=tuple(spec.model.inputs[0].shape), classes=classes, base=base)
+    inp = spec.model.inputs[0]
+    return data_mod.load(spec.train.data, input_shape=tuple(inp.shape), classes=classes, base=base, dtype=inp.dtype,
+                         span=spec.train.data_span)
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

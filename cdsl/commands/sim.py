@@ -29,7 +29,7 @@ def run(args) -> int:
     from cdsl.contract.golden import argmax_lowest, quantize_input
     from cdsl.errors import CdslError
     from cdsl.files import locked
-    from cdsl.flow import design_settings, load_design, load_intmodel, parse_settings, progress_bar, resolve_run
+    from cdsl.flow import design_settings, load_design, load_run_intmodel, parse_settings, progress_bar, resolve_run
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
 
@@ -39,7 +39,7 @@ def run(args) -> int:
     settings = parse_settings(args)
     run_dir = resolve_run(args.run_dir)
     with locked(run_dir, shared=(run_dir / "rtl").exists()):  # exclusive when it generates rtl/ first
-        intmodel = load_intmodel(run_dir / "intmodel")
+        intmodel = load_run_intmodel(run_dir)
         design = load_design(run_dir, intmodel, log=console.print)
         settings = design_settings(design, settings, str(run_dir))
         _, _, data = load_run(run_dir)

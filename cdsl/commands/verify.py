@@ -38,11 +38,11 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
     `shown`: the folder to name in messages (the run folder, when `run_dir` is its staging folder)."""
     from cdsl.contract.golden import quantize_input
     from cdsl.errors import CdslError
-    from cdsl.flow import design_settings, load_design, load_intmodel, progress_bar
+    from cdsl.flow import design_settings, load_design, load_run_intmodel, progress_bar
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
 
-    intmodel = load_intmodel(run_dir / "intmodel")
+    intmodel = load_run_intmodel(run_dir)
     design = load_design(run_dir, intmodel, log=console.print)
     settings = design_settings(design, settings, str(run_dir))
     _, _, data = load_run(run_dir)
