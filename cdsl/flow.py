@@ -54,6 +54,68 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
     return out
 
 
+STAGES = ("train", "export", "hardware")
+MEMORY_BUDGET_GB = 8.0  # training may take this much memory (override: $CDSL_MEMORY_GB)
+MAX_WEIGHT_BITS = 64 << 20  # the hardware generator's weight ROMs may hold this much (64 Mbit)
+
+
+def spec_problems(spec, *, stages: tuple[str, ...] = STAGES) -> list[tuple[str, CdslError]]:
+    """Everything in the spec that keeps a stage of the flow from working, found before any training:
+    each (stage, located error). Each layer's kind says what it cannot train or export; the hardware
+    registries say which payloads and MAC cores have an engine; sizes are held to the memory budget
+    and the ROM budget."""
+    import math
+    import os
+
+    from cdsl.hw.registry import missing_engine
+    from cdsl.sw.registry import sw_kind
+
+    model = spec.model
+    found: list[tuple[str, CdslError]] = []
+    for lay in model.layers:
+        kind = sw_kind(lay.op)
+        found += kind.problems(model, lay)
+        payload = kind.payload_type(lay)
+        if payload is not None:
+            reason = missing_engine(payload, kind.core_type(lay))
+            if reason:
+                found.append(("hardware", CdslError(f"layer {lay.name!r}: {reason}", span=lay.span,
+                                                    expected="the layers with an engine (README: What works today)")))
+    budget = float(os.environ.get("CDSL_MEMORY_GB", MEMORY_BUDGET_GB))
+    weights = {lay.name: sum(r * c for r, c in lay.op.weight_matrices(tuple(model.shape_of(i) for i in lay.inputs)))
+               for lay in model.layers}
+    activations = sum(math.prod(lay.shape) for lay in model.layers)
+    # parameters: value, gradient, two Adam moments, mask, for the compressed net and its float twin;
+    # activations: forward and backward, float32, for one batch of both nets
+    need = (sum(weights.values()) * 5 * 2 + activations * spec.train.batch * 2 * 2) * 4 / 2**30
+    if need > budget:
+        biggest = max(model.layers, key=lambda lay: weights[lay.name] or math.prod(lay.shape))
+        found.append(("train", CdslError(
+            f"training needs about {need:.1f} GiB of memory, more than the budget of {budget:g} GiB "
+            f"({biggest.name!r} is the largest layer)", span=biggest.span,
+            expected="smaller layers or a smaller batch, or a larger $CDSL_MEMORY_GB")))
+    for lay in model.layers:
+        q = lay.annotations.quant
+        bits = weights[lay.name] * (q.w if q is not None and q.w is not None else 8)
+        if bits > MAX_WEIGHT_BITS:
+            found.append(("hardware", CdslError(
+                f"layer {lay.name!r} has {bits / 2**20:.0f} Mbit of weights, more than the {MAX_WEIGHT_BITS >> 20} Mbit "
+                "of weight ROM the generator builds", span=lay.span, expected="a smaller layer")))
+    return [(stage, err) for stage, err in found if stage in stages]
+
+
+def require_stages(spec, source, stages: tuple[str, ...]) -> None:
+    """Refuse, before any training, a spec that a needed stage cannot handle: every problem is printed
+    located; the first is raised (exit 2)."""
+    import sys
+
+    problems = [err.located(source) for _, err in spec_problems(spec, stages=stages)]
+    for err in problems[1:]:
+        print(str(err), file=sys.stderr)
+    if problems:
+        raise problems[0]
+
+
 RUN_MARKERS = ("spec.cdsl", "metrics.json", "intmodel")
 
 
@@ -71,16 +133,20 @@ def run_transaction(run: Path):
 
 def train_spec(spec_path: str | Path, run_dir: Path | None, *, epochs: int | None = None, seed: int | None = None,
                float_twin: bool = True, threads: int = 1, log: Callable[[str], None] = print,
-               then: Callable[[Path, object, Path], None] | None = None):
+               then: Callable[[Path, object, Path], None] | None = None,
+               stages: tuple[str, ...] = ("train", "export")):
     """Train a spec into a run folder (default runs/<model name>); return (folder, TrainResult).
 
     The folder is written as one transaction (`run_transaction`); `then(stage, result, run)`, if
-    given, runs inside it on the staged folder (`cdsl run` generates and verifies there)."""
+    given, runs inside it on the staged folder (`cdsl run` generates and verifies there). The spec
+    is first held to `stages` (`spec_problems`): nothing fails after training for a reason the spec
+    already shows."""
     from cdsl.dsl import load_source, parse_source
     from cdsl.sw.train import save_run, train
 
     source = load_source(str(spec_path))
     spec = parse_source(source)
+    require_stages(spec, source, stages)
     run = Path(run_dir) if run_dir else Path("runs") / spec.model.name
     with run_transaction(run) as stage:
         t0 = time.perf_counter()
@@ -115,7 +181,8 @@ def resolve_run(source: str | Path, *, run_dir: str | Path | None = None, epochs
         raise CdslError("no such file or folder", name=str(src),
                         expected="a run folder written by `cdsl train`, or a .cdsl spec")
     log(f"training {src} (no run folder given) ...")
-    run, result = train_spec(src, Path(run_dir) if run_dir else None, epochs=epochs, float_twin=False, log=log)
+    run, result = train_spec(src, Path(run_dir) if run_dir else None, epochs=epochs, float_twin=False, log=log,
+                             stages=STAGES)
     require_intmodel(result, str(src))
     return run
 

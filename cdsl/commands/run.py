@@ -30,7 +30,7 @@ def run(args) -> int:
     from rich.rule import Rule
 
     from cdsl.commands.verify import verify_run
-    from cdsl.flow import generate_design, require_intmodel, train_spec
+    from cdsl.flow import STAGES, generate_design, require_intmodel, train_spec
 
     console = Console(highlight=False)
     t0 = time.perf_counter()
@@ -51,7 +51,7 @@ def run(args) -> int:
 
     console.print(Rule("1/3 train with compression in the loop, export the integer model"))
     run_dir, _ = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
-                            seed=args.seed, log=console.print, then=generate_and_verify)
+                            seed=args.seed, log=console.print, then=generate_and_verify, stages=STAGES)
     console.print(Rule())
     console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
     return 0 if reports[0].passed else 1

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 class CoreTwin(nn.Module):
     """The exact products of a bit-parallel MAC: the layer's float forward, unchanged."""
 
+    core_type: type = ParallelCore  # the contract's core class this twin exports
+
     def products(self, p: "Products") -> torch.Tensor:
         """The layer's output before activation quantization (`cdsl.sw.layers.Products` says what it sees)."""
         return p.exact()

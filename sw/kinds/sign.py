@@ -20,6 +20,9 @@ class Sign(LayerModule):
 
 @register(ir.Sign)
 class SignKind(SwKind):
+    def payload_type(self, layer):
+        return SignPayload
+
     def build(self, model, layer, scales):
         return Sign()
 

@@ -84,3 +84,30 @@ def test_cli_errors(tmp_path, capsys):
     assert "missing.npz' does not exist" in capsys.readouterr().err
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_nothing_fails_after_training_for_a_reason_the_spec_shows(tmp_path, capsys):
+    """A layer without weight quantization has no integer form: `cdsl train` says so before training,
+    located, and writes nothing; a sign layer (no hardware engine yet) trains, but `cdsl run` refuses it
+    before training."""
+    import time
+
+    from cdsl.cli import main
+
+    spec = tmp_path / "m.cdsl"
+    spec.write_text("model m {\n  input x: ufixed<8,4>[64]\n  h = dense(x, units=16) @quant(w=8, a=8)\n"
+                    "  r = relu(h)\n  y = dense(r, units=10)\n  output y\n}\n")
+    t0 = time.perf_counter()
+    assert main(["train", str(spec), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:5:3: error: layer 'y' has no weight quantization" in err and "^" in err
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "run").exists()  # no training happened
+
+    spec.write_text("model m {\n  input x: ufixed<8,4>[64]\n  h = dense(x, units=16) @quant(w=8, a=8)\n"
+                    "  s = sign(h)\n  y = dense(s, units=10) @quant(w=8, a=8)\n  output y\n}\ntrain { epochs = 1 }\n")
+    t0 = time.perf_counter()
+    assert main(["run", str(spec), "-o", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:4:3: error: layer 's': sign has no hardware engine yet" in err
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "run2").exists()
+    assert main(["train", str(spec), "-o", str(tmp_path / "run3"), "--no-float"]) == 0  # training alone is fine
