@@ -17,12 +17,34 @@ from cdsl.errors import CdslError
 from cdsl.files import locked, staged
 
 
+def bounded(lo: int, hi: int | None = None):
+    """An argparse type: a whole number in lo..hi (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected {lo}..{hi}, got {value}" if hi is not None
+                                             else f"expected at least {lo}, got {value}")
+        return value
+
+    return parse
+
+
+SEED = bounded(0, (1 << 32) - 1)
+EPOCHS = bounded(1, 1_000_000)
+SAMPLES = bounded(1)
+
+
 def add_hw_options(p: argparse.ArgumentParser) -> None:
     """The options that decide the generated hardware (`cdsl gen`, `cdsl run`); they are recorded in
     rtl/manifest.json, and sim/verify simulate that design as it is."""
-    p.add_argument("--lanes", type=int, default=8,
-                   help="lanes of dense/conv layers without bitserial(lanes=...) (default 8)")
-    p.add_argument("--target-cycles", type=int, metavar="N",
+    p.add_argument("--lanes", type=bounded(1, 65536), default=8,
+                   help="lanes of dense/conv layers without bitserial(lanes=...) (default 8; at most a layer's "
+                        "input channels)")
+    p.add_argument("--target-cycles", type=bounded(1), metavar="N",
                    help="choose lanes (FINN-style folding) to meet N cycles per inference instead of --lanes")
 
 

@@ -127,7 +127,8 @@ def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8,
     plan = plan_network(intmodel, default_lanes=default_lanes, target_cycles=target_cycles, lanes=lanes)
     network = Network(plan=plan)
     text = verilog_text(network)
-    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {})}
+    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {}),
+               "target_reached": None if target_cycles is None else network_cycles(plan) <= target_cycles}
     data = manifest(intmodel, plan, network, text, options)
     with staged(out) as tmp:
         (tmp / VERILOG_FILE).write_text(text)

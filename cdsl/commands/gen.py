@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdsl.flow import add_hw_options
+from cdsl.flow import EPOCHS, add_hw_options
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", metavar="OUT", help="folder for network.v and manifest.json (default RUN_DIR/rtl)")
     add_hw_options(p)
     p.add_argument("--run-dir", metavar="RUN_DIR", help="where to train a spec (default runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="epochs when training a spec")
+    p.add_argument("--epochs", type=EPOCHS, help="epochs when training a spec")
     p.add_argument("--lint", action="store_true", help="run verilator --lint-only on the result")
     p.set_defaults(func=run)
 
@@ -57,6 +57,10 @@ def run(args) -> int:
     for r in result.manifest["registers"]:
         console.print(f"  register {r['addr']}: {r['engine']}.{r['setting']} ({r['lo']}..{r['hi']}, default {r['default']})")
     console.print(f"predicted cycles per inference: {cyc['cycles_per_inference']}")
+    target = args.target_cycles
+    if target is not None and cyc["cycles_per_inference"] > target:
+        console.print(f"[yellow]--target-cycles {target} is out of reach[/yellow]: {cyc['cycles_per_inference']} "
+                      "cycles with every foldable layer at its most lanes (or fixed by the spec)")
     for reg, by_value in cyc["by_register"].items():
         console.print(f"  {reg}: " + ", ".join(f"{v}: {c}" for v, c in by_value.items()))
     if args.lint:

@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cdsl.flow import add_hw_options
+from cdsl.flow import EPOCHS, SAMPLES, SEED, add_hw_options
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="the whole flow: train, export, generate RTL, verify it bit for bit")
     p.add_argument("spec", help="the .cdsl file")
     p.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default: runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="total training epochs (stages are rescaled in proportion)")
-    p.add_argument("--seed", type=int, help="random seed (default: the spec's train seed)")
-    p.add_argument("--n", type=int, metavar="N", help="test samples to verify (default: the whole test split)")
+    p.add_argument("--epochs", type=EPOCHS, help="total training epochs (stages are rescaled in proportion)")
+    p.add_argument("--seed", type=SEED, help="random seed (default: the spec's train seed)")
+    p.add_argument("--n", type=SAMPLES, metavar="N", help="test samples to verify (default: the whole test split)")
     add_hw_options(p)
     p.set_defaults(func=run)
 

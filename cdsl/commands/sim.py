@@ -10,16 +10,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdsl.flow import add_settings_options
+from cdsl.flow import SAMPLES, add_settings_options
 
 
 def register(sub) -> None:
     p = sub.add_parser("sim", help="simulate the generated RTL in Verilator on test samples")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with intmodel/ (from cdsl train or cdsl run)")
-    p.add_argument("--n", type=int, default=10, metavar="N", help="test samples (default 10)")
+    p.add_argument("--n", type=SAMPLES, default=10, metavar="N", help="test samples (default 10)")
     p.add_argument("--wave", type=Path, metavar="FILE", help="write a waveform (.fst or .vcd)")
     add_settings_options(p)
     p.set_defaults(func=run)
+
+
+def check_wave_path(wave: Path) -> None:
+    """The waveform can be written where asked, in a format this machine can write (exit 2 otherwise)."""
+    import os
+
+    from cdsl.errors import CdslError
+    from cdsl.sim.toolchain import fst_supported
+
+    if wave.suffix not in (".fst", ".vcd"):
+        raise CdslError(f"--wave {str(wave)!r}: the file name must end in .fst or .vcd", name="cdsl sim")
+    if wave.suffix == ".fst" and not fst_supported():
+        raise CdslError(f"--wave {str(wave)!r}: Verilator's FST writer needs the lz4 headers (apt-get install "
+                        "liblz4-dev); write a .vcd file instead", name="cdsl sim")
+    parent = wave.resolve().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if wave.is_dir() or existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CdslError(f"--wave {str(wave)!r}: cannot write there ({existing} is not a writable folder)",
+                        name="cdsl sim")
 
 
 def run(args) -> int:
@@ -34,8 +53,8 @@ def run(args) -> int:
     from cdsl.sw.evaluate import load_run
 
     console = Console(highlight=False)
-    if args.wave is not None and args.wave.suffix not in (".fst", ".vcd"):
-        raise CdslError(f"--wave {str(args.wave)!r}: the file name must end in .fst or .vcd", name="cdsl sim")
+    if args.wave is not None:
+        check_wave_path(args.wave)
     settings = parse_settings(args)
     run_dir = resolve_run(args.run_dir)
     with locked(run_dir, shared=(run_dir / "rtl").exists()):  # exclusive when it generates rtl/ first

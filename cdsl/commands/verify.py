@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdsl.flow import add_settings_options
+from cdsl.flow import EPOCHS, SAMPLES, add_settings_options
 
 if TYPE_CHECKING:
     from cdsl.sim.cosim import VerifyReport
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 def register(sub) -> None:
     p = sub.add_parser("verify", help="check the generated RTL against the golden model, bit for bit, in Verilator")
     p.add_argument("source", metavar="SPEC_OR_RUN_DIR", help="a run folder with intmodel/, or a .cdsl spec (trained first)")
-    p.add_argument("--n", type=int, metavar="N", help="test samples to check (default: the whole test split)")
+    p.add_argument("--n", type=SAMPLES, metavar="N", help="test samples to check (default: the whole test split)")
     add_settings_options(p)
     p.add_argument("--run-dir", metavar="RUN_DIR", help="where to train a spec (default runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="epochs when training a spec")
+    p.add_argument("--epochs", type=EPOCHS, help="epochs when training a spec")
     p.set_defaults(func=run)
 
 
