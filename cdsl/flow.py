@@ -1,7 +1,7 @@
 """Steps the subcommands share: resolve a spec or run folder, train, generate, and the options.
 
 A *run folder* is what `cdsl train SPEC -o RUN_DIR` writes: spec.cdsl, checkpoint.pt,
-metrics.json, intmodel/. `cdsl gen` adds rtl/ (network.v, manifest.json); `cdsl verify` adds
+metrics.json, intmodel/. `cdsl gen` adds rtl/ (network.sv, manifest.json); `cdsl verify` adds
 verify.json. `cdsl sim` and `cdsl verify` simulate exactly the rtl/ that is there.
 """
 

@@ -1,4 +1,4 @@
-"""Co-simulation of a generated design: the exact `network.v` of `cdsl gen`, in Verilator through cocotb,
+"""Co-simulation of a generated design: the exact `network.sv` of `cdsl gen`, in Verilator through cocotb,
 compared with the golden model.
 
     design = Design.load(run_dir / "rtl")
@@ -6,7 +6,7 @@ compared with the golden model.
     report = verify(intmodel, design, x_int, labels)                          # golden vs RTL, bit for bit
 
 The harness (`cdsl.sim.harness.Harness`) wraps a black box with the ports the design's plan implies
-and is compiled beside `network.v` (never a re-elaborated network). Every sample is written into
+and is compiled beside `network.sv` (never a re-elaborated network). Every sample is written into
 the harness memories through their handles, the runtime settings go through the `ctrl` register
 writes before each sample, and Python awaits one `done` per sample (`cdsl.sim.network_bench`).
 
@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
-from amaranth.back import verilog
+from cdsl.hw.verilog_text import verilog_text
 
 from cdsl.contract.golden import argmax_lowest, feeds, golden
 from cdsl.contract.intmodel import IntModel, Settings
@@ -130,8 +130,9 @@ def _input_arrays(design: Design, x_int) -> dict[str, np.ndarray]:
 
 def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: Path | None = None,
              progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
-             probes: bool = False) -> SimRun:
-    """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design."""
+             probes: bool = False, simulator: str = "verilator") -> SimRun:
+    """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design,
+    in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator)."""
     plan = design.plan
     config = config_words(design, settings)  # checks the settings against the plan
     harness = harness_for(design, probes=probes)
@@ -145,7 +146,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
              **{f"in:{k}": v for k, v in inputs.items()},
              **{f"expect:{output_port(o.name)}": np.int64(o.type.words) for o in plan.outputs})
     prog.unlink(missing_ok=True)
-    text = verilog.convert(harness, name=TOP, emit_src=False)
+    text = verilog_text(harness, name=TOP)
     stop = threading.Event()
     poller = None
     if progress is not None:
@@ -153,7 +154,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
         poller.start()
     try:
         result = run_cocotb(verilog=(text, design.verilog), toplevel=TOP, test_module="cdsl.sim.network_bench",
-                            test_dir=work / "sim", waves=waves, seed=seed,
+                            test_dir=work / "sim", waves=waves, seed=seed, simulator=simulator,
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
     finally:

@@ -3,7 +3,7 @@
 Given a run folder (written by `cdsl train`, holding `intmodel/`), it generates from that IntModel
 into `RUN_DIR/rtl` (or OUT). Given an IntModel folder, OUT is required. Given a `.cdsl` spec, it
 trains first (as `cdsl train SPEC -o RUN_DIR` would, into `--run-dir`, default runs/<model name>)
-and then generates. OUT receives `network.v` and `manifest.json` (see `cdsl.hw.generate`): what
+and then generates. OUT receives `network.sv` and `manifest.json` (see `cdsl.hw.generate`): what
 `cdsl sim` and `cdsl verify` then simulate, unchanged.
 """
 
@@ -17,7 +17,7 @@ from cdsl.flow import EPOCHS, add_hw_options
 def register(sub) -> None:
     p = sub.add_parser("gen", help="generate the network's Verilog and manifest (from a run folder, or train a spec first)")
     p.add_argument("source", metavar="SPEC_OR_RUN_DIR", help="a run folder with intmodel/, or a .cdsl spec (trained first)")
-    p.add_argument("-o", "--output", metavar="OUT", help="folder for network.v and manifest.json (default RUN_DIR/rtl)")
+    p.add_argument("-o", "--output", metavar="OUT", help="folder for network.sv and manifest.json (default RUN_DIR/rtl)")
     add_hw_options(p)
     p.add_argument("--run-dir", metavar="RUN_DIR", help="where to train a spec (default runs/<model name>)")
     p.add_argument("--epochs", type=EPOCHS, help="epochs when training a spec")

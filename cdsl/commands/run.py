@@ -1,8 +1,8 @@
 """`cdsl run SPEC [-o RUN_DIR]`: the main job: train -> export -> gen -> verify, in one command.
 
 The run folder then holds everything `sim`, `verify` and `gen` take: spec.cdsl, checkpoint.pt,
-metrics.json, intmodel/, rtl/ (network.v, manifest.json) and verify.json, which records the
-SHA-256 of the network.v it verified. Exits 1 if the RTL differs from the golden model on any test
+metrics.json, intmodel/, rtl/ (network.sv, manifest.json) and verify.json, which records the
+SHA-256 of the network.sv it verified. Exits 1 if the RTL differs from the golden model on any test
 sample, or its cycles from the cycle model.
 """
 
@@ -44,7 +44,7 @@ def run(args) -> int:
         console.print(Rule("2/3 generate RTL"))
         gen = generate_design(result.intmodel, stage / "rtl", lanes=args.lanes, target_cycles=args.target_cycles,
                               where=args.spec)
-        console.print(f"rtl/network.v ({gen.verilog_path.stat().st_size} bytes), "
+        console.print(f"rtl/network.sv ({gen.verilog_path.stat().st_size} bytes), "
                       f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
         console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
         reports.append(verify_run(stage, n=args.n, settings={}, console=console, shown=run_dir))

@@ -1,6 +1,6 @@
 """`cdsl sim RUN_DIR [--n N] [--wave FILE]`: run test samples through the generated RTL in Verilator.
 
-Simulates `RUN_DIR/rtl/network.v` as `cdsl gen` wrote it (generated first with the default options
+Simulates `RUN_DIR/rtl/network.sv` as `cdsl gen` wrote it (generated first with the default options
 if there is no rtl/). Prints each sample's RTL output words and predicted class, cycles per
 inference and simulated cycles per second. `--wave FILE` (.fst or .vcd) records a waveform for
 GTKWave or Surfer. `--precision`/`--set` write runtime settings into the design's registers.

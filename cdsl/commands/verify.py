@@ -1,6 +1,6 @@
 """`cdsl verify SPEC_OR_RUN_DIR [--n N]`: golden model vs the generated RTL in Verilator, bit for bit.
 
-Simulates the run folder's `rtl/network.v` exactly as `cdsl gen` wrote it (generated first with the
+Simulates the run folder's `rtl/network.sv` exactly as `cdsl gen` wrote it (generated first with the
 default options if the folder has no rtl/), checked by the SHA-256 in its manifest, on N test
 samples (default: the whole test split), and compares every output word with the integer golden
 model at the same runtime settings. Prints `N/N bit-exact`, the SHA-256 of the Verilog it
@@ -57,7 +57,7 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
     verdict = "[green]bit-exact[/green]" if report.exact == report.samples else "[red]bit-exact[/red]"
     console.print(f"{report.exact}/{report.samples} {verdict}  ({intmodel.name}"
                   + (f", settings {settings}" if settings else "") + ")")
-    console.print(f"verified {(shown or run_dir) / 'rtl' / 'network.v'} (sha256 {design.sha256})", soft_wrap=True)
+    console.print(f"verified {(shown or run_dir) / 'rtl' / 'network.sv'} (sha256 {design.sha256})", soft_wrap=True)
     cycle_verdict = "" if report.cycles_exact == report.samples else \
         f" [red]({report.samples - report.cycles_exact} samples differ from the model)[/red]"
     console.print(f"cycles per inference: simulated {mean_cycles:.0f}, predicted {r.predicted_cycles}{cycle_verdict}")
@@ -71,7 +71,7 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
             console.print(f"[red]first layer that differs from golden:[/red] {report.first_bad_layer}")
     summary = {
         "samples": report.samples, "bit_exact": report.exact, "cycles_exact": report.cycles_exact,
-        "settings": settings, "verilog": "rtl/network.v", "verilog_sha256": design.sha256,
+        "settings": settings, "verilog": "rtl/network.sv", "verilog_sha256": design.sha256,
         "intmodel_sha256": design.manifest["intmodel_sha256"],
         "cycles_simulated_mean": mean_cycles, "cycles_predicted": r.predicted_cycles,
         "rtl_accuracy": report.rtl_accuracy, "golden_accuracy": report.golden_accuracy,

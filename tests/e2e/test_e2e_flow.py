@@ -2,8 +2,8 @@
 
 `cdsl run examples/mlp.cdsl` trains, exports, generates RTL and verifies it in Verilator; then
 `cdsl verify` at a truncated runtime precision and `cdsl sim --wave` work on the same run folder.
-Fault injection on both sides (a wrong golden model; a flipped weight-ROM bit in network.v) proves
-`verify` catches a difference and names the first layer that has it; a hand-edited network.v is refused.
+Fault injection on both sides (a wrong golden model; a flipped weight-ROM bit in network.sv) proves
+`verify` catches a difference and names the first layer that has it; a hand-edited network.sv is refused.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def mlp_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_run_mlp_is_bit_exact_with_exact_cycles(mlp_run, capsys):
-    for part in ("spec.cdsl", "checkpoint.pt", "metrics.json", "intmodel/manifest.json", "rtl/network.v",
+    for part in ("spec.cdsl", "checkpoint.pt", "metrics.json", "intmodel/manifest.json", "rtl/network.sv",
                  "rtl/manifest.json", "verify.json"):
         assert (mlp_run / part).is_file(), part
     v = json.loads((mlp_run / "verify.json").read_text())
@@ -48,7 +48,7 @@ def test_run_mlp_is_bit_exact_with_exact_cycles(mlp_run, capsys):
     assert v["cycles_simulated_mean"] == v["cycles_predicted"] == manifest["cycles"]["cycles_per_inference"]
     assert v["rtl_accuracy"] == v["golden_accuracy"] and v["rtl_accuracy"] > 0.9
     # what was verified is the file that was generated
-    assert v["verilog_sha256"] == hashlib.sha256((mlp_run / "rtl" / "network.v").read_bytes()).hexdigest()
+    assert v["verilog_sha256"] == hashlib.sha256((mlp_run / "rtl" / "network.sv").read_bytes()).hexdigest()
     assert v["verilog_sha256"] == manifest["verilog"]["sha256"]
 
 
@@ -59,7 +59,7 @@ def test_verify_at_truncated_precision(mlp_run, capsys):
     assert "100/100 bit-exact" in out
     v = json.loads((mlp_run / "verify.json").read_text())
     manifest = json.loads((mlp_run / "rtl" / "manifest.json").read_text())
-    assert f"verified {mlp_run / 'rtl' / 'network.v'} (sha256 {manifest['verilog']['sha256']})" in out
+    assert f"verified {mlp_run / 'rtl' / 'network.sv'} (sha256 {manifest['verilog']['sha256']})" in out
     # h1 (64 inputs, 8 lanes, 64 rows): 5 of 8 planes -> fewer cycles, as the model says
     by_precision = manifest["cycles"]["by_register"]["h1.precision"]
     assert v["cycles_simulated_mean"] == v["cycles_predicted"] == by_precision["5"] < by_precision["0"]
@@ -161,8 +161,8 @@ def test_verify_catches_and_localizes_a_flipped_weight_rom_bit(tmp_path):
     _, trace = golden_mod.golden(model, x[:1], trace=True)
     c = int(np.flatnonzero(trace["relu1"][0].numpy())[0])
     lanes = Design.load(rtl).plan.node("fc2").lanes
-    broken = flip_weight_bit((rtl / "network.v").read_text(), "fc2", word=c // lanes, bit=(c % lanes) * 8 + 6)
-    (rtl / "network.v").write_text(broken)
+    broken = flip_weight_bit((rtl / "network.sv").read_text(), "fc2", word=c // lanes, bit=(c % lanes) * 8 + 6)
+    (rtl / "network.sv").write_text(broken)
     manifest = json.loads((rtl / "manifest.json").read_text())
     manifest["verilog"]["sha256"] = hashlib.sha256(broken.encode()).hexdigest()
     (rtl / "manifest.json").write_text(json.dumps(manifest))
@@ -172,14 +172,14 @@ def test_verify_catches_and_localizes_a_flipped_weight_rom_bit(tmp_path):
 
 
 def test_a_hand_edited_network_v_is_refused(tmp_path, capsys):
-    """network.v changed after `cdsl gen` (its SHA-256 no longer matches the manifest): verify refuses it."""
+    """network.sv changed after `cdsl gen` (its SHA-256 no longer matches the manifest): verify refuses it."""
     run = tmp_path / "run"
     random_mlp([12, 6, 4], seed=3).save(run / "intmodel")
     assert main(["gen", str(run)]) == 0
     rtl = run / "rtl"
-    (rtl / "network.v").write_text(flip_weight_bit((rtl / "network.v").read_text(), "fc1", bit=0))
+    (rtl / "network.sv").write_text(flip_weight_bit((rtl / "network.sv").read_text(), "fc1", bit=0))
     with pytest.raises(DesignError, match="does not match the manifest's verilog.sha256"):
         Design.load(rtl)
     assert main(["sim", str(run), "--n", "1"]) == 2
     err = capsys.readouterr().err
-    assert "network.v" in err and "changed after `cdsl gen`" in err and "Traceback" not in err
+    assert "network.sv" in err and "changed after `cdsl gen`" in err and "Traceback" not in err

@@ -1,4 +1,4 @@
-"""`cdsl gen`: network.v + manifest from a run folder, deterministic bytes, the plan read back, clean lint."""
+"""`cdsl gen`: network.sv + manifest from a run folder, deterministic bytes, the plan read back, clean lint."""
 
 import json
 
@@ -23,10 +23,10 @@ def mlp_run(tmp_path_factory):
 def test_gen_writes_deterministic_verilog_and_manifest(mlp_run, tmp_path, capsys):
     assert main(["gen", str(mlp_run), "-o", str(tmp_path / "a"), "--lanes", "2"]) == 0
     assert main(["gen", str(mlp_run / "intmodel"), "-o", str(tmp_path / "b"), "--lanes", "2"]) == 0
-    va, vb = (tmp_path / "a" / "network.v").read_bytes(), (tmp_path / "b" / "network.v").read_bytes()
+    va, vb = (tmp_path / "a" / "network.sv").read_bytes(), (tmp_path / "b" / "network.sv").read_bytes()
     assert va == vb and b"module network" in va
     assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "network.v"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "network.sv"]
     man = json.loads((tmp_path / "a" / "manifest.json").read_text())
     ports = {p["name"]: p for p in man["ports"]}
     assert ports["i_x__payload"] == {"name": "i_x__payload", "direction": "input", "width": 9}  # 8 data + last
@@ -58,7 +58,7 @@ def test_gen_output_passes_verilator_lint(tmp_path):
     run = tmp_path / "run"
     random_convnet(seed=4).save(run / "intmodel")
     assert main(["gen", str(run), "-o", str(tmp_path / "out"), "--lanes", "2"]) == 0
-    res = lint(tmp_path / "out" / "network.v")
+    res = lint(tmp_path / "out" / "network.sv")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "%Warning" not in res.stderr and "%Error" not in res.stderr
 
@@ -90,7 +90,7 @@ def test_gen_is_deterministic_across_processes(mlp_run, tmp_path):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-m", "cdsl", "gen", str(mlp_run), "-o", str(out)], env=env, check=True,
                        capture_output=True)
-        outs.append(((out / "network.v").read_bytes(), (out / "manifest.json").read_bytes()))
+        outs.append(((out / "network.sv").read_bytes(), (out / "manifest.json").read_bytes()))
     assert outs[0] == outs[1]
 
 
