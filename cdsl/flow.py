@@ -57,6 +57,17 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
                    help="any runtime setting the design declares (rtl/manifest.json: registers); repeatable")
 
 
+SIMULATORS = ("verilator", "icarus")
+
+
+def add_simulator_option(p: argparse.ArgumentParser) -> None:
+    """Which simulator runs the generated RTL: Verilator (the flow's, builds cached) or Icarus Verilog
+    (an independent, event-driven second simulator; Debian's `iverilog`)."""
+    p.add_argument("--simulator", choices=SIMULATORS, default="verilator",
+                   help="verilator (default; builds cached by content hash) or icarus (Icarus Verilog, "
+                        "an independent second simulator: apt-get install iverilog)")
+
+
 def parse_settings(args) -> dict[str, dict[str, int]]:
     """{layer: {setting: value}} from --precision and --set (names and ranges are checked by the design)."""
     out: dict[str, dict[str, int]] = {}

@@ -134,7 +134,7 @@ def _build_icarus(*, verilog: str | tuple[str, ...], toplevel: str, directory: P
     """Compile with Icarus Verilog (iverilog -g2012) for cocotb; a fresh build each time (it takes a second)."""
     import shutil
 
-    from cdsl.sim.build import BuildError
+    from cdsl.sim.build import BuildError, tail_of
 
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         raise ToolchainError("Icarus Verilog is not installed (Debian: apt-get install iverilog)")
@@ -150,7 +150,7 @@ def _build_icarus(*, verilog: str | tuple[str, ...], toplevel: str, directory: P
         reaped_runner("icarus").build(sources=sources, hdl_toplevel=toplevel, build_dir=directory,
                                       build_args=["-g2012"], timescale=("1ns", "1ps"), log_file=log)
     except (RuntimeError, SystemExit) as err:
-        raise BuildError(f"Icarus build of {toplevel!r} failed ({err}); log {log}") from None
+        raise BuildError(f"Icarus build of {toplevel!r} failed ({err}); log {log}:\n{tail_of(log)}") from None
     return Build("icarus", directory, toplevel, False, time.perf_counter() - start, BuildOptions(optimize=False))
 
 

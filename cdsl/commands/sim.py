@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdsl.flow import SAMPLES, add_settings_options
+from cdsl.errors import CdslError
+from cdsl.flow import SAMPLES, add_settings_options, add_simulator_option
 
 
 def register(sub) -> None:
@@ -19,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("--n", type=SAMPLES, default=10, metavar="N", help="test samples (default 10)")
     p.add_argument("--wave", type=Path, metavar="FILE", help="write a waveform (.fst or .vcd)")
     add_settings_options(p)
+    add_simulator_option(p)
     p.set_defaults(func=run)
 
 
@@ -26,7 +28,6 @@ def check_wave_path(wave: Path) -> None:
     """The waveform can be written where asked, in a format this machine can write (exit 2 otherwise)."""
     import os
 
-    from cdsl.errors import CdslError
     from cdsl.sim.toolchain import fst_supported
 
     if wave.suffix not in (".fst", ".vcd"):
@@ -46,7 +47,6 @@ def run(args) -> int:
     from rich.table import Table
 
     from cdsl.contract.golden import argmax_lowest, quantize_input
-    from cdsl.errors import CdslError
     from cdsl.files import locked
     from cdsl.flow import design_settings, load_design, load_run_intmodel, parse_settings, progress_bar, resolve_run
     from cdsl.sim.cosim import simulate
@@ -54,6 +54,9 @@ def run(args) -> int:
 
     console = Console(highlight=False)
     if args.wave is not None:
+        if args.simulator != "verilator":
+            raise CdslError(f"--wave: waveforms are written by Verilator runs; leave out --simulator {args.simulator}",
+                            name="cdsl sim")
         check_wave_path(args.wave)
     settings = parse_settings(args)
     run_dir = resolve_run(args.run_dir)
@@ -67,7 +70,7 @@ def run(args) -> int:
         x = quantize_input(intmodel, data.x_test[:args.n])
         with progress_bar(console, len(x)) as progress:
             r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
-                         progress=progress)
+                         progress=progress, simulator=args.simulator)
     first = intmodel.outputs[0]
     pred = argmax_lowest(r.outputs[first])
     table = Table(title=f"{intmodel.name}: RTL outputs ({first})")
@@ -80,7 +83,7 @@ def run(args) -> int:
     console.print(f"simulated {design.verilog_path} (sha256 {design.sha256[:16]})")
     console.print(f"cycles per inference: {float(r.cycles.mean()):.0f} (cycle model: {r.predicted_cycles})")
     console.print(f"simulated {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
-                  f"Verilator build {'cached' if r.cache_hit else f'{r.build_seconds:.1f} s'}")
+                  f"{r.build_note}")
     if r.waves is not None:
         console.print(f"waveform: {r.waves}")
     return 0
