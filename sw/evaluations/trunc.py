@@ -65,6 +65,6 @@ def truncation(ctx: EvalContext) -> list[Section]:
         title=f"runtime truncation of {', '.join(names)}: integer golden accuracy, {len(data.y_test)} test samples",
         columns=("precision", "TruncQuant", "conventional", "difference", "TruncQuant fake-quant"),
         rows=tuple(rows),
-        notes=(f"difference in points; precision p: weights (w >> (B-p)) << (B-p), requantization unchanged (the register "
-               f"LAYER.precision=p of the bit-serial MAC); trained for {sorted(sets, reverse=True)}",
+        notes=(f"difference in points; precision p: weights (w >> (B-p)) << (B-p), requantization unchanged "
+               f"(the register LAYER.precision=p of the bit-serial MAC); trained for {sorted(sets, reverse=True)}",
                f"conventional: {base.how}"))]

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from cdsl.sw.objectives import register_objective
-from cdsl.sw.train import classification_loss
 from cdsl.sw.quantizers.trunc import trunc_quantizers
+from cdsl.sw.train import classification_loss
 
 LABEL_WEIGHT = 0.5  # share of the label loss in a lower-precision pass (the rest: distillation)
 
@@ -46,7 +46,8 @@ def truncation_ready(net, x, y, inner):
             for q in quantizers:
                 q.set_precision(q.trained_precision(p))
             low = net(x)
-            loss = loss + LABEL_WEIGHT * classification_loss(low, y) + (1 - LABEL_WEIGHT) * soft_cross_entropy(low, teacher)
+            loss = loss + LABEL_WEIGHT * classification_loss(low, y) \
+                + (1 - LABEL_WEIGHT) * soft_cross_entropy(low, teacher)
     finally:
         for q in quantizers:
             q.set_precision(0)

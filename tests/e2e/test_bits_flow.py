@@ -57,14 +57,15 @@ def test_trunc_rtl_is_bit_exact_at_every_precision_of_the_set(trunc_run):
     im = IntModel.load(trunc_run / "intmodel")
     cycles = {}
     for p in (8, 6, 4, 2):
-        assert main(["verify", str(trunc_run), "--n", str(SAMPLES), "--precision", f"h1={p}", "--precision", f"h2={p}"]) == 0
+        precision = ["--precision", f"h1={p}", "--precision", f"h2={p}"]
+        assert main(["verify", str(trunc_run), "--n", str(SAMPLES), *precision]) == 0
         v = verified(trunc_run)
         assert v["settings"] == {"h1": {"precision": p}, "h2": {"precision": p}}
         cycles[p] = v["cycles_simulated_mean"]
     print("\nTruncQuant simulated cycles per inference by precision:", cycles)
     for p in (6, 4, 2):  # the cycles saved are exactly the planes not processed on h1 and h2
-        saved = sum(mac_busy(im.layer(n).payload.weight, 8, 8, LANES) - mac_busy(im.layer(n).payload.weight, 8, p, LANES)
-                    for n in ("h1", "h2"))
+        weights = [im.layer(n).payload.weight for n in ("h1", "h2")]
+        saved = sum(mac_busy(w, 8, 8, LANES) - mac_busy(w, 8, p, LANES) for w in weights)
         assert cycles[8] - cycles[p] == saved, p
     assert cycles[4] <= 0.52 * cycles[8]
 
@@ -125,12 +126,13 @@ def test_msq_cycles_fall_with_the_bits_and_stay_bit_exact(msq_run):
     im, base = IntModel.load(msq_run / "intmodel"), IntModel.load(msq_run / "baselines" / "no-bitsparse" / "intmodel")
     manifest = json.loads((msq_run / "rtl" / "manifest.json").read_text())
     eight_bit = network_cycles(plan_network(base))
-    print(f"\nsimulated cycles per inference: MSQ {v['cycles_simulated_mean']:.0f}, 8-bit plain QAT {eight_bit} (model)")
+    print(f"\nsimulated cycles per inference: MSQ {v['cycles_simulated_mean']:.0f}, "
+          f"8-bit plain QAT {eight_bit} (cycle model)")
     for n in ("h1", "h2"):  # the bit-serial layers: cycles from the weights at their widths, below 8 planes
         pay = im.layer(n).payload
         assert manifest["cycles"]["engines"][n]["mac_cycles"] == mac_busy(pay.weight, pay.w_bits, pay.w_bits, LANES)
-        assert mac_busy(pay.weight, pay.w_bits, pay.w_bits, LANES) < mac_busy(base.layer(n).payload.weight, 8, 8, LANES) \
-            or pay.w_bits == 8
+        eight = mac_busy(base.layer(n).payload.weight, 8, 8, LANES)
+        assert mac_busy(pay.weight, pay.w_bits, pay.w_bits, LANES) < eight or pay.w_bits == 8
     assert v["cycles_simulated_mean"] < eight_bit
 
 
@@ -156,6 +158,6 @@ def test_plane_masks_skip_the_dropped_planes_in_simulation(msq_run, tmp_path):
         weight, pay = wide.layer(n).payload.weight, im.layer(n).payload
         assert mac_busy(weight, 8, 8, LANES) == mac_busy(pay.weight, pay.w_bits, pay.w_bits, LANES)
         assert mac_busy(weight, 8, 8, LANES) < len(weight) * -(-len(weight[0]) // LANES) * 8
-    cycles = float(report.run.cycles.mean())
-    print(f"\nwide form: {cycles:.0f} cycles per inference, the narrow form's {verified(msq_run)['cycles_simulated_mean']:.0f}")
-    assert cycles == verified(msq_run)["cycles_simulated_mean"]
+    cycles, narrow = float(report.run.cycles.mean()), verified(msq_run)["cycles_simulated_mean"]
+    print(f"\nwide form: {cycles:.0f} cycles per inference, the narrow form's {narrow:.0f}")
+    assert cycles == narrow
