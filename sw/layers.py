@@ -132,6 +132,12 @@ class WeightQuant(nn.Module):
         return quantize_codes(w, scale.reshape(shape), self.qmin, self.qmax)
 
 
+def weight_quant_options(quant: ir.Quant, *, channels: int, scales: Scales) -> dict:
+    """The keyword arguments of `WeightQuant` (and of its subclasses) for a layer's `@quant(w=...)`."""
+    return dict(bits=quant.w, channels=channels, per_channel=quant.per is ir.Granularity.CHANNEL,
+                learned=scales.weight == "lsq")
+
+
 class ActQuant(nn.Module):
     """Per-tensor activation quantizer (signed or unsigned, `bits` wide)."""
 
@@ -314,8 +320,7 @@ class WeightedParams(Compressible):
         self.register_buffer("mask", torch.ones_like(self.weight))
         self.prune = prune
         if weight_quant is None and quant is not None and quant.w is not None:
-            weight_quant = WeightQuant(bits=quant.w, channels=out_size, per_channel=quant.per is ir.Granularity.CHANNEL,
-                                       learned=scales.weight == "lsq")
+            weight_quant = WeightQuant(**weight_quant_options(quant, channels=out_size, scales=scales))
         self.wq = weight_quant
 
     # -- pruning

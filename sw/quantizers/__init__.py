@@ -23,7 +23,7 @@ from cdsl.contract.ref.mac import MacCore
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.plugins import import_all
-from cdsl.sw.layers import Scales, WeightQuant
+from cdsl.sw.layers import Scales, WeightQuant, weight_quant_options
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class QuantizerContext:
 
     def base_options(self) -> dict:
         """The keyword arguments of `WeightQuant` for this layer."""
-        return dict(bits=self.quant.w, channels=self.channels, per_channel=self.quant.per is ir.Granularity.CHANNEL,
-                    learned=self.scales.weight == "lsq")
+        return weight_quant_options(self.quant, channels=self.channels, scales=self.scales)
 
 
 _QUANTIZERS: dict[str, Callable[[object, QuantizerContext], WeightQuant]] = {}
@@ -70,18 +69,16 @@ def quantizer_annotations() -> frozenset[str]:
 
 
 def weight_quantizer(layer: ir.Layer, *, channels: int, scales: Scales, core: MacCore) -> WeightQuant | None:
-    """The weight quantizer of `layer` (None without `@quant(w=...)`): the one its annotation chooses,
-    else the plain `WeightQuant`. Two choosing annotations on one layer are a located error."""
+    """The weight quantizer an annotation of `layer` chooses; None when none does (the layer keeps the plain
+    `WeightQuant` of its `@quant(w=...)`, if any). Two choosing annotations on one layer are a located error."""
     _load()
     ann = layer.annotations
-    if ann.quant is None or ann.quant.w is None:
+    chosen = sorted((name for name in _QUANTIZERS if getattr(ann, name) is not None), key=ir.ANNOTATION_NAMES.index)
+    if not chosen or ann.quant is None or ann.quant.w is None:  # the checker requires @quant(w=...) with them
         return None
-    chosen = [name for name in _QUANTIZERS if getattr(ann, name) is not None]
-    ctx = QuantizerContext(layer=layer, channels=channels, scales=scales, core=core)
     if len(chosen) > 1:
-        first, second = sorted(chosen, key=ir.ANNOTATION_NAMES.index)[:2]
+        first, second = chosen[:2]
         raise CdslError(f"@{first} and @{second} each decide how the weights of layer {layer.name!r} are quantized; "
                         "a layer takes one of them", span=getattr(ann, second).span, expected=f"@{first} or @{second}")
-    if chosen:
-        return _QUANTIZERS[chosen[0]](getattr(ann, chosen[0]), ctx)
-    return WeightQuant(**ctx.base_options())
+    return _QUANTIZERS[chosen[0]](getattr(ann, chosen[0]), QuantizerContext(layer=layer, channels=channels,
+                                                                            scales=scales, core=core))

@@ -83,6 +83,15 @@ def test_drop_keeps_the_range_and_nests_the_grids(k):
     assert q.history == [{"epoch": 0, "from": 8, "to": 8 - k, "sensitivity": 0.5, "lsb_sparsity": 0.9}]
 
 
+def test_drop_nests_the_grids_with_max_abs_scales_too():
+    q = BitSparseQuant(target=4, strength=1e-3, bits=8, channels=3, per_channel=True, learned=False)
+    w = torch.randn(3, 20, generator=torch.Generator().manual_seed(0))
+    before = q.effective_scale(w)
+    assert torch.allclose(before, w.abs().amax(dim=1) / 127)
+    q.drop(3, sensitivity=0.0, lsb_sparsity=1.0)
+    assert torch.allclose(q.effective_scale(w), before * 8)
+
+
 def test_drop_is_checked():
     q = quantizer(bits=4)
     for bad in (0, 3, 1.0):
@@ -191,3 +200,22 @@ def test_hutchinson_estimate_matches_the_exact_hessian_trace():
 def test_msq_costs_no_more_trainable_parameters_than_plain_qat():
     spec = parse(SPEC % {"t": 4})
     assert trainable_parameters(build(spec)) == trainable_parameters(build(without(spec, "bitsparse")))
+
+
+def test_objective_checks_once_per_epoch_and_adds_the_lsb_penalty(net, monkeypatch):
+    calls = []
+    monkeypatch.setattr(msq, "hessian_traces", lambda *a, **k: calls.append(1) or [1.0, 3.0, 8.0])
+    x, y = torch.rand(32, 64) * 15, torch.arange(32) % 10
+    net.eval()  # no moving-average updates: the loss can be recomputed below
+    net.start_epoch(5, 30)
+    loss, out = net.objective(x, y)
+    loss_again, _ = net.objective(x, y)
+    assert len(calls) == 1 and not any(q.check_due for _, q in msq.sparsified_layers(net))
+    odd = 0.0
+    for m, q in msq.sparsified_layers(net):  # strength * (odd codes) / 2**(bits-1) per layer
+        codes = q.codes(m.weight, q.effective_scale(m.weight)).detach().flatten().tolist()
+        odd += 1e-3 * sum(int(c) % 2 for c in codes) / (1 << (q.bits - 1))
+    ce = torch.nn.functional.cross_entropy(out, y).item()
+    assert loss.item() == pytest.approx(ce + odd, rel=1e-5) and loss_again.item() == pytest.approx(loss.item())
+    msq.stop_regularizing(msq.sparsified_layers(net))
+    assert net.objective(x, y)[0].item() == pytest.approx(ce, rel=1e-6)
