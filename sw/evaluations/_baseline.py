@@ -17,7 +17,9 @@ from pathlib import Path
 
 from cdsl.contract.intmodel import IntModel
 from cdsl.dsl import ir, print_spec
+from cdsl.errors import CdslError
 from cdsl.sw.evaluations import EvalContext
+from cdsl.sw.train import save_run, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +49,6 @@ def run_settings(run_dir: Path, spec: ir.Spec) -> tuple[int, int | None]:
 
 def baseline(ctx: EvalContext, annotation: str) -> Baseline:
     """The baseline without `@annotation` of the run in `ctx`: found in its folder, or trained there."""
-    from cdsl.sw.train import save_run, train
-
     spec = without(ctx.spec, annotation)
     text = print_spec(spec)
     seed, epochs = run_settings(ctx.run_dir, ctx.spec)
@@ -62,6 +62,9 @@ def baseline(ctx: EvalContext, annotation: str) -> Baseline:
         t0 = time.perf_counter()
         shutil.rmtree(folder, ignore_errors=True)  # an older baseline's rtl/ would not match the new model
         result = train(spec, epochs=epochs, seed=seed, base=ctx.run_dir, float_twin=False)
+        if result.intmodel is None:
+            raise CdslError(f"the baseline without @{annotation} has no integer model: "
+                            f"{result.metrics.get('export_error')}", name=str(folder))
         save_run(result, folder, spec_text=text)
         how = (f"trained now into {folder}: the spec without @{annotation}, seed {seed}, {epochs} epochs, "
                f"{time.perf_counter() - t0:.1f} s")

@@ -23,7 +23,6 @@ from cdsl.errors import CdslError
 from cdsl.sw.build import build
 from cdsl.sw.evaluations import EvalContext, Section, register_evaluation
 from cdsl.sw.evaluations._baseline import baseline
-from cdsl.sw.objectives.bitsparse import sparsified_layers
 
 
 def trainable_parameters(net) -> int:
@@ -57,13 +56,12 @@ def bit_sparsity(ctx: EvalContext) -> list[Section]:
     if ctx.intmodel is None:
         raise CdslError(f"{ctx.run_dir} has no integer model: no widths to report", name="cdsl eval")
     names = [lay.name for lay in ctx.spec.model.layers if lay.annotations.bitsparse is not None]
-    quantizers = {name: q for name, (_, q) in zip(names, sparsified_layers(ctx.net))}
     rows = []
     for name in names:
         pay = ctx.intmodel.layer(name).payload
         masks = plane_masks(pay.weight, pay.w_bits)
         planes = np.array([bin(int(m)).count("1") for m in masks])
-        q = quantizers[name]
+        q = ctx.net.blocks[name].wq
         rows.append((name, _widths(ctx.spec.model.layer(name).annotations.quant.w, q.history), int(pay.weight.size),
                      ", ".join(str(h["epoch"] + 1) for h in q.history) or "-",
                      "n/a" if q.sensitivity is None else f"{q.sensitivity:.2g}",

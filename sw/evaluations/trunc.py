@@ -16,6 +16,7 @@ from cdsl.errors import CdslError
 from cdsl.sw.evaluations import EvalContext, Section, register_evaluation
 from cdsl.sw.evaluations._baseline import baseline
 from cdsl.sw.quantizers.trunc import trunc_quantizers, truncated
+from cdsl.sw.train import accuracy
 
 
 def parse_precisions(text: str | None, *, default: tuple[int, ...], widest: int) -> tuple[int, ...]:
@@ -42,8 +43,6 @@ def accuracy_at(intmodel, layers: dict[str, int], precision: int, x_float, y) ->
 @register_evaluation("trunc", options={"precisions": "runtime weight precisions of the @trunc layers to evaluate, "
                                                      "e.g. 8,6,4,2 (default: the layers' sets)"})
 def truncation(ctx: EvalContext) -> list[Section]:
-    from cdsl.sw.train import accuracy
-
     if ctx.intmodel is None:
         raise CdslError(f"{ctx.run_dir} has no integer model: nothing to truncate", name="cdsl eval")
     names = [lay.name for lay in ctx.spec.model.layers if lay.annotations.trunc is not None]
