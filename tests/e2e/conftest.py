@@ -9,7 +9,7 @@ import pytest
 from cdsl.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SAMPLES = {"cnn_mac": 100}  # test samples `cdsl run` verifies (default 150)
+SAMPLES = {"cnn_mac": 100, "trunc": 100, "msq": 100}  # test samples `cdsl run` verifies (default 150)
 
 
 @pytest.fixture(scope="session")

@@ -45,11 +45,9 @@ def percent(cell: str) -> float:
     return float(cell.rstrip("%"))
 
 
-@pytest.fixture(scope="module")
-def trunc_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("trunc") / "run"
-    assert main(["run", str(EXAMPLES / "trunc.cdsl"), "-o", str(run), "--n", str(SAMPLES)]) == 0
-    return run
+@pytest.fixture
+def trunc_run(example_run):
+    return example_run("trunc")  # `cdsl run ... --n SAMPLES` (tests/e2e/conftest.py)
 
 
 @pytest.mark.slow
@@ -91,11 +89,11 @@ def test_trunc_beats_the_conventional_model_at_4_bits(trunc_run, capsys):
     assert rows[4][0] >= rows[8][0] - 2.0, rows
 
 
-@pytest.fixture(scope="module")
-def msq_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("msq") / "run"
-    assert main(["run", str(EXAMPLES / "msq.cdsl"), "-o", str(run), "--n", str(SAMPLES)]) == 0
-    assert main(["eval", str(run)]) == 0  # trains plain QAT into run/baselines/no-bitsparse
+@pytest.fixture
+def msq_run(example_run):
+    run = example_run("msq")  # `cdsl run ... --n SAMPLES` (tests/e2e/conftest.py)
+    if not (run / "baselines").exists():
+        assert main(["eval", str(run)]) == 0  # trains plain QAT into run/baselines/no-bitsparse
     return run
 
 
