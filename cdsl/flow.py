@@ -274,15 +274,12 @@ def load_intmodel(folder: Path):
 
 def load_run_intmodel(run_dir: Path):
     """The run folder's integer model, validated, and exported from the run's spec.cdsl (CdslError otherwise)."""
-    from cdsl.sw.evaluate import intmodel_mismatch, load_run
+    from cdsl.sw.evaluate import check_run_intmodel, load_run
 
     intmodel = load_intmodel(run_dir / "intmodel")
     if (run_dir / "spec.cdsl").is_file():
-        _, spec, _ = load_run(run_dir, with_data=False)
-        mismatch = intmodel_mismatch(spec, intmodel)
-        if mismatch:
-            raise CdslError(f"{run_dir / 'intmodel'}: {mismatch}: it was not exported from spec.cdsl",
-                            name=str(run_dir / "intmodel"))
+        load_run(run_dir, with_data=False)  # its model is the one trained
+        check_run_intmodel(run_dir, intmodel)  # and this is what its training exported
     return intmodel
 
 

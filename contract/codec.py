@@ -89,9 +89,15 @@ def encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
     raise CodecError(f"{path}: cannot encode a {type(value).__name__}")
 
 
+_FORMS = {"__enum__": {"__enum__", "value"}, "__tuple__": {"__tuple__"}, "__array__": {"__array__"}}
+
+
 def decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     """The value `encode` produced `obj` from (arrays looked up in `arrays`)."""
     if isinstance(obj, dict):
+        for form, keys in _FORMS.items():
+            if form in obj and set(obj) != keys:
+                raise CodecError(f"{form}: expected exactly the keys {sorted(keys)}, found {sorted(obj)}")
         if "__type__" in obj:
             cls = _TYPES.get(obj["__type__"])
             if cls is None or not dataclasses.is_dataclass(cls):

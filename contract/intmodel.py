@@ -280,6 +280,11 @@ class IntModel(codec.ArrayEq):
                 raise IntModelError(f"{where}: {field}: name: {layer.name!r} is defined twice")
             known[layer.name] = (layer.out_shape, layer.out_type)
             layers.append(layer)
+        named = {node["__array__"] for node in _json_nodes(manifest["layers"])
+                 if isinstance(node, dict) and isinstance(node.get("__array__"), str)}
+        unused = sorted(set(arrays) - named)
+        if unused:
+            raise IntModelError(f"{where}: tensors.npz holds arrays no layer names: {', '.join(unused[:4])}")
         layer_names = {lay.name for lay in layers}
         for name in manifest["outputs"]:
             if name not in layer_names:
@@ -351,6 +356,13 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         if arr.dtype.kind not in "biuf":
             raise IntModelError(f"{path}: {key}: expected numbers, found an array of {arr.dtype}")
     return arrays
+
+
+def _json_nodes(obj):
+    """A JSON value and every value inside it."""
+    yield obj
+    for value in (obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()):
+        yield from _json_nodes(value)
 
 
 def _qtype_json(t: QType) -> dict:

@@ -197,6 +197,14 @@ def print_spec(spec: ir.Spec) -> str:
     return "\n".join(out) + "\n"
 
 
+def model_digest(spec: ir.Spec) -> str:
+    """SHA-256 of the canonical text of the spec's model section: what a trained network depends on
+    (comments, layout and the train section do not count)."""
+    import hashlib
+
+    return hashlib.sha256(print_spec(ir.Spec(model=spec.model)).encode()).hexdigest()
+
+
 # ---------------------------------------------------------------- formatting a file
 
 

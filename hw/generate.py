@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cdsl.contract.intmodel import IntModel
 from cdsl.files import staged
-from cdsl.hw.network import Network
+from cdsl.hw.network import Network, network_signature
 from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
 from cdsl.hw.verilog_text import verilog_text
 
@@ -75,6 +75,13 @@ class _ArrayJ(_Strict):
     data: list[Any]
 
 
+class _OptionsJ(_Strict):
+    default_lanes: Annotated[int, Field(ge=1, strict=True)]
+    target_cycles: Annotated[int, Field(ge=1, strict=True)] | None
+    lanes: dict[str, Annotated[int, Field(ge=1, strict=True)]]
+    target_reached: bool | None
+
+
 class DesignManifest(_Strict):
     """The schema of rtl/manifest.json, checked by `cdsl.sim.design.Design.load` before its digest."""
 
@@ -83,7 +90,7 @@ class DesignManifest(_Strict):
     top: str
     verilog: _VerilogJ
     intmodel_sha256: Sha256
-    options: dict[str, Any]
+    options: _OptionsJ
     ports: list[_PortJ]
     protocol: dict[str, str]
     inputs: list[_TensorJ]
@@ -146,16 +153,15 @@ def inline_arrays(arrays: Mapping[str, np.ndarray]) -> dict:
             for k, a in sorted(arrays.items())}
 
 
-def manifest(intmodel: IntModel, plan: NetworkPlan, network: Network, text: str, options: dict) -> dict:
+def plan_fields(plan: NetworkPlan) -> dict:
+    """The manifest's fields that follow from the plan alone (as JSON reads them back): the plan
+    itself, the ports, protocol, inputs, outputs, registers, engines and cycle figures.
+    `cdsl.sim.design.Design.load` recomputes them and refuses a manifest that disagrees."""
     plan_json, arrays = plan.to_json()
     data = {
-        "format": MANIFEST_FORMAT,
         "model": plan.name,
         "top": TOP,
-        "verilog": {"file": VERILOG_FILE, "sha256": sha256_text(text)},
-        "intmodel_sha256": intmodel.digest(),
-        "options": options,
-        "ports": ports(network.signature),
+        "ports": ports(network_signature(plan)),
         "protocol": {
             "streams": "i_<input>, o_<output>: valid/ready streams, one activation per transfer, row-major; "
                        "payload = data (low bits) and last (top bit, on an inference's final word)",
@@ -177,7 +183,17 @@ def manifest(intmodel: IntModel, plan: NetworkPlan, network: Network, text: str,
         "plan": plan_json,
         "plan_arrays": inline_arrays(arrays),
     }
-    data = json.loads(json.dumps(data))  # as it is read back (tuples as lists), so the digest is the reader's
+    return json.loads(json.dumps(data))  # as it is read back (tuples as lists)
+
+
+def manifest(intmodel: IntModel, plan: NetworkPlan, text: str, options: dict) -> dict:
+    data = {
+        "format": MANIFEST_FORMAT,
+        "verilog": {"file": VERILOG_FILE, "sha256": sha256_text(text)},
+        "intmodel_sha256": intmodel.digest(),
+        "options": options,
+        **plan_fields(plan),
+    }
     data["digest"] = manifest_digest(data)
     return data
 
@@ -193,7 +209,7 @@ def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8,
     text = network_text(network)
     options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {}),
                "target_reached": None if target_cycles is None else network_cycles(plan) <= target_cycles}
-    data = manifest(intmodel, plan, network, text, options)
+    data = manifest(intmodel, plan, text, options)
     with staged(out) as tmp:
         (tmp / VERILOG_FILE).write_bytes(text.encode())  # the bytes its sha256 names
         (tmp / MANIFEST_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -241,6 +241,9 @@ class NetworkPlan(codec.ArrayEq):
         plan = codec.decode(obj, dict(arrays))
         if not isinstance(plan, NetworkPlan):
             raise ValueError("the manifest's plan is not a network plan")
+        errors = codec.type_errors(plan)
+        if errors:
+            raise ValueError(errors[0])
         return plan
 
 

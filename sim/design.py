@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from cdsl.contract.intmodel import IntModel
 from cdsl.contract.schema import first_error
-from cdsl.hw.generate import MANIFEST_FILE, MANIFEST_FORMAT, TOP, VERILOG_FILE, DesignManifest, manifest_digest, ports
+from cdsl.hw.generate import MANIFEST_FILE, MANIFEST_FORMAT, TOP, VERILOG_FILE, DesignManifest, manifest_digest, plan_fields, ports
 from cdsl.hw.network import network_signature
-from cdsl.hw.plan import NetworkPlan
+from cdsl.hw.plan import NetworkPlan, network_cycles, plan_network
 from cdsl.sim.harness import BlackBox
 
 __all__ = ["Design", "DesignError", "verilog_ports"]
@@ -99,8 +99,15 @@ class Design:
             arrays = {k: np.array(v["data"], dtype=v["dtype"]).reshape(v["shape"])
                       for k, v in manifest["plan_arrays"].items()}
             plan = NetworkPlan.from_json(manifest["plan"], arrays)
-        except (KeyError, TypeError, ValueError) as err:
-            raise DesignError(f"{mpath}: plan: cannot be read back ({err})") from None
+            derived = plan_fields(plan)
+        except Exception as err:  # noqa: BLE001 - whatever a damaged plan breaks, the file is at fault
+            raise DesignError(f"{mpath}: plan: cannot be read back ({type(err).__name__}: {err})") from None
+        for key, value in derived.items():
+            if manifest[key] != value:
+                raise DesignError(f"{mpath}: {key}: does not follow from the manifest's plan (generate it again)")
+        target, reached = manifest["options"]["target_cycles"], manifest["options"]["target_reached"]
+        if reached != (None if target is None else network_cycles(plan) <= target):
+            raise DesignError(f"{mpath}: options.target_reached: does not follow from the plan's cycles")
         design = cls(folder, manifest, plan, text, digest)
         design._check_ports()
         return design
@@ -118,7 +125,20 @@ class Design:
                               f"manifest's plan (name, (direction, width)): {diff[:4]}")
 
     def check_intmodel(self, intmodel: IntModel) -> None:
-        """Refuse a design generated from another integer model than `intmodel`."""
+        """Refuse a design generated from another integer model than `intmodel`, or whose recorded plan
+        is not the one `intmodel` and the recorded options give (the plan is not used to simulate, but
+        it names what the Verilog holds: its cycle model, registers and engines)."""
+        where = self.folder / MANIFEST_FILE
         if self.manifest.get("intmodel_sha256") != intmodel.digest():
-            raise DesignError(f"{self.folder / MANIFEST_FILE}: intmodel_sha256: the design was generated from "
+            raise DesignError(f"{where}: intmodel_sha256: the design was generated from "
                               f"another integer model than {intmodel.name!r} (generate it again with `cdsl gen`)")
+        opts = self.manifest["options"]
+        try:
+            planned = plan_network(intmodel, default_lanes=opts["default_lanes"],
+                                   target_cycles=opts["target_cycles"], lanes=opts["lanes"])
+        except Exception as err:  # noqa: BLE001 - options the planner refuses are the file's fault
+            raise DesignError(f"{where}: options: not options this integer model can be planned with "
+                              f"({type(err).__name__}: {err})") from None
+        if planned != self.plan:
+            raise DesignError(f"{where}: plan: not the plan of {intmodel.name!r} with the recorded options "
+                              "(generate it again with `cdsl gen`)")

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cdsl.contract.intmodel import round_half_up
+from cdsl.contract.ref._weighted import BIAS_BITS
 from cdsl.dsl import ir
 from cdsl.sw.registry import LayerModule
 
@@ -356,7 +357,8 @@ class WeightedParams(Compressible):
         b_used, b_codes = self.bias, None
         if self.bias is not None and in_grid is not None:
             unit = in_grid.scale.detach() * s_w.detach()
-            b_codes = round_half_up_ste(self.bias / unit)
+            lim = float(1 << (BIAS_BITS - 1))  # the contract's bias range (int32)
+            b_codes = torch.clamp(round_half_up_ste(self.bias / unit), -lim, lim - 1)
             b_used = b_codes * unit
         return w_used, s_w, codes, b_used, b_codes
 

@@ -303,6 +303,14 @@ def _train(spec, *, epochs, seed, base, float_twin, log, scales) -> TrainResult:
 
 
 def save_run(result: TrainResult, run_dir: Path, *, spec_text: str) -> Path:
+    """spec.cdsl, checkpoint.pt, intmodel/ and metrics.json, whose `run` entry seals the others: the
+    digest of the spec's model section, the checkpoint's SHA-256 and the integer model's digest
+    (`cdsl.sw.evaluate.load_run` and `load_checkpoint` refuse a folder whose files disagree with it)."""
+    import hashlib
+
+    from cdsl.dsl import model_digest, parse_source
+    from cdsl.errors import Source
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.cdsl").write_text(spec_text)
@@ -315,5 +323,11 @@ def save_run(result: TrainResult, run_dir: Path, *, spec_text: str) -> Path:
     torch.save(ckpt, run_dir / "checkpoint.pt")
     if result.intmodel is not None:
         result.intmodel.save(run_dir / "intmodel")
-    (run_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=1) + "\n")
+    metrics = dict(result.metrics)
+    metrics["run"] = {
+        "model_sha256": model_digest(parse_source(Source(str(run_dir / "spec.cdsl"), spec_text))),
+        "checkpoint_sha256": hashlib.sha256((run_dir / "checkpoint.pt").read_bytes()).hexdigest(),
+        "intmodel_digest": None if result.intmodel is None else result.intmodel.digest(),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return run_dir

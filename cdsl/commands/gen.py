@@ -30,7 +30,7 @@ def run(args) -> int:
 
     from cdsl.errors import CdslError
     from cdsl.files import locked
-    from cdsl.flow import generate_design, load_intmodel, resolve_intmodel
+    from cdsl.flow import generate_design, load_intmodel, load_run_intmodel, resolve_intmodel
     from cdsl.sim.lint import lint
 
     console = Console(highlight=False)
@@ -41,7 +41,8 @@ def run(args) -> int:
         out = folder.parent / "rtl"
     else:
         raise CdslError("an integer model folder outside a run folder needs -o OUT", name=str(folder))
-    intmodel = load_intmodel(folder)
+    in_run = folder.name == "intmodel" and (folder.parent / "spec.cdsl").is_file()
+    intmodel = load_run_intmodel(folder.parent) if in_run else load_intmodel(folder)
     run_dir = folder.parent if out == folder.parent / "rtl" else None  # generating into a run folder
     with locked(run_dir or out):
         if run_dir is not None:

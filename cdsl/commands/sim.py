@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 def check_wave_path(wave: Path) -> None:
     """The waveform can be written where asked, in a format this machine can write (exit 2 otherwise)."""
-    import os
+    import tempfile
 
     from cdsl.sim.toolchain import fst_supported
 
@@ -35,11 +35,15 @@ def check_wave_path(wave: Path) -> None:
     if wave.suffix == ".fst" and not fst_supported():
         raise CdslError(f"--wave {str(wave)!r}: Verilator's FST writer needs the lz4 headers (apt-get install "
                         "liblz4-dev); write a .vcd file instead", name="cdsl sim")
+    if wave.is_dir():
+        raise CdslError(f"--wave {str(wave)!r}: a folder, not a file name", name="cdsl sim")
     parent = wave.resolve().parent
-    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if wave.is_dir() or existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise CdslError(f"--wave {str(wave)!r}: cannot write there ({existing} is not a writable folder)",
-                        name="cdsl sim")
+    try:  # the folder is made as asked, and a file can be written in it (root may not write in /proc)
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".cdsl-wave-"):
+            pass
+    except OSError as err:
+        raise CdslError(f"--wave {str(wave)!r}: cannot write there ({err.strerror or err})", name="cdsl sim") from None
 
 
 def run(args) -> int:

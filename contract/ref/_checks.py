@@ -16,6 +16,14 @@ def int_array(value: np.ndarray, field: str, *, shape: tuple[int, ...] | None = 
         raise ValueError(f"{field}: expected values <= {hi}, found {int(value.max())}")
 
 
+def positive_floats(value: np.ndarray, field: str, *, shape: tuple[int, ...] | None = None) -> None:
+    if value.dtype.kind != "f":
+        raise ValueError(f"{field}: expected real numbers, found an array of {value.dtype}")
+    shape_is(value, field, shape)
+    if value.size and not (np.all(np.isfinite(value)) and np.all(value > 0)):
+        raise ValueError(f"{field}: expected finite numbers > 0, found {value[~(np.isfinite(value) & (value > 0))][0]}")
+
+
 def bool_array(value: np.ndarray, field: str, *, shape: tuple[int, ...] | None = None) -> None:
     if value.dtype.kind != "b":
         raise ValueError(f"{field}: expected true/false, found an array of {value.dtype}")

@@ -4,7 +4,8 @@
     y   = requantize(acc, M[c], S[c], qmin, qmax)
 
 `weight` is int64 [out, K] as the hardware sees it (a conv kernel flattened to C*k*k in im2col
-order), `bias` int64 [out] in accumulator units, `w_scale` the float scale(s) training used (for
+order), `bias` int64 [out] in accumulator units within BIAS_BITS signed bits (int32, as integer-only
+inference formats store it; training clamps to it), `w_scale` the float scale(s) training used (for
 reference only: the integers are the contract), `mask` the pruning mask (False = pruned, the
 weight is 0 there), `requant` the per-channel (or per-tensor) requantization, `core` how the
 products are summed (`cdsl.contract.ref.mac.MacCore`).
@@ -21,6 +22,9 @@ import torch
 
 from cdsl.contract.intmodel import IntLayer, Payload, Requant, Setting
 from cdsl.contract.ref.mac import MacCore
+
+
+BIAS_BITS = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,12 +52,13 @@ class Weighted(Payload):
         c.shape_is(self.weight, "payload.weight", (out, self.fan_in_of(in_shape)))
         c.same_shape(layer, self.out_shape_of(in_shape))
         if self.bias is not None:
-            c.int_array(self.bias, "payload.bias", shape=(out,))
+            c.int_array(self.bias, "payload.bias", shape=(out,), lo=-(1 << (BIAS_BITS - 1)),
+                        hi=(1 << (BIAS_BITS - 1)) - 1)
         if self.mask is not None:
             c.bool_array(self.mask, "payload.mask", shape=self.weight.shape)
             if np.any(self.weight[~self.mask]):
                 raise ValueError("payload.weight: expected 0 wherever payload.mask prunes a weight")
-        c.shape_is(self.w_scale, "payload.w_scale", self.requant.multiplier.shape)
+        c.positive_floats(self.w_scale, "payload.w_scale", shape=self.requant.multiplier.shape)
         check_requant(self.requant, "payload.requant", channels=out, out_type=layer.out_type)
         self.core.check(w_bits=self.w_bits)
 

@@ -24,7 +24,7 @@ from tb.random_models import random_mlp
 from cdsl.sim import cosim
 from cdsl.contract import golden as golden_mod
 from cdsl.contract.intmodel import replace_payload
-from cdsl.hw.generate import generate
+from cdsl.hw.generate import generate, manifest_digest
 from cdsl.sim.design import Design, DesignError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -194,13 +194,14 @@ def test_verify_catches_and_localizes_a_flipped_weight_rom_bit(tmp_path):
     (rtl / "network.sv").write_text(broken)
     manifest = json.loads((rtl / "manifest.json").read_text())
     manifest["verilog"]["sha256"] = hashlib.sha256(broken.encode()).hexdigest()
+    manifest["digest"] = manifest_digest(manifest)  # the manifest sealed as a generator would have
     (rtl / "manifest.json").write_text(json.dumps(manifest))
     report = cosim.verify(model, Design.load(rtl), x, work_dir=tmp_path / "sim")
     assert not report.passed
     assert report.first_bad_layer == "fc2", report.first_bad_layer
 
 
-def test_a_hand_edited_network_v_is_refused(tmp_path, capsys):
+def test_a_hand_edited_network_sv_is_refused(tmp_path, capsys):
     """network.sv changed after `cdsl gen` (its SHA-256 no longer matches the manifest): verify refuses it."""
     run = tmp_path / "run"
     random_mlp([12, 6, 4], seed=3).save(run / "intmodel")
