@@ -50,7 +50,7 @@ class WeightedKind(SwKind):
         """A `module_type` (the kind's QWeighted subclass) around the torch layer `ref`, with the layer's
         quantization, pruning and MAC-core twin."""
         ann = lay.annotations
-        return module_type(ref, core=twin_for(ann), quant=ann.quant, prune=ann.prune, scales=scales,
+        return module_type(ref, core=twin_for(model, lay), quant=ann.quant, prune=ann.prune, scales=scales,
                            out_signed=output_signed(model, lay))
 
     def export(self, module: QWeighted, layer: ir.Layer, ctx: ExportContext):
