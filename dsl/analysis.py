@@ -109,10 +109,10 @@ class CimLayout:
         return self.row_tiles * self.col_tiles
 
 
-def cim_layout(cim: ir.Cim, *, w_bits: int, out_channels: int, in_channels: int, kernel: int = 1,
+def cim_layout(cim: ir.Cim, *, w_bits: int, out_channels: int, in_channels: int, kernel: int = 1, stride: int = 1,
                out_width: int = 1) -> CimLayout:
     """The tile layout of a layer with `out_channels` outputs over `in_channels` x kernel x kernel
-    inputs (a dense layer: kernel 1) and output rows `out_width` wide (a dense layer: 1)."""
+    inputs (a dense layer: kernel 1), and output rows `out_width` wide (a dense layer: 1)."""
     slices = -(-w_bits // cim.cell)
     outs_per_tile = cim.cols // slices
     if outs_per_tile < 1:
@@ -121,8 +121,9 @@ def cim_layout(cim: ir.Cim, *, w_bits: int, out_channels: int, in_channels: int,
     fan_in = in_channels * kernel * kernel
     duplicate = 1
     if col_tiles == 1 and out_width > 1:
-        duplicate = max(1, min(cim.cols // (out_channels * slices), out_width, cim.rows // kernel - kernel + 1))
-    channels = min(in_channels, cim.rows // (kernel * (kernel + duplicate - 1)))
+        by_rows = (cim.rows // kernel - kernel) // stride + 1  # one channel's widened window fits
+        duplicate = max(1, min(cim.cols // (out_channels * slices), out_width, by_rows))
+    channels = min(in_channels, cim.rows // (kernel * (kernel + (duplicate - 1) * stride)))
     if channels >= 1:
         tile_rows = channels * kernel * kernel
     else:  # one channel's window exceeds the rows: fill the rows, no duplication
@@ -132,13 +133,13 @@ def cim_layout(cim: ir.Cim, *, w_bits: int, out_channels: int, in_channels: int,
 
 
 def cim_matrix_layout(cim: ir.Cim, *, w_bits: int, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                      out_channels: int, fan_in: int) -> CimLayout:
+                      out_channels: int, fan_in: int, stride: int = 1) -> CimLayout:
     """`cim_layout` of one weight matrix (out_channels x fan_in) of a layer reading `in_shape` and
-    writing `out_shape`: a [C, H, W] -> [Co, Ho, Wo] layer is a conv (kernel^2 = fan_in / C), any
-    other a dense layer."""
+    writing `out_shape`: a [C, H, W] -> [Co, Ho, Wo] layer is a conv (kernel^2 = fan_in / C) with
+    `stride`, any other a dense layer."""
     if len(in_shape) == 3 and len(out_shape) == 3:
         return cim_layout(cim, w_bits=w_bits, out_channels=out_channels, in_channels=in_shape[0],
-                          kernel=math.isqrt(fan_in // in_shape[0]), out_width=out_shape[2])
+                          kernel=math.isqrt(fan_in // in_shape[0]), stride=stride, out_width=out_shape[2])
     return cim_layout(cim, w_bits=w_bits, out_channels=out_channels, in_channels=fan_in)
 
 
@@ -171,7 +172,8 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
             mapping = f"bitserial({a.bitserial.lanes} lanes)"
         elif a.cim is not None:
             tiles = sum(cim_matrix_layout(a.cim, w_bits=w_bits or FLOAT_BITS, in_shape=ins[0], out_shape=lay.shape,
-                                            out_channels=outs, fan_in=fan_in).tiles for outs, fan_in in mats)
+                                          out_channels=outs, fan_in=fan_in, stride=getattr(lay.op, "stride", 1)).tiles
+                        for outs, fan_in in mats)
             mapping = f"cim {a.cim.rows}x{a.cim.cols} x {tiles} tile{'s' if tiles != 1 else ''}"
         elif a.aqfp is not None:
             mapping = f"aqfp(group {a.aqfp.group}, T={a.aqfp.T})"

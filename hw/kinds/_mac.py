@@ -56,7 +56,8 @@ class MacUnit(codec.ArrayEq):
         return {}
 
 
-def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+def chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A tensor shape as (C, H, W): a vector (K,) is (K, 1, 1)."""
     return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)  # type: ignore[return-value]
 
 
@@ -144,22 +145,28 @@ class MacEngineNode(Node, Foldable):
                 **self.unit.figures(self)}
 
 
-def plan_mac(layer: IntLayer, ctx: PlanContext, unit: MacUnit, *, spec_lanes: int | None) -> MacEngineNode:
-    """The MacEngineNode of a dense or conv2d layer with the given MAC unit."""
+def weighted_fields(layer: IntLayer, ctx: PlanContext, *, spec_lanes: int | None) -> dict:
+    """The fields every engine node of a dense or conv2d layer has: its streams, shapes (a dense layer
+    is the 1x1 conv of a (K, 1, 1) input), window, lanes, weights [Co, Ci, k, k], bias and requantization."""
     pay = layer.payload
-    in_shape = _chw(tuple(ctx.in_types[0].shape))
-    out_shape = _chw(tuple(layer.out_shape))
+    in_shape = chw(tuple(ctx.in_types[0].shape))
+    out_shape = chw(tuple(layer.out_shape))
     kernel, stride, padding = pay.window()  # a dense layer is the 1x1 case of the same engine
     if pay.fan_in == math.prod(in_shape) and in_shape[1:] != (1, 1) and kernel == 1:
         in_shape = (math.prod(in_shape), 1, 1)  # a dense layer reads a (C, H, W) stream row-major
     weight = np.asarray(pay.weight, dtype=np.int64).reshape(pay.out_channels, in_shape[0], kernel, kernel)
     lanes, fixed = ctx.lanes_for(layer.name, spec_lanes)
     rq = pay.requant
-    return MacEngineNode(
+    return dict(
         name=layer.name, inputs=ctx.in_streams, in_types=ctx.in_types,
         out_type=StreamType(layer.out_type.bits, layer.out_type.signed, tuple(layer.out_shape)),
         in_shape=in_shape, out_shape=out_shape, kernel=kernel, stride=stride, padding=padding,
         lanes=max(1, min(lanes, in_shape[0])), lanes_fixed=fixed, w_bits=pay.w_bits, weight=weight,
         bias=None if pay.bias is None else np.asarray(pay.bias, dtype=np.int64).reshape(-1),
         multipliers=tuple(int(v) for v in np.asarray(rq.multiplier).reshape(-1)),
-        shifts=tuple(int(v) for v in np.asarray(rq.shift).reshape(-1)), qmin=rq.qmin, qmax=rq.qmax, unit=unit)
+        shifts=tuple(int(v) for v in np.asarray(rq.shift).reshape(-1)), qmin=rq.qmin, qmax=rq.qmax)
+
+
+def plan_mac(layer: IntLayer, ctx: PlanContext, unit: MacUnit, *, spec_lanes: int | None) -> MacEngineNode:
+    """The MacEngineNode of a dense or conv2d layer with the given MAC unit."""
+    return MacEngineNode(**weighted_fields(layer, ctx, spec_lanes=spec_lanes), unit=unit)

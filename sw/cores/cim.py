@@ -74,7 +74,8 @@ class CimTwin(CoreTwin):
         ((out_channels, fan_in),) = layer.op.weight_matrices((model.shape_of(layer.inputs[0]),))
         self.w_bits, self.out_channels, self.fan_in = q.w, out_channels, fan_in
         self.layout = cim_matrix_layout(self.cim, w_bits=q.w, in_shape=tuple(model.shape_of(layer.inputs[0])),
-                                        out_shape=tuple(layer.shape), out_channels=out_channels, fan_in=fan_in)
+                                        out_shape=tuple(layer.shape), out_channels=out_channels, fan_in=fan_in,
+                                        stride=getattr(layer.op, "stride", 1))
         lay = self.layout
         per_column = self.cim.scale is ir.Granularity.CHANNEL
         shape = (lay.row_tiles, out_channels, lay.slices) if per_column else (lay.row_tiles, lay.col_tiles)
