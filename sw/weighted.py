@@ -50,7 +50,9 @@ class WeightedKind(SwKind):
         """A `module_type` (the kind's QWeighted subclass) around the torch layer `ref`, with the layer's
         quantization, pruning and MAC-core twin."""
         ann = lay.annotations
-        return module_type(ref, core=twin_for(model, lay), quant=ann.quant, prune=ann.prune, scales=scales,
+        core = twin_for(ann)
+        core.configure(model, lay)
+        return module_type(ref, core=core, quant=ann.quant, prune=ann.prune, scales=scales,
                            out_signed=output_signed(model, lay))
 
     def export(self, module: QWeighted, layer: ir.Layer, ctx: ExportContext):

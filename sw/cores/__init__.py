@@ -31,13 +31,13 @@ class CoreTwin(nn.Module):
         """The layer's output before activation quantization (`cdsl.sw.layers.Products` says what it sees)."""
         return p.exact()
 
+    def configure(self, model: ir.Model, layer: ir.Layer) -> None:
+        """Called once by the layer's kind when the twin is placed in `layer` of `model`: a twin holding
+        per-layer parameters (an ADC step per crossbar column) sizes them here from the layer's shapes,
+        before any optimizer or checkpoint sees the module. Nothing to do by default."""
+
     def core(self) -> MacCore:
         return ParallelCore()
-
-    def configure(self, model: ir.Model, layer: ir.Layer) -> None:
-        """Called once, when the twin is placed in `layer` of `model`: a twin holding per-layer
-        parameters (an ADC step per crossbar column) sizes them here from the layer's shapes, before
-        any optimizer or checkpoint sees the module. Nothing to do by default."""
 
 
 _CORES: dict[str, Callable[[object], CoreTwin]] = {}
@@ -60,15 +60,11 @@ def core_annotations() -> frozenset[str]:
     return frozenset(_CORES)
 
 
-def twin_for(model: ir.Model, layer: ir.Layer) -> CoreTwin:
-    """The twin of the core the layer's mapping annotation selects (exact when there is none),
-    configured for the layer."""
+def twin_for(annotations: ir.Annotations) -> CoreTwin:
+    """The twin of the core the layer's mapping annotation selects (exact when there is none)."""
     _load()
-    annotations = layer.annotations
     chosen = [name for name in _CORES if getattr(annotations, name) is not None]
     if len(chosen) > 1:  # the checker refuses such specs; a built IR could still carry them
         raise ValueError(f"a layer maps to one MAC core, got @{' and @'.join(chosen)}")
-    twin = _CORES[chosen[0]](getattr(annotations, chosen[0])) if chosen else CoreTwin()
-    twin.configure(model, layer)
-    return twin
+    return _CORES[chosen[0]](getattr(annotations, chosen[0])) if chosen else CoreTwin()
 

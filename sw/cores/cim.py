@@ -34,13 +34,15 @@ with a fixed seed per draw (`noise_draw`); the integer model and the RTL are noi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import torch
 
 from cdsl.contract.ref.cim_tile import CimCore, adc_range, slice_count
-from cdsl.contract.ref.mac import MacCore
+from cdsl.contract.intmodel import IntModel, replace_payload
+from cdsl.contract.ref.mac import MacCore, ParallelCore
 from cdsl.dsl import ir
 from cdsl.dsl.analysis import CimLayout, cim_matrix_layout
 from cdsl.sw.cores import CoreTwin, register_core
@@ -187,6 +189,14 @@ class CimTwin(CoreTwin):
         return CimCore(rows=self.cim.rows, cols=self.cim.cols, cell=self.cim.cell, dac=self.cim.dac, adc=self.cim.adc,
                        in_bits=bits, in_signed=signed, tile_rows=self.layout.tile_rows, steps=steps,
                        step_frac=STEP_FRAC)
+
+
+def without_adc(intmodel: IntModel) -> IntModel:
+    """`intmodel` with the core of every CIM layer replaced by exact products (`ParallelCore`): the same
+    integer weights, biases and requantization, no partial-sum quantization."""
+    return dataclasses.replace(intmodel, layers=tuple(
+        replace_payload(lay, core=ParallelCore()) if isinstance(getattr(lay.payload, "core", None), CimCore) else lay
+        for lay in intmodel.layers))
 
 
 register_core("cim", CimTwin)

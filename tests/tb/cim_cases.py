@@ -155,3 +155,31 @@ def layer_inputs(rng, layer, count: int = 2) -> np.ndarray:
 def golden_outputs(layer, x) -> list[int]:
     """The layer's golden step on one input, flattened in stream order."""
     return layer.payload.run(layer, [torch.tensor(x[None])], {}).reshape(-1).tolist()
+
+
+def cim_net(*, seed: int):
+    """x [1, 6, 6] -> c1 (conv 3x3 pad 1, CIM: 1-bit cells, 2-bit DAC, 5-bit ADC, kernel copies)
+    -> relu (fused) -> maxpool 2 -> flatten -> fc (dense, CIM: 4-bit cells, 4-bit DAC, row and column
+    tiles) -> y, signed."""
+    from cdsl.contract.intmodel import IntInput, IntModel
+
+    rng = np.random.default_rng(seed)
+    c1 = cim_layer(rng, in_shape=(1, 6, 6), co=3, kernel=3, padding=1, rows=12, cols=24, cell=1, dac=2, adc=5,
+                   w_bits=4, step_range=(16, 200))
+    c1 = _renamed(c1, "c1", "x", QType(8, False, 0.05))
+    r1 = M.relu("r1", "c1", c1.out_shape, c1.out_type)
+    p1 = M.maxpool("p1", "r1", c1.out_shape, c1.out_type, kernel=2)
+    f = M.flatten("f", "p1", p1.out_shape, c1.out_type)
+    fc = cim_layer(rng, in_shape=(f.out_shape[0], 1, 1), co=5, rows=10, cols=8, cell=4, dac=4, adc=6, w_bits=8,
+                   dense=True, step_range=(16, 4000))
+    fc = _renamed(fc, "fc", "f", OUT8)
+    return IntModel("cim_net", (IntInput("x", (1, 6, 6), U8),), (c1, r1, p1, f, fc), ("fc",))
+
+
+def _renamed(layer, name, src, out_type):
+    """`layer` as layer `name` reading `src`, with output type `out_type` (its requantization's range)."""
+    import dataclasses
+
+    rq = dataclasses.replace(layer.payload.requant, qmin=out_type.qmin, qmax=out_type.qmax)
+    return dataclasses.replace(layer, name=name, inputs=(src,), out_type=out_type,
+                               payload=dataclasses.replace(layer.payload, requant=rq))
