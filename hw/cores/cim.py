@@ -37,8 +37,8 @@ from cdsl.contract import codec
 from cdsl.contract.intmodel import IntLayer
 from cdsl.contract.ref.cim_tile import CimCore, adc_range, operand_slices
 from cdsl.hw._engine import FETCH, START
-from cdsl.hw.kinds._mac import weighted_fields
-from cdsl.hw.plan import Foldable, Node, PlanContext, StreamType
+from cdsl.hw.kinds._mac import WeightedNode, weighted_fields
+from cdsl.hw.plan import PlanContext
 from cdsl.hw.registry import register_core
 from cdsl.hw.requant_unit import LATENCY as REQUANT_LATENCY
 from cdsl.hw.widths import signed_width
@@ -54,28 +54,10 @@ def _floor_shift(v: int, f: int) -> int:
 
 @codec.serializable("cim_engine")
 @dataclass(frozen=True, eq=False)
-class CimEngineNode(Node, Foldable):
-    """A dense or conv2d layer on CIM tiles. Shapes are (C, H, W) (dense: (K, 1, 1)); `weight` is
-    [Co, C, k, k]; `lanes` input channels are gathered per cycle."""
+class CimEngineNode(WeightedNode):
+    """A dense or conv2d layer on CIM tiles with `duplicate` kernel copies; `lanes` input channels are
+    gathered per cycle."""
 
-    name: str
-    inputs: tuple[str, ...]
-    in_types: tuple[StreamType, ...]
-    out_type: StreamType
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
-    kernel: int
-    stride: int
-    padding: int
-    lanes: int
-    lanes_fixed: bool
-    w_bits: int
-    weight: np.ndarray
-    bias: np.ndarray | None
-    multipliers: tuple[int, ...]
-    shifts: tuple[int, ...]
-    qmin: int
-    qmax: int
     core: CimCore
     duplicate: int
 
@@ -149,16 +131,8 @@ class CimEngineNode(Node, Foldable):
         return self.out_shape[1] * self.x_groups
 
     @property
-    def groups(self) -> int:
-        return -(-self.in_shape[0] // self.lanes)
-
-    @property
     def gather_steps(self) -> int:
         return self.groups * self.window_rows
-
-    @property
-    def max_lanes(self) -> int:
-        return self.in_shape[0]
 
     def tile_rows(self, t: int) -> int:
         """Rows used in row tile t (the last one may be partial)."""

@@ -61,10 +61,10 @@ def chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)  # type: ignore[return-value]
 
 
-@codec.serializable("mac_engine")
 @dataclass(frozen=True, eq=False)
-class MacEngineNode(Node, Foldable):
-    """A dense or conv2d layer on a `MacEngine`. Shapes are (C, H, W) (dense: (K, 1, 1))."""
+class WeightedNode(Node, Foldable):
+    """The fields every engine node of a dense or conv2d layer has (`weighted_fields` fills them).
+    Shapes are (C, H, W) (dense: (K, 1, 1)); `lanes` input channels are read per frame-buffer word."""
 
     name: str
     inputs: tuple[str, ...]
@@ -84,9 +84,7 @@ class MacEngineNode(Node, Foldable):
     shifts: tuple[int, ...]
     qmin: int
     qmax: int
-    unit: MacUnit
 
-    # ---- geometry
     @property
     def max_lanes(self) -> int:
         return self.in_shape[0]
@@ -96,6 +94,15 @@ class MacEngineNode(Node, Foldable):
         """Lane groups of input channels per kernel position."""
         return -(-self.in_shape[0] // self.lanes)
 
+
+@codec.serializable("mac_engine")
+@dataclass(frozen=True, eq=False)
+class MacEngineNode(WeightedNode):
+    """A dense or conv2d layer on a `MacEngine`."""
+
+    unit: MacUnit
+
+    # ---- geometry
     @property
     def steps(self) -> int:
         """Steps (MAC transfers) per output."""

@@ -5,15 +5,9 @@ layer on row and column tiles) against the golden model, cycles against the plan
 
 import numpy as np
 import pytest
-import torch
 
 from tb.cim_cases import S8, cim_layer, cim_net, cim_node, golden_outputs, layer_inputs
-from tb.harness_case import run_case
-
-from cdsl.hw.generate import generate
-from cdsl.hw.plan import network_cycles
-from cdsl.sim.cosim import verify
-from cdsl.sim.design import Design
+from tb.harness_case import run_case, verify_design
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +30,5 @@ def test_cim_network(tmp_path):
     seed = 61
     rng = np.random.default_rng(seed)
     im = cim_net(seed=seed)
-    generate(im, tmp_path / "rtl", default_lanes=2)
-    design = Design.load(tmp_path / "rtl")
+    design = verify_design(tmp_path, "cim_net", im, layer_inputs(rng, im.layers[0], count=4), [{}], default_lanes=2)
     assert design.plan.node("c1").duplicate == 2 and design.plan.node("fc").col_tiles == 2
-    x = torch.tensor(layer_inputs(rng, im.layers[0], count=4))
-    report = verify(im, design, x, work_dir=tmp_path / "sim")
-    assert report.passed, f"{report.first_mismatch} (first bad layer {report.first_bad_layer})"
-    assert list(report.run.cycles) == [network_cycles(design.plan)] * len(x)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tb.engine_cases import corner_images, pool_node, pool_reference, reference, weighted_node
-from tb.harness_case import run_case
+from tb.harness_case import run_case, verify_design
 from tb.mac_cases import acc_width_for, bitserial_cycles, bitserial_steps, mac_cases, mac_steps, truncated_dot
 from tb.random_models import random_convnet, random_mlp
 
@@ -113,17 +113,6 @@ def test_pool_engine_block(tmp_path, average):
     expected = [pool_reference(node, x) for x in xs]
     run_case(tmp_path, "avgpool" if average else "maxpool", node.component(), samples, expected,
              [node.in_types[0].words + node.delay({})] * len(xs), throttle_seed=seed, throttle=True)
-
-
-def verify_design(tmp_path, name, intmodel, inputs, setting_sets, **gen_kwargs):
-    """Generate the design (as `cdsl gen` does), then verify it against golden at each settings."""
-    generate(intmodel, tmp_path / name, **gen_kwargs)
-    design = Design.load(tmp_path / name)
-    for settings in setting_sets:
-        report = verify(intmodel, design, torch.tensor(inputs), settings=settings, work_dir=tmp_path / f"{name}_sim")
-        assert report.passed, f"{name} {settings}: {report.first_mismatch} (first bad layer {report.first_bad_layer})"
-        assert list(report.run.cycles) == [network_cycles(design.plan, settings=settings)] * len(inputs)
-    return design
 
 
 def test_mlp_network(tmp_path):
