@@ -25,7 +25,8 @@ import torch
 
 from cdsl.contract.golden import predict, quantize_input
 from cdsl.dsl import parse
-from cdsl.sw.cores.cim import without_adc
+from cdsl.sw.cores.cim import CimTwin, without_adc
+from cdsl.sw.export import export
 from cdsl.sw.evaluations.cim import noise_accuracies
 from cdsl.sw.train import train
 
@@ -59,9 +60,29 @@ def cim(**changes) -> str:
     return "@cim(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
 
 
-def trained(cim_text: str, seed: int):
-    spec = parse(SPEC.format(cim=cim_text, seed=seed), "bench.cdsl")
-    return train(spec, float_twin=False)
+def trained(cim_text: str, seed: int, *, compress: str = ""):
+    text = SPEC.format(cim=cim_text, seed=seed)
+    if compress:
+        text = text.replace("stage qat(epochs=25)", f"stage qat(epochs=25, compress={compress})")
+    return train(parse(text, "bench.cdsl"), float_twin=False)
+
+
+def deployed_accuracy(cim_text: str, seed: int) -> float:
+    """PIM-QAT's baseline: a network trained with quantization but without the tiles in the loop, put
+    on the tiles afterwards with every ADC step calibrated to its column's largest partial sum over 512
+    training samples (no clipping), as the twin's calibration does."""
+    res = trained(cim_text, seed, compress="[quant]")
+    net = res.net
+    net.set_compress(None)
+    net.eval()
+    twins = [m for m in net.modules() if isinstance(m, CimTwin)]
+    for twin in twins:
+        twin.train()  # only the twins: their first training-mode pass calibrates the steps
+    with torch.no_grad():
+        net(res.data.x_train[:512])
+    for twin in twins:
+        twin.eval()
+    return golden_accuracy(export(net), res.data)
 
 
 def golden_accuracy(intmodel, data) -> float:
@@ -107,6 +128,8 @@ def accuracy(seeds: list[int]) -> None:
 
 
 def scaling(seeds: list[int]) -> None:
+    """Column-wise vs tensor-wise ADC steps, trained with the tiles in the loop; and column-wise steps
+    on a network trained without them (`deployed_accuracy`)."""
     rows = []
     for adc in (5, 4, 3):
         for scale in ("channel", "tensor"):
@@ -117,6 +140,8 @@ def scaling(seeds: list[int]) -> None:
                 digital.append(golden_accuracy(without_adc(res.intmodel), res.data))
             label = "column-wise (scale=channel)" if scale == "channel" else "tensor-wise (scale=tensor)"
             rows.append((f"{adc}-bit", label, ms(accs), ms(digital)))
+        rows.append((f"{adc}-bit", "column-wise, tiles not in training", ms([deployed_accuracy(cim(adc=adc), seed)
+                                                                           for seed in seeds]), "-"))
     table(f"ADC step granularity, 64x64 tiles, 2-bit cells, {len(seeds)} seeds (golden accuracy, mean +- std, %)",
           ("ADC", "steps", "with ADCs", "same integers, no ADC"), rows)
 
@@ -144,19 +169,31 @@ def rescale(seeds: list[int]) -> None:
 
 
 def noise(seeds: list[int], sigmas: list[float], draws: int) -> None:
+    """Plain (noise=0) and noise-aware (noise=sigma) training of the same seeds, each evaluated under
+    `draws` fixed draws at sigma and 2 sigma; the last column is noise-aware minus plain, per seed
+    (mean over its draws), mean +- std over seeds."""
     rows = []
     for sigma in sigmas:
+        results = {}
         for label, trained_noise in (("plain (noise=0)", 0), (f"noise-aware (noise={sigma:g})", sigma)):
-            clean, noisy, noisy2 = [], [], []
+            per_seed = []
             for seed in seeds:
                 res = trained(cim(noise=trained_noise), seed)
                 x, y = res.data.x_test, res.data.y_test
-                clean.append(res.metrics["golden"]["golden_acc"])
-                noisy += noise_accuracies(res.net, x, y, {"c2": sigma}, draws=draws)
-                noisy2 += noise_accuracies(res.net, x, y, {"c2": 2 * sigma}, draws=draws)
-            rows.append((f"{sigma:g}", label, ms(clean), ms(noisy), ms(noisy2)))
+                per_seed.append((res.metrics["golden"]["golden_acc"],
+                                 noise_accuracies(res.net, x, y, {"c2": sigma}, draws=draws),
+                                 noise_accuracies(res.net, x, y, {"c2": 2 * sigma}, draws=draws)))
+            results[label] = per_seed
+        plain = list(results.values())[0]
+        for label, per_seed in results.items():
+            gain = [statistics.mean(a[1]) - statistics.mean(p[1]) for a, p in zip(per_seed, plain)]
+            gain2 = [statistics.mean(a[2]) - statistics.mean(p[2]) for a, p in zip(per_seed, plain)]
+            rows.append((f"{sigma:g}", label, ms([r[0] for r in per_seed]), ms([v for r in per_seed for v in r[1]]),
+                         ms([v for r in per_seed for v in r[2]]),
+                         "-" if per_seed is plain else f"{ms(gain)} / {ms(gain2)}"))
     table(f"Conductance variation, {len(seeds)} seeds x {draws} draws (mean +- std over all of them, %)",
-          ("sigma", "training", "no variation", "at sigma", "at 2 sigma"), rows)
+          ("sigma", "training", "no variation", "at sigma", "at 2 sigma", "gain over plain at sigma / 2 sigma"),
+          rows)
 
 
 def mapping(samples: int, seed: int = 0) -> None:
@@ -207,7 +244,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["accuracy", "scaling", "rescale", "noise", "mapping", "all"])
     p.add_argument("--seeds", type=int, default=3, help="trainings per configuration (seeds 0, 1, ...)")
-    p.add_argument("--sigma", type=float, action="append", help="variation levels for `noise` (default 0.1, 0.2)")
+    p.add_argument("--sigma", type=float, action="append", help="variation levels for `noise` (default 0.1, 0.2, 0.3)")
     p.add_argument("--draws", type=int, default=5, help="noise draws per trained network")
     p.add_argument("--samples", type=int, default=100, help="test samples simulated per design in `mapping`")
     args = p.parse_args()
@@ -221,7 +258,7 @@ def main() -> None:
     if args.what in ("rescale", "all"):
         rescale(seeds)
     if args.what in ("noise", "all"):
-        noise(seeds, args.sigma or [0.1, 0.2], args.draws)
+        noise(seeds, args.sigma or [0.1, 0.2, 0.3], args.draws)
     if args.what in ("mapping", "all"):
         mapping(args.samples)
     print(f"\n({time.perf_counter() - start:.0f} s)")

@@ -6,15 +6,15 @@ plan places them on `row_tiles x col_tiles` physical tiles (`cdsl.dsl.analysis.C
 takes `slices` adjacent columns of column tile o // outs_per_tile. Where a conv's outputs fill only
 part of one tile's columns and its row tiles hold whole input channels, the kernels can be
 duplicated (`duplicate` = n > 1, shift-and-duplicate): copy j of output o sits in its own columns
-with the kernel shifted j input columns to the right, the tile's rows hold a (k, k + n - 1) window
-of its channels, and one array activation computes n adjacent outputs of a row. A copy's cells and
-ADC steps are those of the original, so the arithmetic is unchanged: only cycles and utilization
-differ. `plan_cim` duplicates as far as the columns, the rows and the output width allow;
-`duplicate=1` gives the plain mapping.
+with the kernel shifted j strides to the right, the tile's rows hold a (k, k + (n - 1) * stride)
+window of its channels, and one array activation computes n adjacent outputs of a row. A copy's
+cells and ADC steps are those of the original, so the arithmetic is unchanged: only cycles and
+utilization differ. `plan_cim_layer` duplicates as far as the columns, the rows and the output width
+allow (`max_duplicate`); `duplicate=1` gives the plain mapping.
 
 Cycle model (`CimEngineNode.delay`, from the engine's last input transfer to its last output
 transfer). One activation (a window of a conv, the whole input of a dense layer) is gathered from the
-frame buffer in G = ceil(C / lanes) * k * (k + n - 1) steps while the tiles convert the previous
+frame buffer in G = ceil(C / lanes) * k * (k + (n - 1) * stride) steps while the tiles convert the previous
 one in B = ceil(in_bits / dac) input steps (all tiles and columns at once), so activations follow
 each other every max(G, B) cycles. Every output is then streamed out of the output buffer, one per
 cycle, through the bias add and the requantization:
@@ -48,7 +48,7 @@ STORE = 1  # the cycle the combined accumulators are written into the output buf
 READ = 1  # the output buffer's read latency
 
 
-def _floor_shift(v: int, f: int) -> int:
+def _round_shift(v: int, f: int) -> int:
     return (v + (1 << (f - 1))) >> f if f else v
 
 
@@ -212,8 +212,8 @@ class CimEngineNode(WeightedNode):
             ranges = [self.column_range(t, o, s) for t in range(self.row_tiles) for s in range(self.slices)]
             shifts = [self.core.cell * s for t in range(self.row_tiles) for s in range(self.slices)]
             b = 0 if self.bias is None else int(self.bias[o])
-            lo = min(lo, _floor_shift(sum(r[0] << sh for r, sh in zip(ranges, shifts)), f) + b)
-            hi = max(hi, _floor_shift(sum(r[1] << sh for r, sh in zip(ranges, shifts)), f) + b)
+            lo = min(lo, _round_shift(sum(r[0] << sh for r, sh in zip(ranges, shifts)), f) + b)
+            hi = max(hi, _round_shift(sum(r[1] << sh for r, sh in zip(ranges, shifts)), f) + b)
         return lo, hi
 
     @property

@@ -14,8 +14,9 @@ ADC steps (ColumnQuant). One learned step per (row tile, column) with `scale=cha
 tile with `scale=tensor`, learned in the same stage as the weight scales (no two-stage training).
 Steps live in the log domain and are used as n / 2**STEP_FRAC with n = round(step * 2**STEP_FRAC)
 >= 1 (straight through), exactly the integer steps the export writes. They start, on the first
-forward pass with cim active, at the largest |partial sum| of that batch over the column's largest
-code (no clipping at first); training then learns where to clip.
+training-mode forward pass with cim active, at the largest |partial sum| of that batch over the
+column's largest code (no clipping at first); training then learns where to clip. Until then (an
+evaluation before any such pass) the layer computes exact products, and it cannot be exported.
 
 Gradients, and our version of PIM-QAT's rescaling (the paper's exact factors could not be read).
 Forward: every code is dequantized by its own step before the shift-and-add, so the ADC output keeps
@@ -45,6 +46,7 @@ from cdsl.contract.intmodel import IntModel, replace_payload
 from cdsl.contract.ref.mac import MacCore, ParallelCore
 from cdsl.dsl import ir
 from cdsl.dsl.analysis import CimLayout, cim_matrix_layout
+from cdsl.errors import CdslError
 from cdsl.sw.cores import CoreTwin, register_core
 from cdsl.sw.layers import Products, grad_scale, round_half_up, round_half_up_ste
 
@@ -135,6 +137,8 @@ class CimTwin(CoreTwin):
         m = p.module
         if "cim" not in m.active or p.w_codes is None or p.in_grid is None:
             return p.exact()
+        if not (self.training or bool(self.adc_calibrated)):  # never calibrated on an evaluation batch
+            return p.exact()
         grid, lay, cim = p.in_grid, self.layout, self.cim
         self.in_format = (grid.bits, grid.signed)
         qx = round_half_up(p.x.detach() / grid.scale.detach())  # the input codes (x lies on its grid)
@@ -183,7 +187,8 @@ class CimTwin(CoreTwin):
     # ---- export
     def core(self) -> MacCore:
         if self.in_format is None or not bool(self.adc_calibrated):
-            raise ValueError("a @cim layer exports only after training with quant and cim active")
+            raise CdslError("a @cim layer has no ADC steps until it has run with quant and cim active",
+                            span=self.cim.span, expected="a training stage with compress including quant and cim")
         bits, signed = self.in_format
         steps = self.integer_steps().detach().to(torch.int64).numpy().astype(np.int64)
         return CimCore(rows=self.cim.rows, cols=self.cim.cols, cell=self.cim.cell, dac=self.cim.dac, adc=self.cim.adc,

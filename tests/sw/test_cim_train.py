@@ -168,3 +168,10 @@ def test_cdsl_eval_prints_the_cim_sections(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "--cim-noise x2" in out and "0.4" in out
     assert main(["eval", str(run), "--cim-draws", "0"]) == 2
+
+
+def test_no_export_without_the_tiles_in_the_loop():
+    """Trained with quant only: the ADC steps were never set, the export says so (at the annotation)."""
+    text = SPEC.format(dac=1, scale="channel", noise=0).replace("stage qat(epochs=2)", "stage qat(epochs=2, compress=[quant])")
+    res = train(parse(text, "cimnet.cdsl"), float_twin=False)
+    assert res.intmodel is None and "no ADC steps" in res.metrics["export_error"]
