@@ -152,7 +152,8 @@ class CimTwin(CoreTwin):
         if noise is not None:
             cells = cells * noise
         batch = qx.shape[0]
-        psum = m.product(torch.cat(xs), cells.reshape(nt * ns * o, *w_shape[1:]), None)
+        # in float64: partial sums and the codes' shift-and-add (in 1/16 units) are exact below 2**49
+        psum = m.product(torch.cat(xs).double(), cells.reshape(nt * ns * o, *w_shape[1:]).double(), None)
         psum = psum.reshape(nb, batch, nt, ns, o, *psum.shape[2:])
         if not bool(self.adc_calibrated):
             self._calibrate(psum)
@@ -160,24 +161,25 @@ class CimTwin(CoreTwin):
         n = self.integer_steps()
         # LSQ gradient scale: the conversions that share a step, per sample
         sharing = nb * math.prod(psum.shape[5:]) * (1 if self.adc_log_scale.dim() == 3 else lay.outs_per_tile * ns)
-        step = grad_scale(n / (1 << STEP_FRAC), 1.0 / math.sqrt(sharing * float(self.q_max.max())))
+        step = grad_scale(n.double() / (1 << STEP_FRAC), 1.0 / math.sqrt(sharing * float(self.q_max.max())))
         step = step.permute(0, 2, 1).reshape(1, 1, nt, ns, o, *([1] * extra))
         lo, hi = self._code_ranges(nb, ns, grid.signed, extra)
         codes = round_half_up_ste(torch.maximum(torch.minimum(psum / step, hi), lo))
-        weights = torch.tensor([[2.0 ** (cim.dac * b + cim.cell * s) for s in range(ns)] for b in range(nb)])
+        weights = torch.tensor([[2.0 ** (cim.dac * b + cim.cell * s) for s in range(ns)] for b in range(nb)],
+                               dtype=torch.float64)
         weights = weights.reshape(nb, 1, 1, ns, 1, *([1] * extra))
         acc2 = (codes * step * weights).sum(dim=(0, 2, 3))  # [B, O, ...] in partial-sum units
         acc = round_half_up(acc2.detach())
-        unit = (grid.scale * p.w_scale).detach().reshape(1, -1, *([1] * extra))
         exact = p.exact()
+        unit = (grid.scale * p.w_scale).detach().reshape(1, -1, *([1] * extra))
         bias = 0 if p.b is None else p.b.detach().reshape(1, o, *([1] * extra))
-        return exact + (acc * unit + bias - exact).detach() + (acc2 - acc2.detach()) * unit
+        return exact + (acc.to(exact.dtype) * unit + bias - exact).detach() + (acc2 - acc2.detach()).to(exact.dtype) * unit
 
     def _code_ranges(self, nb: int, ns: int, in_signed: bool, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
         """lo, hi [nb, 1, 1, S, 1, ...]: signed codes where the weight slice (top) or the input step
         (the top step of a signed input) can be negative."""
-        lo = torch.empty(nb, ns)
-        hi = torch.empty(nb, ns)
+        lo = torch.empty(nb, ns, dtype=torch.float64)
+        hi = torch.empty(nb, ns, dtype=torch.float64)
         for b in range(nb):
             for s in range(ns):
                 lo[b, s], hi[b, s] = adc_range(self.cim.adc, s == ns - 1 or (in_signed and b == nb - 1))

@@ -175,3 +175,45 @@ def test_no_export_without_the_tiles_in_the_loop():
     text = SPEC.format(dac=1, scale="channel", noise=0).replace("stage qat(epochs=2)", "stage qat(epochs=2, compress=[quant])")
     res = train(parse(text, "cimnet.cdsl"), float_twin=False)
     assert res.intmodel is None and "no ADC steps" in res.metrics["export_error"]
+
+
+@pytest.mark.parametrize("cell,dac,signed", [(1, 1, False), (4, 8, True), (8, 4, False)])
+def test_twin_equals_the_core_on_large_sums(cell, dac, signed):
+    """The twin's accumulator (its output over in_scale * w_scale) is CimCore.matmul of the same codes,
+    also for sums past 2**20 (where 1/16 units leave float32): 8-bit weights and inputs, 1000 inputs on
+    250-row tiles, 12-bit ADCs, random steps. The network runs in float64 so that its output holds
+    such accumulators exactly; the twin's own arithmetic is float64 either way."""
+    from cdsl.sw.build import build
+    from cdsl.sw.layers import Products
+
+    text = f"""model big {{
+  input x: {'fixed' if signed else 'ufixed'}<8,0>[1000]
+  y = dense(x, units=6, bias=false) @quant(w=8) @cim(rows=250, cols=48, cell={cell}, dac={dac}, adc=12)
+  output y
+}}"""
+    torch.manual_seed(cell + dac)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        net = build(parse(text))
+        block = net.blocks["y"]
+        with torch.no_grad():
+            block.weight[0] = block.weight[0].abs()  # one output whose products all add up
+        net.set_compress(None)
+        net.eval()
+        grid = net.input_grid(net.model.inputs[0])
+        block.wq.calibrate(block.masked_weight())
+        twin = block.core
+        with torch.no_grad():
+            twin.adc_log_scale.copy_(torch.log(torch.rand(twin.adc_log_scale.shape) * 3000 + 1))
+            twin.adc_calibrated.fill_(True)
+        x = torch.randint(grid.qmin, grid.qmax + 1, (16, 1000)).double()
+        x[0] = grid.qmax
+        w, s_w, codes, _, _ = block.quantized(grid)
+        y = twin.products(Products(module=block, x=x, in_grid=grid, w=w, w_codes=codes, w_scale=s_w, b=None))
+        acc = torch.round(y / (grid.scale * s_w)).to(torch.int64)
+        want = twin.core().matmul(x.to(torch.int64), codes.detach().to(torch.int64), w_bits=8, settings={})
+    finally:
+        torch.set_default_dtype(before)
+    assert want.abs().max() > 2 ** 20
+    assert torch.equal(acc, want)
