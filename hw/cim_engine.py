@@ -96,6 +96,11 @@ class CimEngine(wiring.Component):
         nb, dac = node.in_steps, core.dac
         step = Signal(range(nb), init=nb - 1)
         first, last = step == nb - 1, step == 0
+        levels = []  # each window entry's DAC level at this step
+        for e in range(entries):
+            level = Signal(x_shape(dac, in_type.signed), name=f"level{e}")
+            m.d.comb += level.eq(self._dac_level(x_reg[e], step, first))
+            levels.append(level)
         tiles = []
         for t in range(node.row_tiles):
             for u in range(node.col_tiles):
@@ -106,7 +111,7 @@ class CimEngine(wiring.Component):
                 m.submodules[f"tile_{t}_{u}"] = tile
                 tiles.append((t, u, tile))
                 for r in range(cells.shape[0]):
-                    m.d.comb += tile.i.payload.x[r].eq(self._dac_level(x_reg[node.row_offset(t) + r], step, first))
+                    m.d.comb += tile.i.payload.x[r].eq(levels[node.row_offset(t) + r])
                 m.d.comb += [tile.i.valid.eq(x_valid), tile.i.payload.first.eq(first),
                              tile.i.payload.last.eq(last), tile.o.ready.eq(1)]
         accept = x_valid & tiles[0][2].i.ready  # the tiles run in lock step
