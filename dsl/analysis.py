@@ -92,8 +92,8 @@ class CimLayout:
     the integer contract. A conv keeps whole input channels in a tile (ColumnQuant's mapping:
     floor(rows / window) channels per array) unless one channel's window alone exceeds the rows.
     `duplicate` > 1 when a conv's outputs fill only part of one column tile: the kernels are
-    copied `duplicate` times, each copy shifted by one output column (shift-and-duplicate), so one
-    array activation computes `duplicate` adjacent output pixels from a window `duplicate - 1`
+    copied `duplicate` times, copy j shifted right by j strides (shift-and-duplicate), so one array
+    activation computes `duplicate` adjacent outputs of a row from a window (duplicate - 1) * stride
     columns wider; `tile_rows` is chosen so that this wider window still fits the rows.
     """
 

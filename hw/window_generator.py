@@ -7,7 +7,7 @@ zeros there), the weight-ROM address `co*steps + (g*kh + ky)*kw + kx`, the outpu
 `first`/`last` marking the first and last step of each output. g runs over the lane groups of
 input channels; `depthwise` (pooling) uses the output channel as the frame channel, g = co.
 A window is `kernel` square or (kh, kw), its `stride` the same in both directions or (sy, sx): a
-crossbar mapping that computes several adjacent outputs from one wider window reads (k, k + n - 1)
+crossbar mapping that computes n adjacent outputs from one wider window reads (k, k + (n-1)*s)
 windows with stride (s, n*s).
 
 Control: a `start` pulse (while not `busy`) starts one frame; `busy` falls after the last

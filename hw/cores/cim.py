@@ -205,15 +205,17 @@ class CimEngineNode(WeightedNode):
 
     @property
     def acc_range(self) -> tuple[int, int]:
-        """Range of the rounded accumulator plus bias, over every output."""
+        """Range of the rounded accumulators, with and without their bias (the output buffer holds them
+        without), over every output."""
         f = self.core.step_frac
         lo = hi = 0
         for o in range(self.out_shape[0]):
             ranges = [self.column_range(t, o, s) for t in range(self.row_tiles) for s in range(self.slices)]
             shifts = [self.core.cell * s for t in range(self.row_tiles) for s in range(self.slices)]
             b = 0 if self.bias is None else int(self.bias[o])
-            lo = min(lo, _round_shift(sum(r[0] << sh for r, sh in zip(ranges, shifts)), f) + b)
-            hi = max(hi, _round_shift(sum(r[1] << sh for r, sh in zip(ranges, shifts)), f) + b)
+            acc_lo = _round_shift(sum(r[0] << sh for r, sh in zip(ranges, shifts)), f)
+            acc_hi = _round_shift(sum(r[1] << sh for r, sh in zip(ranges, shifts)), f)
+            lo, hi = min(lo, acc_lo, acc_lo + b), max(hi, acc_hi, acc_hi + b)
         return lo, hi
 
     @property

@@ -2,7 +2,8 @@
 
 - Variation: the trained network's fake-quant forward (equal to the integer model when noise-free)
   with every cell of every CIM layer multiplied by (1 + sigma * N(0, 1)), one fixed draw per
-  evaluation (a programmed chip), `--cim-draws` draws (default 5, seeds 1, 2, ...), at each layer's
+  evaluation (a programmed chip; draw d seeds layer k with 1000 (d + 1) + k, so every run and every
+  network sees the same draws), `--cim-draws` draws (default 5), at each layer's
   trained `noise` and twice it; `--cim-noise SIGMA` evaluates every CIM layer at SIGMA and 2 SIGMA
   instead (e.g. a network trained without noise at the level another was trained at). Mean, standard
   deviation (over draws), min and max of the test accuracy.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from cdsl.contract.golden import predict, quantize_input
@@ -31,7 +33,7 @@ def _number(ctx: EvalContext, name: str, kind, default, lo):
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or value < lo:
+    if value is None or not math.isfinite(value) or value < lo:
         raise CdslError(f"--{name.replace('_', '-')} must be a number >= {lo}, got {text!r}")
     return value
 
