@@ -18,6 +18,7 @@ Counting conventions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from . import ir
@@ -79,12 +80,67 @@ def _sparsity(p: ir.Prune | None, weights: int) -> tuple[int, str]:
     return kept, pct
 
 
-def cim_tiles(cim: ir.Cim, w_bits: int, mats: list[tuple[int, int]]) -> int:
-    """Tiles needed: each output's weight takes ceil(w/cell) adjacent columns of one tile,
-    the inputs tile over rows."""
+@dataclass(frozen=True)
+class CimLayout:
+    """How a weighted layer maps onto R x C crossbar tiles (`cim_layout`): the one policy that
+    `cdsl check`, training (`cdsl.sw.cores.cim`) and the hardware planner share.
+
+    Each output takes `slices` = ceil(w / cell) adjacent columns of one tile (a weight is never split
+    across tiles); `outs_per_tile` = cols // slices outputs share a column tile. The fan-in (the
+    im2col row of a conv) is cut into consecutive chunks of `tile_rows` inputs, one row tile each;
+    the partial sum of a column over its chunk is what the ADC converts, so `tile_rows` is part of
+    the integer contract. A conv keeps whole input channels in a tile (ColumnQuant's mapping:
+    floor(rows / window) channels per array) unless one channel's window alone exceeds the rows.
+    `duplicate` > 1 when a conv's outputs fill only part of one column tile: the kernels are
+    copied `duplicate` times, copy j shifted right by j strides (shift-and-duplicate), so one array
+    activation computes `duplicate` adjacent outputs of a row from a window (duplicate - 1) * stride
+    columns wider; `tile_rows` is chosen so that this wider window still fits the rows.
+    """
+
+    slices: int
+    tile_rows: int
+    row_tiles: int
+    outs_per_tile: int
+    col_tiles: int
+    duplicate: int
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiles * self.col_tiles
+
+
+def cim_layout(cim: ir.Cim, *, w_bits: int, out_channels: int, in_channels: int, kernel: int = 1, stride: int = 1,
+               out_width: int = 1) -> CimLayout:
+    """The tile layout of a layer with `out_channels` outputs over `in_channels` x kernel x kernel
+    inputs (a dense layer: kernel 1), and output rows `out_width` wide (a dense layer: 1)."""
     slices = -(-w_bits // cim.cell)
     outs_per_tile = cim.cols // slices
-    return sum(-(-fan_in // cim.rows) * -(-outs // outs_per_tile) for outs, fan_in in mats)
+    if outs_per_tile < 1:
+        raise ValueError(f"a {cim.rows}x{cim.cols} tile cannot hold the {slices} columns of one weight")
+    col_tiles = -(-out_channels // outs_per_tile)
+    fan_in = in_channels * kernel * kernel
+    duplicate = 1
+    if col_tiles == 1 and out_width > 1:
+        by_rows = (cim.rows // kernel - kernel) // stride + 1  # one channel's widened window fits
+        duplicate = max(1, min(cim.cols // (out_channels * slices), out_width, by_rows))
+    channels = min(in_channels, cim.rows // (kernel * (kernel + (duplicate - 1) * stride)))
+    if channels >= 1:
+        tile_rows = channels * kernel * kernel
+    else:  # one channel's window exceeds the rows: fill the rows, no duplication
+        tile_rows, duplicate = cim.rows, 1
+    return CimLayout(slices=slices, tile_rows=tile_rows, row_tiles=-(-fan_in // tile_rows),
+                     outs_per_tile=outs_per_tile, col_tiles=col_tiles, duplicate=duplicate)
+
+
+def cim_matrix_layout(cim: ir.Cim, *, w_bits: int, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                      out_channels: int, fan_in: int, stride: int = 1) -> CimLayout:
+    """`cim_layout` of one weight matrix (out_channels x fan_in) of a layer reading `in_shape` and
+    writing `out_shape`: a [C, H, W] -> [Co, Ho, Wo] layer is a conv (kernel^2 = fan_in / C) with
+    `stride`, any other a dense layer."""
+    if len(in_shape) == 3 and len(out_shape) == 3:
+        return cim_layout(cim, w_bits=w_bits, out_channels=out_channels, in_channels=in_shape[0],
+                          kernel=math.isqrt(fan_in // in_shape[0]), stride=stride, out_width=out_shape[2])
+    return cim_layout(cim, w_bits=w_bits, out_channels=out_channels, in_channels=fan_in)
 
 
 def layer_stats(spec: ir.Spec) -> list[LayerStats]:
@@ -115,7 +171,9 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
         elif a.bitserial is not None:
             mapping = f"bitserial({a.bitserial.lanes} lanes)"
         elif a.cim is not None:
-            tiles = cim_tiles(a.cim, w_bits or FLOAT_BITS, mats)
+            tiles = sum(cim_matrix_layout(a.cim, w_bits=w_bits or FLOAT_BITS, in_shape=ins[0], out_shape=lay.shape,
+                                          out_channels=outs, fan_in=fan_in, stride=getattr(lay.op, "stride", 1)).tiles
+                        for outs, fan_in in mats)
             mapping = f"cim {a.cim.rows}x{a.cim.cols} x {tiles} tile{'s' if tiles != 1 else ''}"
         elif a.aqfp is not None:
             mapping = f"aqfp(group {a.aqfp.group}, T={a.aqfp.T})"

@@ -29,10 +29,14 @@ class Fetch:
     step: Value
 
 
-def frame_schedule(m: Module, *, fb, gen) -> Value:
-    """Start a frame when it is loaded and release it when every step is issued; returns `start`."""
+def frame_schedule(m: Module, *, fb, gen, hold: Value | None = None) -> Value:
+    """Start a frame when it is loaded and release it when every step is issued; returns `start`.
+    `hold` (optional) keeps the next frame from starting while the engine still works on the previous
+    one past its last step (an engine that buffers a whole output frame before emitting it)."""
     running = Signal()
     start = fb.full & ~running & ~gen.busy
+    if hold is not None:
+        start = start & ~hold
     release = running & ~gen.busy
     m.d.comb += [gen.start.eq(start), fb.release.eq(release)]
     with m.If(start):

@@ -1,11 +1,14 @@
 """Window address generator over a full-frame buffer (conv2d, dense as a 1x1 conv, pooling).
 
 For every output (co, oy, ox) in row-major (C, H, W) order it emits one step per (g, ky, kx):
-the frame-buffer word address `g*H*W + iy*W + ix` with iy = oy*stride - padding + ky (and ix
-likewise), `pad` set where (iy, ix) falls outside the image (the engine feeds zeros there),
-the weight-ROM address `co*steps + (g*k + ky)*k + kx`, the output channel `row`, and
+the frame-buffer word address `g*H*W + iy*W + ix` with iy = oy*stride_y - padding + ky and
+ix = ox*stride_x - padding + kx, `pad` set where (iy, ix) falls outside the image (the engine feeds
+zeros there), the weight-ROM address `co*steps + (g*kh + ky)*kw + kx`, the output channel `row`, and
 `first`/`last` marking the first and last step of each output. g runs over the lane groups of
 input channels; `depthwise` (pooling) uses the output channel as the frame channel, g = co.
+A window is `kernel` square or (kh, kw), its `stride` the same in both directions or (sy, sx): a
+crossbar mapping that computes n adjacent outputs from one wider window reads (k, k + (n-1)*s)
+windows with stride (s, n*s).
 
 Control: a `start` pulse (while not `busy`) starts one frame; `busy` falls after the last
 step's transfer. The steps are offered on `o` from the cycle after `start`.
@@ -20,6 +23,12 @@ from amaranth.lib.wiring import In, Out
 from cdsl.hw._checks import check_bool, check_int, index_shape
 
 
+def _pair(name, value, lo):
+    """An int or an (int, int) pair, as a checked pair."""
+    pair = value if isinstance(value, tuple) and len(value) == 2 else (value, value)
+    return tuple(check_int(name, v, lo=lo) for v in pair)
+
+
 def _shape3(name, value):
     if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, int) and v >= 1 for v in value)):
         raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, not {value!r}")
@@ -31,8 +40,8 @@ class WindowGenerator(wiring.Component):
                  depthwise: bool):
         self._in_shape = _shape3("in_shape", in_shape)
         self._out_shape = _shape3("out_shape", out_shape)
-        self._kernel = check_int("kernel", kernel, lo=1)
-        self._stride = check_int("stride", stride, lo=1)
+        self._kh, self._kw = _pair("kernel", kernel, 1)
+        self._sy, self._sx = _pair("stride", stride, 1)
         self._padding = check_int("padding", padding, lo=0)
         self._groups = check_int("groups", groups, lo=1)
         self._depthwise = check_bool("depthwise", depthwise)
@@ -40,7 +49,7 @@ class WindowGenerator(wiring.Component):
             raise ValueError(f"depthwise windows need groups=1 and equal channels, got groups={groups!r}, "
                              f"in_shape={in_shape!r}, out_shape={out_shape!r}")
         c, h, w = in_shape
-        self._steps = groups * kernel * kernel
+        self._steps = groups * self._kh * self._kw
         frame_words = (c if depthwise else groups) * h * w
         layout = data.StructLayout({
             "addr": index_shape(frame_words),
@@ -60,28 +69,28 @@ class WindowGenerator(wiring.Component):
         m = Module()
         c, h, w = self._in_shape
         co_n, ho_n, wo_n = self._out_shape
-        k = self._kernel
+        kh, kw = self._kh, self._kw
         co = Signal(index_shape(co_n))
         oy = Signal(index_shape(ho_n))
         ox = Signal(index_shape(wo_n))
         g = Signal(index_shape(self._groups))
-        ky = Signal(index_shape(k))
-        kx = Signal(index_shape(k))
+        ky = Signal(index_shape(kh))
+        kx = Signal(index_shape(kw))
 
-        coord_shape = signed(max(h, w, ho_n * self._stride + k).bit_length() + 2)
+        coord_shape = signed(max(h, w, ho_n * self._sy + kh, wo_n * self._sx + kw).bit_length() + 2)
         iy = Signal(coord_shape)
         ix = Signal(coord_shape)
         m.d.comb += [
-            iy.eq(oy * self._stride - self._padding + ky),
-            ix.eq(ox * self._stride - self._padding + kx),
+            iy.eq(oy * self._sy - self._padding + ky),
+            ix.eq(ox * self._sx - self._padding + kx),
         ]
         pad = (iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)
         channel = co if self._depthwise else g
         addr = channel * (h * w) + iy.as_unsigned() * w + ix.as_unsigned()
-        step = (g * k + ky) * k + kx
+        step = (g * kh + ky) * kw + kx
 
-        last_kx = kx == k - 1
-        last_ky = ky == k - 1
+        last_kx = kx == kw - 1
+        last_ky = ky == kh - 1
         last_g = g == self._groups - 1
         last_step = last_kx & last_ky & last_g
         first_step = (kx == 0) & (ky == 0) & (g == 0)

@@ -55,7 +55,8 @@ class WeightedKind(SwKind):
         quantization, pruning and MAC-core twin."""
         ann = lay.annotations
         core = twin_for(ann)
-        wq = weight_quantizer(lay, channels=ref.weight.shape[0], scales=scales, core=core.core())
+        core.configure(model, lay)
+        wq = weight_quantizer(lay, channels=ref.weight.shape[0], scales=scales, twin=core)
         return module_type(ref, core=core, quant=ann.quant, prune=ann.prune, scales=scales,
                            out_signed=output_signed(model, lay), weight_quant=wq)
 

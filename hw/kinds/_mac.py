@@ -56,14 +56,15 @@ class MacUnit(codec.ArrayEq):
         return {}
 
 
-def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+def chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A tensor shape as (C, H, W): a vector (K,) is (K, 1, 1)."""
     return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)  # type: ignore[return-value]
 
 
-@codec.serializable("mac_engine")
 @dataclass(frozen=True, eq=False)
-class MacEngineNode(Node, Foldable):
-    """A dense or conv2d layer on a `MacEngine`. Shapes are (C, H, W) (dense: (K, 1, 1))."""
+class WeightedNode(Node, Foldable):
+    """The fields every engine node of a dense or conv2d layer has (`weighted_fields` fills them).
+    Shapes are (C, H, W) (dense: (K, 1, 1)); `lanes` input channels are read per frame-buffer word."""
 
     name: str
     inputs: tuple[str, ...]
@@ -83,9 +84,7 @@ class MacEngineNode(Node, Foldable):
     shifts: tuple[int, ...]
     qmin: int
     qmax: int
-    unit: MacUnit
 
-    # ---- geometry
     @property
     def max_lanes(self) -> int:
         return self.in_shape[0]
@@ -95,6 +94,15 @@ class MacEngineNode(Node, Foldable):
         """Lane groups of input channels per kernel position."""
         return -(-self.in_shape[0] // self.lanes)
 
+
+@codec.serializable("mac_engine")
+@dataclass(frozen=True, eq=False)
+class MacEngineNode(WeightedNode):
+    """A dense or conv2d layer on a `MacEngine`."""
+
+    unit: MacUnit
+
+    # ---- geometry
     @property
     def steps(self) -> int:
         """Steps (MAC transfers) per output."""
@@ -144,22 +152,28 @@ class MacEngineNode(Node, Foldable):
                 **self.unit.figures(self)}
 
 
-def plan_mac(layer: IntLayer, ctx: PlanContext, unit: MacUnit, *, spec_lanes: int | None) -> MacEngineNode:
-    """The MacEngineNode of a dense or conv2d layer with the given MAC unit."""
+def weighted_fields(layer: IntLayer, ctx: PlanContext, *, spec_lanes: int | None) -> dict:
+    """The fields every engine node of a dense or conv2d layer has: its streams, shapes (a dense layer
+    is the 1x1 conv of a (K, 1, 1) input), window, lanes, weights [Co, Ci, k, k], bias and requantization."""
     pay = layer.payload
-    in_shape = _chw(tuple(ctx.in_types[0].shape))
-    out_shape = _chw(tuple(layer.out_shape))
+    in_shape = chw(tuple(ctx.in_types[0].shape))
+    out_shape = chw(tuple(layer.out_shape))
     kernel, stride, padding = pay.window()  # a dense layer is the 1x1 case of the same engine
     if pay.fan_in == math.prod(in_shape) and in_shape[1:] != (1, 1) and kernel == 1:
         in_shape = (math.prod(in_shape), 1, 1)  # a dense layer reads a (C, H, W) stream row-major
     weight = np.asarray(pay.weight, dtype=np.int64).reshape(pay.out_channels, in_shape[0], kernel, kernel)
     lanes, fixed = ctx.lanes_for(layer.name, spec_lanes)
     rq = pay.requant
-    return MacEngineNode(
+    return dict(
         name=layer.name, inputs=ctx.in_streams, in_types=ctx.in_types,
         out_type=StreamType(layer.out_type.bits, layer.out_type.signed, tuple(layer.out_shape)),
         in_shape=in_shape, out_shape=out_shape, kernel=kernel, stride=stride, padding=padding,
         lanes=max(1, min(lanes, in_shape[0])), lanes_fixed=fixed, w_bits=pay.w_bits, weight=weight,
         bias=None if pay.bias is None else np.asarray(pay.bias, dtype=np.int64).reshape(-1),
         multipliers=tuple(int(v) for v in np.asarray(rq.multiplier).reshape(-1)),
-        shifts=tuple(int(v) for v in np.asarray(rq.shift).reshape(-1)), qmin=rq.qmin, qmax=rq.qmax, unit=unit)
+        shifts=tuple(int(v) for v in np.asarray(rq.shift).reshape(-1)), qmin=rq.qmin, qmax=rq.qmax)
+
+
+def plan_mac(layer: IntLayer, ctx: PlanContext, unit: MacUnit, *, spec_lanes: int | None) -> MacEngineNode:
+    """The MacEngineNode of a dense or conv2d layer with the given MAC unit."""
+    return MacEngineNode(**weighted_fields(layer, ctx, spec_lanes=spec_lanes), unit=unit)

@@ -21,6 +21,7 @@ from cdsl.dsl import ir
 from cdsl.plugins import import_all
 
 if TYPE_CHECKING:
+    from cdsl.contract.intmodel import Setting
     from cdsl.sw.layers import Products
 
 
@@ -33,8 +34,18 @@ class CoreTwin(nn.Module):
         """The layer's output before activation quantization (`cdsl.sw.layers.Products` says what it sees)."""
         return p.exact()
 
+    def configure(self, model: ir.Model, layer: ir.Layer) -> None:
+        """Called once by the layer's kind when the twin is placed in `layer` of `model`: a twin holding
+        per-layer parameters (an ADC step per crossbar column) sizes them here from the layer's shapes,
+        before any optimizer or checkpoint sees the module. Nothing to do by default."""
+
     def core(self) -> MacCore:
         return ParallelCore()
+
+    def settings(self, *, w_bits: int) -> tuple["Setting", ...]:
+        """The runtime settings of the core this twin exports (known before training: a weight quantizer
+        whose codes change at run time asks for them)."""
+        return self.core().settings(w_bits=w_bits)
 
 
 _CORES: dict[str, Callable[[object], CoreTwin]] = {}

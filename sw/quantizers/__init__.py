@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from cdsl.contract.ref.mac import MacCore
+from cdsl.sw.cores import CoreTwin
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.plugins import import_all
@@ -29,13 +29,13 @@ from cdsl.sw.layers import Scales, WeightQuant, weight_quant_options
 @dataclass(frozen=True)
 class QuantizerContext:
     """What a quantizer factory sees: the layer, its output channels, how scales are found, and the
-    MAC core the layer maps to (a quantizer whose codes change at run time needs a core with that
+    twin of the MAC core the layer maps to (a quantizer whose codes change at run time needs a core with that
     runtime setting)."""
 
     layer: ir.Layer
     channels: int
     scales: Scales
-    core: MacCore
+    twin: CoreTwin
 
     @property
     def quant(self) -> ir.Quant:
@@ -68,7 +68,7 @@ def quantizer_annotations() -> frozenset[str]:
     return frozenset(_QUANTIZERS)
 
 
-def weight_quantizer(layer: ir.Layer, *, channels: int, scales: Scales, core: MacCore) -> WeightQuant | None:
+def weight_quantizer(layer: ir.Layer, *, channels: int, scales: Scales, twin: CoreTwin) -> WeightQuant | None:
     """The weight quantizer an annotation of `layer` chooses; None when none does (the layer keeps the plain
     `WeightQuant` of its `@quant(w=...)`, if any). Two choosing annotations on one layer are a located error."""
     _load()
@@ -81,4 +81,4 @@ def weight_quantizer(layer: ir.Layer, *, channels: int, scales: Scales, core: Ma
         raise CdslError(f"@{first} and @{second} each decide how the weights of layer {layer.name!r} are quantized; "
                         "a layer takes one of them", span=getattr(ann, second).span, expected=f"@{first} or @{second}")
     return _QUANTIZERS[chosen[0]](getattr(ann, chosen[0]), QuantizerContext(layer=layer, channels=channels,
-                                                                            scales=scales, core=core))
+                                                                            scales=scales, twin=twin))

@@ -85,7 +85,7 @@ def truncated(net: nn.Module, precision: int):
 
 
 def _trunc_quant(annotation: ir.Trunc, ctx: QuantizerContext) -> TruncQuant:
-    if "precision" not in {s.name for s in ctx.core.settings(w_bits=ctx.quant.w)}:
+    if "precision" not in {s.name for s in ctx.twin.settings(w_bits=ctx.quant.w)}:
         raise CdslError(f"@trunc on layer {ctx.layer.name!r} needs a MAC that truncates its weights at run time",
                         span=annotation.span,
                         expected="@bitserial(lanes=L) on this layer (a runtime precision register)")

@@ -9,19 +9,20 @@ import pytest
 from cdsl.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SAMPLES = {"cnn_mac": 100, "trunc": 100, "msq": 100}  # test samples `cdsl run` verifies (default 150)
+# test samples `cdsl run` verifies (default 150; None: the whole test split)
+SAMPLES: dict[str, int | None] = {"cnn_mac": 100, "trunc": 100, "msq": 100, "cnn": None}
 
 
 @pytest.fixture(scope="session")
 def example_run(tmp_path_factory):
-    """example_run(name) -> the run folder of `cdsl run examples/<name>.cdsl -o ... --n N` (made once)."""
+    """example_run(name) -> the run folder of `cdsl run examples/<name>.cdsl -o ... [--n N]` (made once)."""
     runs: dict[str, Path] = {}
 
     def get(name: str) -> Path:
         if name not in runs:
             run = tmp_path_factory.mktemp(name) / "run"
             n = SAMPLES.get(name, 150)
-            assert main(["run", str(EXAMPLES / f"{name}.cdsl"), "-o", str(run), "--n", str(n)]) == 0
+            assert main(["run", str(EXAMPLES / f"{name}.cdsl"), "-o", str(run)] + ([] if n is None else ["--n", str(n)])) == 0
             runs[name] = run
         return runs[name]
 

@@ -98,7 +98,7 @@ def test_run_graph_examples_bit_exact(example, example_run):
     assert v["golden_accuracy"] > 0.85
 
 
-NOT_YET = {"cnn": "@cim", "bnn": "@binary", "vit": "@tokens"}  # examples whose hardware has not landed
+NOT_YET = {"bnn": "@binary", "vit": "@tokens"}  # examples whose hardware has not landed
 RUNNABLE = sorted(p.stem for p in EXAMPLES.glob("*.cdsl") if p.stem not in NOT_YET)
 
 
@@ -128,6 +128,24 @@ def test_icarus_agrees_with_verilator_and_golden(example, example_run):
             for s in range(len(r.cycles)):
                 got = r.outputs[name][s][:int(r.counts[name][s])]
                 assert np.array_equal(got, want[name][s].reshape(-1).numpy()), (sim, name, s, got)
+
+
+
+@pytest.mark.slow
+def test_run_cnn_on_cim_tiles_is_bit_exact_on_the_whole_test_split(example_run):
+    """examples/cnn.cdsl: a conv on CIM tiles (ADC-quantized partial sums) trained with the tiles in the
+    loop, generated and verified on every test sample, cycles as predicted; the fake-quant forward
+    agrees with the integer model."""
+    run = example_run("cnn")  # on the whole test split (tests/e2e/conftest.py)
+    v = json.loads((run / "verify.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    print(v, metrics["golden"])
+    assert v["samples"] == metrics["data"]["test"] == v["bit_exact"] == v["cycles_exact"]
+    assert v["cycles_simulated_mean"] == v["cycles_predicted"]
+    assert metrics["golden"]["agreement"] >= 0.995 and v["golden_accuracy"] > 0.9
+    manifest = json.loads((run / "rtl" / "manifest.json").read_text())
+    figures = manifest["cycles"]["engines"]["c2"]
+    assert figures["tiles"] == 2 and figures["adc_conversions"] == 16 * 8 * 2 * 32
 
 
 @pytest.mark.parametrize("example,annotation", sorted(NOT_YET.items()))

@@ -73,9 +73,9 @@ def test_cli_default_run_dir_and_npz(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    assert main(["train", "examples/cnn.cdsl", "-o", str(tmp_path / "r")]) == 2
+    assert main(["train", "examples/vit.cdsl", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "examples/cnn.cdsl:12:5: error: @cim is not yet supported by the software path" in err
+    assert "examples/vit.cdsl:9:54: error: @tokens is not yet supported by the software path" in err
     assert "^" in err
     assert not (tmp_path / "r").exists()
     bad = tmp_path / "bad.cdsl"
