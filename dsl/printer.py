@@ -9,7 +9,8 @@ Canonical layout
   arguments and list items; floats in Python's shortest round-trip form (0.003, 1e-05);
 - op parameters at their default are left out (`stride=1`, `padding=0`, `bias=true`, a pool
   stride equal to its kernel); annotation parameters are printed in schema order, and hardware
-  annotations (`@cim`, `@aqfp`, `@bitsparse`, `@tokens`) print every parameter;
+  annotations (`@cim`, `@aqfp`, `@bitsparse`, `@tokens`) print every parameter (`@aqfp`'s model
+  parameters `gray` and `atten` only when not at their defaults);
 - annotations in the order quant, prune, bitsparse, trunc, bitserial, cim, binary, aqfp, tokens.
 
 `format_source` keeps every comment: a comment on its own line stays before the statement that
@@ -120,7 +121,8 @@ def print_annotation(name: str, a) -> str:
     if isinstance(a, ir.Binary):
         return "@binary"
     if isinstance(a, ir.Aqfp):
-        return "@" + _call("aqfp", [f"group={a.group}", f"T={a.T}", f"seed={a.seed}"])
+        model = [f"{k}={fmt_float(getattr(a, k))}" for k in ("gray", "atten") if getattr(a, k) != getattr(ir.Aqfp, k)]
+        return "@" + _call("aqfp", [f"group={a.group}", f"T={a.T}", f"seed={a.seed}", *model])
     if isinstance(a, ir.Tokens):
         return "@" + _call("tokens", [f"keep={fmt_float(a.keep)}", f"heads={a.heads}"])
     raise TypeError(f"not an annotation: {a!r}")  # pragma: no cover

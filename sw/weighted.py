@@ -10,7 +10,8 @@ forward pass uses (`WeightedParams.quantized`), so the export cannot drift from 
 - an output layer with weight quantization but no activation quantization (quant(w=...) only)
   keeps the accumulator as its output: a 32-bit signed type, M = 1, S = 0 (per-tensor weights
   only). A hidden layer must quantize its activations;
-- the MAC core comes from the layer's core twin (`cdsl.sw.cores`).
+- the MAC core comes from the layer's core twin (`cdsl.sw.cores`), which may replace all of this
+  with its own integers (`CoreTwin.export`: binary layers).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class WeightedKind(SwKind):
                            out_signed=output_signed(model, lay))
 
     def export(self, module: QWeighted, layer: ir.Layer, ctx: ExportContext):
+        custom = module.core.export(module, layer, ctx)
+        if custom is not None:
+            return custom
         q = layer.annotations.quant
         if q is None or q.w is None:
             raise CdslError(f"layer {layer.name!r} has no weight quantization, so it has no integer form",

@@ -20,6 +20,8 @@ class Sign(LayerModule):
 
 @register(ir.Sign)
 class SignKind(SwKind):
+    reads_sign_only = True
+
     def build(self, model, layer, scales):
         return Sign()
 

@@ -104,7 +104,7 @@ def test_plan_stages_rescale():
     assert [(p.name, p.epochs) for p in plan_stages(cfg, 3)] == [("qat", 3)]
 
 
-@pytest.mark.parametrize("path,ann", [("examples/cnn.cdsl", "cim"), ("examples/vit.cdsl", "tokens"), ("examples/bnn.cdsl", "binary")])
+@pytest.mark.parametrize("path,ann", [("examples/cnn.cdsl", "cim"), ("examples/vit.cdsl", "tokens")])
 def test_build_rejects_unsupported_annotations(path, ann):
     text = open(path).read()
     spec = parse(text, path)
