@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from cdsl.errors import CdslError
+from cdsl.files import locked, staged
 
 
 def add_hw_options(p: argparse.ArgumentParser) -> None:
@@ -53,23 +54,45 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
     return out
 
 
+RUN_MARKERS = ("spec.cdsl", "metrics.json", "intmodel")
+
+
+@contextmanager
+def run_transaction(run: Path):
+    """Lock the run folder and yield a staging folder that replaces it when the block completes: an
+    interrupted or failed command leaves the previous run folder as it was, never a mix of two runs."""
+    with locked(run):
+        if run.is_dir() and any(run.iterdir()) and not any((run / m).exists() for m in RUN_MARKERS):
+            raise CdslError(f"{run} exists and is not a cdsl run folder (no spec.cdsl, metrics.json or intmodel/); "
+                            "choose another -o", name=str(run))
+        with staged(run) as stage:
+            yield stage
+
+
 def train_spec(spec_path: str | Path, run_dir: Path | None, *, epochs: int | None = None, seed: int | None = None,
-               float_twin: bool = True, threads: int = 1, log: Callable[[str], None] = print):
-    """Train a spec into a run folder (default runs/<model name>); return (folder, TrainResult)."""
+               float_twin: bool = True, threads: int = 1, log: Callable[[str], None] = print,
+               then: Callable[[Path, object, Path], None] | None = None):
+    """Train a spec into a run folder (default runs/<model name>); return (folder, TrainResult).
+
+    The folder is written as one transaction (`run_transaction`); `then(stage, result, run)`, if
+    given, runs inside it on the staged folder (`cdsl run` generates and verifies there)."""
     from cdsl.dsl import load_source, parse_source
     from cdsl.sw.train import save_run, train
 
     source = load_source(str(spec_path))
     spec = parse_source(source)
     run = Path(run_dir) if run_dir else Path("runs") / spec.model.name
-    t0 = time.perf_counter()
-    try:
-        result = train(spec, epochs=epochs, seed=seed, base=Path(spec_path).resolve().parent,
-                       float_twin=float_twin, log=log, threads=threads)
-    except CdslError as err:
-        raise err.located(source) from None
-    result.metrics["wall_seconds"] = time.perf_counter() - t0
-    save_run(result, run, spec_text=source.text)
+    with run_transaction(run) as stage:
+        t0 = time.perf_counter()
+        try:
+            result = train(spec, epochs=epochs, seed=seed, base=Path(spec_path).resolve().parent,
+                           float_twin=float_twin, log=log, threads=threads)
+        except CdslError as err:
+            raise err.located(source) from None
+        result.metrics["wall_seconds"] = time.perf_counter() - t0
+        save_run(result, stage, spec_text=source.text)
+        if then is not None:
+            then(stage, result, run)
     return run, result
 
 

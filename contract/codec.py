@@ -141,3 +141,75 @@ class ArrayEq:
         return values_equal(self, other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------- type checks of decoded values
+
+
+def type_errors(value: Any, path: str = "") -> list[str]:
+    """Every field of a decoded dataclass (recursively) whose value does not have its annotated type:
+    `["weight: expected an integer array, found str", ...]`. Arrays are checked to be numpy arrays
+    (their dtypes and shapes are the kind's `check`)."""
+    import typing
+
+    if not (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return []
+    hints = typing.get_type_hints(type(value))
+    errors: list[str] = []
+    for f in dataclasses.fields(value):
+        if f.compare:
+            errors += _check_type(getattr(value, f.name), hints.get(f.name, Any), f"{path}{f.name}")
+    return errors
+
+
+def _describe(value: Any) -> str:
+    return f"an array of {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+
+
+def _check_type(value: Any, hint: Any, path: str) -> list[str]:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return []
+    if origin in (typing.Union, types.UnionType):
+        options = [_check_type(value, a, path) for a in args]
+        return [] if any(not o for o in options) else [f"{path}: expected {_hint_words(hint)}, found {_describe(value)}"]
+    if hint is type(None):
+        return [] if value is None else [f"{path}: expected nothing (null), found {_describe(value)}"]
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return [f"{path}: expected a list, found {_describe(value)}"]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return [e for k, v in enumerate(value) for e in _check_type(v, args[0], f"{path}[{k}]")]
+        if len(args) != len(value):
+            return [f"{path}: expected {len(args)} entries, found {len(value)}"]
+        return [e for k, (v, a) in enumerate(zip(value, args)) for e in _check_type(v, a, f"{path}[{k}]")]
+    if hint is bool:
+        return [] if isinstance(value, bool) else [f"{path}: expected true or false, found {_describe(value)}"]
+    if hint is int:
+        return [] if isinstance(value, int) and not isinstance(value, bool) else \
+            [f"{path}: expected a whole number, found {_describe(value)}"]
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+        return [] if ok else [f"{path}: expected a finite number, found {value!r}"]
+    if hint is str:
+        return [] if isinstance(value, str) else [f"{path}: expected a string, found {_describe(value)}"]
+    if hint is np.ndarray:
+        return [] if isinstance(value, np.ndarray) else [f"{path}: expected an array, found {_describe(value)}"]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(value, hint):
+            return [f"{path}: expected a {type_name(hint)}, found {_describe(value)}"]
+        return type_errors(value, f"{path}.")
+    if isinstance(hint, type):
+        return [] if isinstance(value, hint) else [f"{path}: expected a {hint.__name__}, found {_describe(value)}"]
+    return []
+
+
+def _hint_words(hint: Any) -> str:
+    import typing
+
+    args = typing.get_args(hint)
+    names = [("nothing" if a is type(None) else getattr(a, "__name__", str(a))) for a in args] or [str(hint)]
+    return " or ".join(names)

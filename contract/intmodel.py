@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -32,9 +30,10 @@ import numpy as np
 import torch
 
 from cdsl.contract import codec
+from cdsl.files import staged
 from cdsl.dsl import ir
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def round_half_up(v: torch.Tensor) -> torch.Tensor:
@@ -121,6 +120,10 @@ class Payload(codec.ArrayEq):
         """The golden step: int64 inputs [B, *in_shape] -> int64 output [B, *out_shape]."""
         raise NotImplementedError(f"{type(self).__name__} has no golden step")
 
+    def check(self, layer: "IntLayer") -> None:
+        """Raise ValueError("field: what was expected") if the payload does not fit its layer (array
+        dtypes, shapes and ranges; the output shape and type). Field types are already checked."""
+
 
 def kind_of(payload_type: type) -> str:
     return codec.type_name(payload_type)
@@ -202,7 +205,7 @@ class IntModel(codec.ArrayEq):
 
     # ------------------------------------------------------------ persistence
 
-    def to_json(self) -> tuple[dict, dict[str, np.ndarray]]:
+    def to_json(self, *, digest: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
         arrays: dict[str, np.ndarray] = {}
         layers = []
         for lay in self.layers:
@@ -211,95 +214,170 @@ class IntModel(codec.ArrayEq):
                 "kind": lay.kind,
                 "inputs": list(lay.inputs),
                 "in_shapes": [list(s) for s in lay.in_shapes],
-                "in_types": [codec.encode(t, arrays, f"{lay.name}.in_types") for t in lay.in_types],
+                "in_types": [_qtype_json(t) for t in lay.in_types],
                 "out_shape": list(lay.out_shape),
-                "out_type": codec.encode(lay.out_type, arrays, f"{lay.name}.out_type"),
+                "out_type": _qtype_json(lay.out_type),
                 "payload": codec.encode(lay.payload, arrays, lay.name),
             })
         manifest = {
             "format": FORMAT_VERSION,
             "name": self.name,
-            "inputs": [codec.encode(i, arrays, f"input.{i.name}") for i in self.inputs],
+            "inputs": [{"name": i.name, "shape": list(i.shape), "qtype": _qtype_json(i.qtype)} for i in self.inputs],
             "layers": layers,
             "outputs": list(self.outputs),
         }
+        if digest:
+            manifest["digest"] = _digest(manifest, arrays)
         return manifest, arrays
 
     @classmethod
-    def from_json(cls, manifest: dict, arrays: Mapping[str, np.ndarray]) -> "IntModel":
+    def from_json(cls, manifest: dict, arrays: Mapping[str, np.ndarray], *, where: str = "manifest.json") -> "IntModel":
+        """The IntModel of a manifest and its arrays, validated: the manifest's schema (`schema.Manifest`),
+        every payload's field types and its kind's checks, the graph's consistency (every input defined
+        before use, shapes and types agreeing with their producers), and the digest (nothing edited
+        since export). IntModelError (one line: the file, the field, what was expected) otherwise."""
         import cdsl.contract.kinds  # noqa: F401  (registers every kind's payload type)
+        from cdsl.contract.schema import Manifest, first_error
 
-        if manifest.get("format") != FORMAT_VERSION:
-            raise ValueError(f"unsupported IntModel format {manifest.get('format')!r} (this cdsl reads {FORMAT_VERSION})")
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise IntModelError(f"{where}: format: expected {FORMAT_VERSION}, found {found!r} "
+                                "(an integer model of another cdsl version: train again)")
+        try:
+            Manifest.model_validate(manifest)
+        except ValueError as err:
+            raise IntModelError(f"{where}: {first_error(err)}") from None
         arrays = dict(arrays)
+        known: dict[str, tuple[tuple[int, ...], QType]] = {}
+        inputs = []
+        for entry in manifest["inputs"]:
+            inp = IntInput(entry["name"], tuple(entry["shape"]), QType(**entry["qtype"]))
+            inputs.append(inp)
+            known[inp.name] = (inp.shape, inp.qtype)
         layers = []
-        for entry in manifest["layers"]:
-            payload = codec.decode(entry["payload"], arrays)
+        for k, entry in enumerate(manifest["layers"]):
+            field = f"layers[{k}] {entry['name']!r}"
+            try:
+                payload = codec.decode(entry["payload"], arrays)
+            except (codec.CodecError, TypeError) as err:
+                raise IntModelError(f"{where}: {field}: payload: {err}") from None
             if not isinstance(payload, Payload) or kind_of(type(payload)) != entry["kind"]:
-                raise ValueError(f"layer {entry['name']!r}: payload is not a {entry['kind']!r} payload")
-            layers.append(IntLayer(
-                name=entry["name"], inputs=tuple(entry["inputs"]), in_shapes=tuple(tuple(s) for s in entry["in_shapes"]),
-                in_types=tuple(codec.decode(t, arrays) for t in entry["in_types"]),
-                out_shape=tuple(entry["out_shape"]), out_type=codec.decode(entry["out_type"], arrays), payload=payload,
-            ))
-        return cls(name=manifest["name"], inputs=tuple(codec.decode(i, arrays) for i in manifest["inputs"]),
-                   layers=tuple(layers), outputs=tuple(manifest["outputs"]))
+                raise IntModelError(f"{where}: {field}: payload: expected a {entry['kind']!r} payload")
+            errors = codec.type_errors(payload, "payload.")
+            if errors:
+                raise IntModelError(f"{where}: {field}: {errors[0]}")
+            layer = IntLayer(name=entry["name"], inputs=tuple(entry["inputs"]),
+                             in_shapes=tuple(tuple(s) for s in entry["in_shapes"]),
+                             in_types=tuple(QType(**t) for t in entry["in_types"]),
+                             out_shape=tuple(entry["out_shape"]), out_type=QType(**entry["out_type"]),
+                             payload=payload)
+            try:
+                _check_layer(layer, known)
+                payload.check(layer)
+            except ValueError as err:
+                raise IntModelError(f"{where}: {field}: {err}") from None
+            if layer.name in known:
+                raise IntModelError(f"{where}: {field}: name: {layer.name!r} is defined twice")
+            known[layer.name] = (layer.out_shape, layer.out_type)
+            layers.append(layer)
+        layer_names = {lay.name for lay in layers}
+        for name in manifest["outputs"]:
+            if name not in layer_names:
+                raise IntModelError(f"{where}: outputs: {name!r} is not a layer")
+        model = cls(name=manifest["name"], inputs=tuple(inputs), layers=tuple(layers),
+                    outputs=tuple(manifest["outputs"]))
+        recomputed = model.digest()
+        if manifest["digest"] != recomputed:
+            raise IntModelError(f"{where}: digest: the integer model (manifest.json or tensors.npz) was changed "
+                                "after it was exported; export it again with `cdsl train`")
+        return model
 
     def digest(self) -> str:
-        """SHA-256 of the canonical manifest and every array: names this exact integer model."""
-        manifest, arrays = self.to_json()
-        h = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
-        for key in sorted(arrays):
-            arr = np.ascontiguousarray(arrays[key])
-            h.update(f"\0{key}\0{arr.dtype.str}\0{arr.shape}\0".encode())
-            h.update(arr.tobytes())
-        return h.hexdigest()
+        """SHA-256 of the canonical manifest (without its digest) and every array: names this exact model."""
+        manifest, arrays = self.to_json(digest=False)
+        return _digest(manifest, arrays)
 
     def save(self, folder: str | Path) -> Path:
         """Write `folder/manifest.json` and `folder/tensors.npz` (into a temporary folder, then renamed)."""
         folder = Path(folder)
         manifest, arrays = self.to_json()
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
+        with staged(folder) as tmp:
             with open(tmp / "tensors.npz", "wb") as fh:
                 np.savez(fh, **arrays)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-            replace_dir(tmp, folder)
-        except BaseException:
-            _remove_tree(tmp)
-            raise
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "IntModel":
+        """Read and validate an IntModel folder; IntModelError (a ValueError) names the file and field."""
         folder = Path(folder)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        with np.load(folder / "tensors.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        mpath, npath = folder / "manifest.json", folder / "tensors.npz"
+        for path in (mpath, npath):
+            if not path.is_file():
+                raise IntModelError(f"{path}: missing")
         try:
-            return cls.from_json(manifest, arrays)
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{folder}: {err}") from None
+            manifest = json.loads(mpath.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise IntModelError(f"{mpath}: not a readable JSON manifest ({err})") from None
+        arrays = load_arrays(npath)
+        return cls.from_json(manifest, arrays, where=str(mpath))
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished folder `tmp` to `final`, replacing what was there (the old one is removed
-    only after the new one is in place)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        _remove_tree(old)
-        os.rename(final, old)
-    os.rename(tmp, final)
-    if old is not None:
-        _remove_tree(old)
+class IntModelError(ValueError):
+    """An integer model that cannot be read: the message names the file and the field."""
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
+MAX_TENSOR_BYTES = 1 << 30  # tensors.npz may hold at most this much, uncompressed
 
-    shutil.rmtree(path, ignore_errors=True)
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz written by `IntModel.save`: plain numeric arrays only, no pickled objects,
+    at most MAX_TENSOR_BYTES uncompressed (checked before anything is inflated)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+            if total > MAX_TENSOR_BYTES:
+                raise IntModelError(f"{path}: {total / 2**30:.1f} GiB uncompressed, more than the "
+                                    f"{MAX_TENSOR_BYTES / 2**30:.0f} GiB an integer model may hold")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except IntModelError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise IntModelError(f"{path}: not a readable array file ({err})") from None
+    for key, arr in arrays.items():
+        if arr.dtype.kind not in "biuf":
+            raise IntModelError(f"{path}: {key}: expected numbers, found an array of {arr.dtype}")
+    return arrays
+
+
+def _qtype_json(t: QType) -> dict:
+    return {"bits": t.bits, "signed": t.signed, "scale": t.scale, "zero_point": t.zero_point}
+
+
+def _digest(manifest: dict, arrays: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256(json.dumps({k: v for k, v in manifest.items() if k != "digest"}, sort_keys=True).encode())
+    for key in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[key])
+        h.update(f"\0{key}\0{arr.dtype.str}\0{arr.shape}\0".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _check_layer(layer: IntLayer, known: Mapping[str, tuple[tuple[int, ...], QType]]) -> None:
+    """The graph agrees with itself: every input defined before, with the shape and type recorded."""
+    if not (len(layer.inputs) == len(layer.in_shapes) == len(layer.in_types)):
+        raise ValueError(f"inputs, in_shapes, in_types: expected one entry each per input, found "
+                         f"{len(layer.inputs)}, {len(layer.in_shapes)}, {len(layer.in_types)}")
+    for k, (name, shape, qtype) in enumerate(zip(layer.inputs, layer.in_shapes, layer.in_types)):
+        if name not in known:
+            raise ValueError(f"inputs[{k}]: {name!r} is not an input or an earlier layer")
+        if tuple(shape) != tuple(known[name][0]):
+            raise ValueError(f"in_shapes[{k}]: expected {list(known[name][0])} (the shape of {name!r}), found {list(shape)}")
+        if qtype != known[name][1]:
+            raise ValueError(f"in_types[{k}]: expected the type of {name!r}")
 
 
 def with_settings(layer: IntLayer, settings: Settings | None) -> dict[str, int]:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -29,7 +27,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from cdsl.contract.intmodel import IntModel, replace_dir
+from cdsl.contract.intmodel import IntModel
+from cdsl.files import staged
 from cdsl.hw.network import Network
 from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
 
@@ -130,13 +129,7 @@ def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8,
     text = verilog_text(network)
     options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {})}
     data = manifest(intmodel, plan, network, text, options)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         (tmp / VERILOG_FILE).write_text(text)
         (tmp / MANIFEST_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return GenResult(verilog_path=out / VERILOG_FILE, manifest_path=out / MANIFEST_FILE, plan=plan, manifest=data)

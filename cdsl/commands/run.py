@@ -34,20 +34,24 @@ def run(args) -> int:
 
     console = Console(highlight=False)
     t0 = time.perf_counter()
+    reports = []
+
+    def generate_and_verify(stage: Path, result, run_dir: Path) -> None:
+        require_intmodel(result, args.spec)
+        m = result.metrics
+        console.print(f"test accuracy: float {100 * m['float']['test_acc']:.2f}%, "
+                      f"compressed {100 * m['compressed']['test_acc']:.2f}%, golden {100 * m['golden']['golden_acc']:.2f}%")
+        console.print(Rule("2/3 generate RTL"))
+        gen = generate_design(result.intmodel, stage / "rtl", lanes=args.lanes, target_cycles=args.target_cycles,
+                              where=args.spec)
+        console.print(f"rtl/network.v ({gen.verilog_path.stat().st_size} bytes), "
+                      f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
+        console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
+        reports.append(verify_run(stage, n=args.n, settings={}, console=console, shown=run_dir))
+
     console.print(Rule("1/3 train with compression in the loop, export the integer model"))
-    run_dir, result = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
-                                 seed=args.seed, log=console.print)
-    require_intmodel(result, args.spec)
-    m = result.metrics
-    console.print(f"test accuracy: float {100 * m['float']['test_acc']:.2f}%, "
-                  f"compressed {100 * m['compressed']['test_acc']:.2f}%, golden {100 * m['golden']['golden_acc']:.2f}%")
-    console.print(Rule("2/3 generate RTL"))
-    gen = generate_design(result.intmodel, run_dir / "rtl", lanes=args.lanes, target_cycles=args.target_cycles,
-                          where=args.spec)
-    console.print(f"{gen.verilog_path} ({gen.verilog_path.stat().st_size} bytes), "
-                  f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
-    console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
-    report = verify_run(run_dir, n=args.n, settings={}, console=console)
+    run_dir, _ = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
+                            seed=args.seed, log=console.print, then=generate_and_verify)
     console.print(Rule())
     console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
-    return 0 if report.passed else 1
+    return 0 if reports[0].passed else 1

@@ -28,6 +28,7 @@ def run(args) -> int:
 
     from cdsl.contract.golden import argmax_lowest, quantize_input
     from cdsl.errors import CdslError
+    from cdsl.files import locked
     from cdsl.flow import design_settings, load_design, load_intmodel, parse_settings, progress_bar, resolve_run
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
@@ -37,16 +38,17 @@ def run(args) -> int:
         raise CdslError(f"--wave {str(args.wave)!r}: the file name must end in .fst or .vcd", name="cdsl sim")
     settings = parse_settings(args)
     run_dir = resolve_run(args.run_dir)
-    intmodel = load_intmodel(run_dir / "intmodel")
-    design = load_design(run_dir, intmodel, log=console.print)
-    settings = design_settings(design, settings, str(run_dir))
-    _, _, data = load_run(run_dir)
-    if not 1 <= args.n <= len(data.y_test):
-        raise CdslError(f"--n {args.n}: the test split has {len(data.y_test)} samples", name="cdsl sim")
-    x = quantize_input(intmodel, data.x_test[:args.n])
-    with progress_bar(console, len(x)) as progress:
-        r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
-                     progress=progress)
+    with locked(run_dir, shared=(run_dir / "rtl").exists()):  # exclusive when it generates rtl/ first
+        intmodel = load_intmodel(run_dir / "intmodel")
+        design = load_design(run_dir, intmodel, log=console.print)
+        settings = design_settings(design, settings, str(run_dir))
+        _, _, data = load_run(run_dir)
+        if not 1 <= args.n <= len(data.y_test):
+            raise CdslError(f"--n {args.n}: the test split has {len(data.y_test)} samples", name="cdsl sim")
+        x = quantize_input(intmodel, data.x_test[:args.n])
+        with progress_bar(console, len(x)) as progress:
+            r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
+                         progress=progress)
     first = intmodel.outputs[0]
     pred = argmax_lowest(r.outputs[first])
     table = Table(title=f"{intmodel.name}: RTL outputs ({first})")

@@ -31,8 +31,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, int]], console) -> VerifyReport:
-    """Verify a run folder's rtl/ against its IntModel on its test split; print the report; write verify.json."""
+def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, int]], console,
+               shown: Path | None = None) -> VerifyReport:
+    """Verify a run folder's rtl/ against its IntModel on its test split; print the report; write verify.json.
+
+    `shown`: the folder to name in messages (the run folder, when `run_dir` is its staging folder)."""
     from cdsl.contract.golden import quantize_input
     from cdsl.errors import CdslError
     from cdsl.flow import design_settings, load_design, load_intmodel, progress_bar
@@ -54,7 +57,7 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
     verdict = "[green]bit-exact[/green]" if report.exact == report.samples else "[red]bit-exact[/red]"
     console.print(f"{report.exact}/{report.samples} {verdict}  ({intmodel.name}"
                   + (f", settings {settings}" if settings else "") + ")")
-    console.print(f"verified {design.verilog_path} (sha256 {design.sha256})", soft_wrap=True)
+    console.print(f"verified {(shown or run_dir) / 'rtl' / 'network.v'} (sha256 {design.sha256})", soft_wrap=True)
     cycle_verdict = "" if report.cycles_exact == report.samples else \
         f" [red]({report.samples - report.cycles_exact} samples differ from the model)[/red]"
     console.print(f"cycles per inference: simulated {mean_cycles:.0f}, predicted {r.predicted_cycles}{cycle_verdict}")
@@ -68,7 +71,7 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
             console.print(f"[red]first layer that differs from golden:[/red] {report.first_bad_layer}")
     summary = {
         "samples": report.samples, "bit_exact": report.exact, "cycles_exact": report.cycles_exact,
-        "settings": settings, "verilog": str(design.verilog_path), "verilog_sha256": design.sha256,
+        "settings": settings, "verilog": "rtl/network.v", "verilog_sha256": design.sha256,
         "intmodel_sha256": design.manifest["intmodel_sha256"],
         "cycles_simulated_mean": mean_cycles, "cycles_predicted": r.predicted_cycles,
         "rtl_accuracy": report.rtl_accuracy, "golden_accuracy": report.golden_accuracy,
@@ -84,10 +87,12 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
 def run(args) -> int:
     from rich.console import Console
 
+    from cdsl.files import locked
     from cdsl.flow import parse_settings, resolve_run
 
     console = Console(highlight=False)
     settings = parse_settings(args)
     run_dir = resolve_run(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print)
-    report = verify_run(run_dir, n=args.n, settings=settings, console=console)
+    with locked(run_dir):
+        report = verify_run(run_dir, n=args.n, settings=settings, console=console)
     return 0 if report.passed else 1

@@ -12,6 +12,7 @@ products are summed (`cdsl.contract.ref.mac.MacCore`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -35,6 +36,34 @@ class Weighted(Payload):
     def settings(self, layer: IntLayer) -> tuple[Setting, ...]:
         return self.core.settings(w_bits=self.w_bits)
 
+    def check(self, layer: IntLayer) -> None:
+        from cdsl.contract.ref import _checks as c
+
+        in_shape, _ = c.one_input(layer)
+        c.at_least(self.w_bits, "payload.w_bits", 1, 16)
+        out = self.out_channels
+        c.int_array(self.weight, "payload.weight", lo=-(1 << (self.w_bits - 1)), hi=(1 << (self.w_bits - 1)) - 1)
+        if self.weight.ndim != 2:
+            raise ValueError(f"payload.weight: expected a [out, K] matrix, found shape {list(self.weight.shape)}")
+        c.shape_is(self.weight, "payload.weight", (out, self.fan_in_of(in_shape)))
+        c.same_shape(layer, self.out_shape_of(in_shape))
+        if self.bias is not None:
+            c.int_array(self.bias, "payload.bias", shape=(out,))
+        if self.mask is not None:
+            c.bool_array(self.mask, "payload.mask", shape=self.weight.shape)
+            if np.any(self.weight[~self.mask]):
+                raise ValueError("payload.weight: expected 0 wherever payload.mask prunes a weight")
+        c.shape_is(self.w_scale, "payload.w_scale", self.requant.multiplier.shape)
+        check_requant(self.requant, "payload.requant", channels=out, out_type=layer.out_type)
+        self.core.check(w_bits=self.w_bits)
+
+    def fan_in_of(self, in_shape: tuple[int, ...]) -> int:
+        """K: the inputs of one output for an input of `in_shape`."""
+        return math.prod(in_shape)
+
+    def out_shape_of(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.out_channels,)
+
     def window(self) -> tuple[int, int, int]:
         """(kernel, stride, padding) of the sliding window: a dense layer is the 1x1 case."""
         return 1, 1, 0
@@ -57,3 +86,17 @@ class Weighted(Payload):
             return self.requant.apply(acc, channel_dim=-1)
         except ValueError as err:  # requantize refuses what int64 cannot hold exactly
             raise ValueError(f"golden: layer {layer.name!r}: {err}") from None
+
+
+def check_requant(rq: Requant, field: str, *, channels: int, out_type) -> None:
+    """A requantization's arrays (one entry, or one per channel) and bounds fit the output type."""
+    from cdsl.contract.ref import _checks as c
+    from cdsl.contract.ref.requant import MAX_SHIFT, MULT_BITS
+
+    if rq.multiplier.shape not in ((1,), (channels,)):
+        raise ValueError(f"{field}.multiplier: expected shape [1] or [{channels}], found {list(rq.multiplier.shape)}")
+    c.int_array(rq.multiplier, f"{field}.multiplier", lo=0, hi=(1 << MULT_BITS) - 1)
+    c.int_array(rq.shift, f"{field}.shift", shape=rq.multiplier.shape, lo=0, hi=MAX_SHIFT)
+    if (rq.qmin, rq.qmax) != (out_type.qmin, out_type.qmax):
+        raise ValueError(f"{field}: expected qmin, qmax = {out_type.qmin}, {out_type.qmax} (the output type's range), "
+                         f"found {rq.qmin}, {rq.qmax}")

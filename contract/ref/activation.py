@@ -28,6 +28,14 @@ def sign(x):
 class ReluPayload(Payload):
     """max(x, 0). After a layer whose output type is unsigned it is the identity."""
 
+    def check(self, layer):
+        from cdsl.contract.ref import _checks as c
+
+        in_shape, in_type = c.one_input(layer)
+        c.same_shape(layer, in_shape)
+        if layer.out_type.qmax < min(in_type.qmax, 1) or layer.out_type.qmin > 0:
+            raise ValueError("out_type: expected a type holding max(x, 0) of the input")
+
     def run(self, layer, inputs, settings):
         (x,) = inputs
         return relu(x)
@@ -37,6 +45,14 @@ class ReluPayload(Payload):
 @dataclass(frozen=True, eq=False)
 class SignPayload(Payload):
     """+1 where x >= 0, -1 elsewhere; the output type is 2-bit signed with scale 1."""
+
+    def check(self, layer):
+        from cdsl.contract.ref import _checks as c
+
+        in_shape, _ = c.one_input(layer)
+        c.same_shape(layer, in_shape)
+        if (layer.out_type.qmin, layer.out_type.qmax) != (-2, 1):
+            raise ValueError("out_type: expected 2 bits, signed (values -1 and +1)")
 
     def run(self, layer, inputs, settings):
         (x,) = inputs

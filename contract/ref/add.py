@@ -60,6 +60,20 @@ class AddPayload(Payload):
     qmin: int
     qmax: int
 
+    def check(self, layer):
+        from cdsl.contract.ref import _checks as c
+
+        if len(layer.inputs) != 2:
+            raise ValueError(f"inputs: expected two inputs, found {len(layer.inputs)}")
+        if tuple(layer.in_shapes[0]) != tuple(layer.in_shapes[1]):
+            raise ValueError(f"in_shapes: expected one shape for both inputs, found {[list(s) for s in layer.in_shapes]}")
+        c.same_shape(layer, tuple(layer.in_shapes[0]))
+        for name in ("mult_a", "mult_b"):
+            c.at_least(getattr(self, name), f"payload.{name}", 0, (1 << ADD_MULT_BITS) - 1)
+        c.at_least(self.shift, "payload.shift", 0, MAX_SHIFT)
+        if (self.qmin, self.qmax) != (layer.out_type.qmin, layer.out_type.qmax):
+            raise ValueError("payload: expected qmin, qmax of the output type")
+
     def run(self, layer, inputs, settings):
         a, b = inputs
         return add(a, b, mult_a=self.mult_a, mult_b=self.mult_b, shift=self.shift, qmin=self.qmin, qmax=self.qmax)

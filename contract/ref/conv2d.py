@@ -73,6 +73,18 @@ class Conv2dPayload(Weighted):
     def window(self) -> tuple[int, int, int]:
         return self.kernel, self.stride, self.padding
 
+    def fan_in_of(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"in_shapes[0]: expected [C, H, W], found {list(in_shape)}")
+        return in_shape[0] * self.kernel * self.kernel
+
+    def out_shape_of(self, in_shape):
+        _, h, w = in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        if min(k, s) < 1 or p < 0 or k > min(h, w) + 2 * p:
+            raise ValueError(f"payload: kernel {k}, stride {s}, padding {p} do not fit an input of {list(in_shape)}")
+        return (self.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
     def run(self, layer, inputs, settings):
         (x,) = inputs
         cols = im2col(x, kernel=self.kernel, stride=self.stride, padding=self.padding)

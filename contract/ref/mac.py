@@ -26,6 +26,12 @@ class MacCore(codec.ArrayEq):
     def settings(self, *, w_bits: int) -> tuple[Setting, ...]:
         return ()
 
+    def check(self, *, w_bits: int) -> None:
+        """Raise ValueError("field: expected ...") if the core's parameters do not fit."""
+        lanes = getattr(self, "lanes", None)
+        if lanes is not None and lanes < 1:
+            raise ValueError(f"payload.core.lanes: expected >= 1, found {lanes}")
+
     def matmul(self, x: torch.Tensor, weight: torch.Tensor, *, w_bits: int,
                settings: Mapping[str, int]) -> torch.Tensor:
         """x int64 [..., K], weight int64 [O, K] -> acc int64 [..., O] (no bias)."""

@@ -58,6 +58,9 @@ class MaxPoolPayload(Payload):
     kernel: int
     stride: int
 
+    def check(self, layer):
+        _check_window(self, layer)
+
     def run(self, layer, inputs, settings):
         (x,) = inputs
         return maxpool(x, kernel=self.kernel, stride=self.stride)
@@ -72,6 +75,12 @@ class AvgPoolPayload(Payload):
     stride: int
     requant: Requant
 
+    def check(self, layer):
+        from cdsl.contract.ref._weighted import check_requant
+
+        _check_window(self, layer)
+        check_requant(self.requant, "payload.requant", channels=1, out_type=layer.out_type)
+
     def run(self, layer, inputs, settings):
         (x,) = inputs
         rq = self.requant
@@ -79,3 +88,17 @@ class AvgPoolPayload(Payload):
             raise ValueError(f"golden: avgpool {layer.name!r} needs a one-element requant (1/kernel**2)")
         return avgpool(x, kernel=self.kernel, stride=self.stride, multiplier=int(rq.multiplier[0]),
                        shift=int(rq.shift[0]), qmin=rq.qmin, qmax=rq.qmax)
+
+
+def _check_window(pay, layer) -> None:
+    """A pooling layer: one (C, H, W) input, the window fits it, the output shape and type follow."""
+    from cdsl.contract.ref import _checks
+
+    in_shape, in_type = _checks.one_input(layer)
+    if len(in_shape) != 3:
+        raise ValueError(f"in_shapes[0]: expected [C, H, W], found {list(in_shape)}")
+    channels, h, w = in_shape
+    if pay.kernel < 1 or pay.stride < 1 or pay.kernel > min(h, w):
+        raise ValueError(f"payload: kernel {pay.kernel}, stride {pay.stride} do not fit an input of {list(in_shape)}")
+    _checks.same_shape(layer, (channels, (h - pay.kernel) // pay.stride + 1, (w - pay.kernel) // pay.stride + 1))
+    _checks.same_type(layer, in_type)

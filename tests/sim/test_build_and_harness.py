@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 
 import pytest
@@ -140,7 +141,8 @@ def _fake_compile(race: bool):
             final = directory.parent / build_mod.cache_key(verilog=verilog, toplevel=toplevel, options=options)
             final.mkdir()
             (final / toplevel).write_text("theirs")
-            (final / "cdsl_build.json").write_text("{}")
+            digest = hashlib.sha256(b"theirs").hexdigest()
+            (final / "cdsl_build.json").write_text(json.dumps({"executable_sha256": digest}))
 
     return compile_
 
