@@ -27,7 +27,7 @@ Output: a threshold per output channel in fixed point, tau = the per-cycle count
 2**TAU_FRAC (batch norm folded into it at export). The accumulator's result is the margin
     margin = count * 2**TAU_FRAC - tau * T
 and the neuron's output is +1 where margin >= 0, -1 elsewhere (the layer's requantization clamps the
-margin to [-1, 1]; the `sign` that follows makes it +1/-1). Because tau is per cycle, T is a runtime
+margin to its 2-bit output type, -2..1; the `sign` that follows makes it +1/-1). Because tau is per cycle, T is a runtime
 setting: the same threshold holds at every bitstream length.
 T = 0 is the noise-free limit T -> infinity: each group adds its probability instead of a bit,
     margin = sum over groups of table[d + size] * 2**(TAU_FRAC - DRAW_BITS) - tau
@@ -223,6 +223,10 @@ def aqfp_margin(x, weight, *, groups: Groups, table, table_partial, tau, T: int,
     o = weight.shape[0]
     if weight.shape[1] != k or tau_t.shape != (o,):
         raise ValueError(f"aqfp: input width {k}, weight {tuple(weight.shape)}, tau {tuple(tau_t.shape)} do not fit")
+    for size, t in ((groups.size, table), (groups.partial, table_partial if groups.partial != groups.size else table)):
+        if t is None or np.shape(t) != (2 * size + 1,):
+            raise ValueError(f"aqfp: a group of {size} inputs needs a table of {2 * size + 1} entries, got "
+                             f"{None if t is None else list(np.shape(t))}")
     flat = x.reshape(lead[0], pixels, k)
     if T:
         below = _draws_below(seed, groups.count, o, pixels, T)
@@ -289,6 +293,26 @@ class AqfpCore(MacCore):
         return (Setting("T", 0, self.t_max, self.T,
                         f"bitstream length in cycles, up to {self.t_max}; 0 = the noise-free limit (expected count)"),
                 Setting("seed", 1, SEED_MAX, self.seed, "LFSR seed of the stochastic bits"))
+
+    def check(self, *, w_bits: int) -> None:
+        from cdsl.contract.ref import _checks as c
+
+        c.at_least(w_bits, "payload.w_bits", 2, 2)
+        c.at_least(self.group, "payload.core.group", 1)
+        c.at_least(self.taps, "payload.core.taps", 1)
+        c.at_least(self.t_max, "payload.core.t_max", 1)
+        c.at_least(self.T, "payload.core.T", 0, self.t_max)
+        c.at_least(self.seed, "payload.core.seed", 1, SEED_MAX)
+        one = 1 << DRAW_BITS
+        c.int_array(self.table, "payload.core.table", shape=(2 * self.group + 1,), lo=0, hi=one)
+        if self.table_partial is not None:
+            c.int_array(self.table_partial, "payload.core.table_partial", lo=0, hi=one)
+            if self.table_partial.ndim != 1 or self.table_partial.size % 2 == 0 or self.table_partial.size > 2 * self.group:
+                raise ValueError(f"payload.core.table_partial: expected 2 * r + 1 entries for a partial group of r < "
+                                 f"{self.group} inputs, found shape {list(self.table_partial.shape)}")
+        c.int_array(self.tau, "payload.core.tau", lo=0)
+        if self.tau.ndim != 1:
+            raise ValueError(f"payload.core.tau: expected one threshold per output channel, found shape {list(self.tau.shape)}")
 
     def groups(self, fan_in: int) -> Groups:
         return groups_of(fan_in, group=self.group, taps=self.taps)

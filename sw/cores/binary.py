@@ -11,9 +11,9 @@ returns that decision itself (+1/-1, from the integer threshold the export write
 fake-quant network and the integer model agree sample by sample.
 
 Export: weight codes +1/-1 (0 where pruned) as 2-bit two's complement, the threshold as the bias
--ceil(t) (acc is an integer, so acc >= t iff acc >= ceil(t)), and the requantization clamp(acc + bias,
--1, 1) (M = 1, S = 0): the `sign` that follows gives +1 where acc >= ceil(t). The MAC core is the
-bit-parallel one: +1/-1 products summed exactly. Binary layers must read +1/-1 codes (a `sign`,
+-ceil(t) (acc is an integer, so acc >= t iff acc >= ceil(t)), and the requantization to the 2-bit
+output type, clamp(acc + bias, -2, 1) (M = 1, S = 0): the `sign` that follows gives +1 where
+acc >= ceil(t). The MAC core is the bit-parallel one: +1/-1 products summed exactly. Binary layers must read +1/-1 codes (a `sign`,
 possibly through flatten/maxpool) and feed only layers that read the sign of their input.
 """
 
@@ -30,7 +30,7 @@ from cdsl.errors import CdslError
 from cdsl.sw.cores import CoreTwin, register_core
 from cdsl.sw.registry import sw_kind
 
-MARGIN_TYPE = QType(2, True, 1.0)  # clamp(margin, -1, 1): only its sign is meaningful
+MARGIN_TYPE = QType(2, True, 1.0)  # the margin clamped to -2..1: only its sign is meaningful
 BINARY_INPUT = QType(2, True, 1.0)  # the codes of `sign`: +1/-1
 WEIGHT_BITS = 2  # +1/-1 in two's complement
 
@@ -163,7 +163,8 @@ class BinaryTwin(CoreTwin):
         self.check_layer(module, layer, ctx)
         weight = self.integer_weights(module)
         fields = dict(weight=weight, bias=None, w_bits=WEIGHT_BITS, w_scale=np.ones(1), mask=self.pruning_mask(module, layer),
-                      requant=Requant(np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64), -1, 1), core=self.core())
+                      requant=Requant(np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64), MARGIN_TYPE.qmin,
+                                      MARGIN_TYPE.qmax), core=self.core())
         fields.update(self.output_stage(module, weight))
         return fields, MARGIN_TYPE
 
