@@ -10,7 +10,8 @@ is the hardware that computes it, bit for bit given the seed:
   products into its current d and reads its table entry (the probability of a 1, in 256ths).
 - LFSR bit generators: one 32-bit Galois LFSR per group of the layer, stepped 8 bits per cycle in
   which its group is evaluated; its 8-bit draw below the table entry is the group's bit. All LFSRs
-  restart from the seed (`seed` port) when a new inference begins (after `rows` rows).
+  restart when a new inference begins (after `rows` rows), group g at the `seed` port's value jumped
+  (g + 1) * 2**24 steps ahead (a constant XOR network per group).
 - Counter: the bits of every group, over T cycles per step and every step of a row, add up to the
   count; at the row's end the margin count * 2**16 - tau * T goes out on `o` (tau: the row's
   threshold, carried with each step). T = 0 (the noise-free limit) takes one cycle per step and adds
@@ -146,10 +147,12 @@ class AqfpAccumulator(wiring.Component):
         states = [Signal(ref.LFSR_BITS, name=f"lfsr{k}") for k in range(g.count)]
         current, draws, nexts = [], [], []
         for k, state in enumerate(states):
-            mix = Const(((k + 1) * ref.SEED_MIX) & ref.SEED_MAX, ref.LFSR_BITS)
-            mixed = self.seed ^ mix
+            start = Signal(ref.LFSR_BITS, name=f"lfsr{k}_start")  # the seed jumped ahead: an XOR network
+            columns = ref.jump_columns((k + 1) * ref.GROUP_STRIDE)
+            rows = [sum((column >> i & 1) << b for b, column in enumerate(columns)) for i in range(ref.LFSR_BITS)]
+            m.d.comb += start.eq(Cat(*[(self.seed & row).xor() for row in rows]))
             cur = Signal(ref.LFSR_BITS, name=f"lfsr{k}_cur")
-            m.d.comb += cur.eq(Mux(fresh, Mux(mixed == 0, mix, mixed), state))
+            m.d.comb += cur.eq(Mux(fresh, start, state))
             bits, s = [], cur
             for b in range(ref.DRAW_BITS):  # one Galois step each, named so the expression does not repeat
                 bits.append(s[0])

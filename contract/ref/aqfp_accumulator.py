@@ -34,11 +34,13 @@ T = 0 is the noise-free limit T -> infinity: each group adds its probability ins
 (the deterministic sign of the expected count, in one cycle per step).
 
 LFSRs. Group g has its own 32-bit Galois LFSR (`LFSR_MASK`: x^32 + x^22 + x^2 + x + 1, maximal
-length), started at `group_seed(seed, g)` at the beginning of every inference, and stepped
-DRAW_BITS times per cycle in which its group is used; the draw is the DRAW_BITS bits it shifts out,
-the first one least significant. Outputs are produced in row-major (channel, y, x) order q, and
-group g draws its T values of output q at its draws q*T .. q*T+T-1: the draw sequence is fixed by
-the seed and the layer, not by how many groups the hardware evaluates in parallel.
+length), stepped DRAW_BITS times per cycle in which its group is used; the draw is the DRAW_BITS
+bits it shifts out, the first one least significant. At the beginning of every inference group g
+starts at `group_seed(seed, g)`: the state (g + 1) * 2**24 steps after `seed` on the one maximal
+sequence (sequence splitting: the groups read disjoint segments of 2**24 bits, as long as an
+inference draws fewer than 2**21 values per group). Outputs are produced in row-major (channel, y, x)
+order q, and group g draws its T values of output q at its draws q*T .. q*T+T-1: the draw sequence is
+fixed by the seed and the layer, not by how many groups the hardware evaluates in parallel.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ LFSR_BITS = 32
 LFSR_MASK = 0x80200003  # Galois right-shift taps: x^32 + x^22 + x^2 + x + 1 (primitive)
 DRAW_BITS = 8  # bits per draw: probabilities are multiples of 1/256
 TAU_FRAC = 16  # fraction bits of the per-cycle threshold tau
-SEED_MIX = 0x9E3779B9  # group g's start state: seed XOR ((g + 1) * SEED_MIX mod 2**32)
+GROUP_STRIDE = 1 << 24  # LFSR steps between the start states of consecutive groups
 T_MAX_MIN = 64  # the runtime T goes up to max(the spec's T, this), so the eval's T table runs on one design
 SEED_MAX = (1 << LFSR_BITS) - 1
 
@@ -90,12 +92,39 @@ def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
     return feed, out
 
 
+def _apply(columns: tuple[int, ...], state: int) -> int:
+    """A linear map over GF(2) given by its columns (the images of the single bits), applied to `state`."""
+    out = 0
+    for k, column in enumerate(columns):
+        if state >> k & 1:
+            out ^= column
+    return out
+
+
+@functools.cache
+def jump_columns(steps: int) -> tuple[int, ...]:
+    """The columns of A**steps, A = one LFSR step (a linear map): column k is where bit k alone goes
+    after `steps` steps. By squaring, so any jump costs about 2 * log2(steps) matrix products."""
+    result = tuple(1 << k for k in range(LFSR_BITS))
+    base = tuple(lfsr_step(1 << k)[0] for k in range(LFSR_BITS))
+    while steps:
+        if steps & 1:
+            result = tuple(_apply(base, c) for c in result)
+        base = tuple(_apply(base, c) for c in base)
+        steps >>= 1
+    return result
+
+
+def lfsr_jump(state: int, steps: int) -> int:
+    """The state `steps` steps after `state`."""
+    return _apply(jump_columns(steps), state)
+
+
 def group_seed(seed: int, group: int) -> int:
-    """Start state of group `group`'s LFSR: seed XOR ((group + 1) * SEED_MIX mod 2**32), or that
-    constant itself where the XOR would be the (stuck) zero state."""
+    """Start state of group `group`'s LFSR: (group + 1) * GROUP_STRIDE steps after `seed` (never zero:
+    the step is invertible)."""
     _check_seed(seed)
-    mix = ((group + 1) * SEED_MIX) & SEED_MAX
-    return (seed ^ mix) or mix
+    return lfsr_jump(seed, (group + 1) * GROUP_STRIDE)
 
 
 def lfsr_draws(states, count: int) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Network (whole IntModels) in amaranth.sim against the golden model, and the cycle model."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,9 @@ import torch
 from tb.pysim import run_graph
 from tb.random_models import random_convnet, random_mlp
 
+from cdsl.contract import codec
 from cdsl.contract.golden import golden
+from cdsl.contract.intmodel import Payload
 from cdsl.hw.network import Network, input_port, output_port
 from cdsl.hw.plan import network_cycles, plan_network
 
@@ -84,16 +88,25 @@ def test_folding_meets_target():
     assert [n.lanes for n in impossible.nodes] == [64, 64, 32]  # every layer at its maximum
 
 
-def test_a_kind_without_engine_is_refused():
-    from tb import random_models as M
+@codec.serializable("test_no_engine")
+@dataclass(frozen=True, eq=False)
+class NoEnginePayload(Payload):
+    """A kind with a golden step but no hardware planner (every real kind has one)."""
 
-    from cdsl.contract.intmodel import IntModel
+    def run(self, layer, inputs, settings):
+        return inputs[0]
+
+
+def test_a_kind_without_engine_is_refused():
+    from cdsl.contract.intmodel import IntLayer, IntModel
     from cdsl.hw.registry import UnsupportedModel
 
     im = random_mlp([16, 8, 4], seed=1)
-    signed = M.sign("s", "fc2", (4,), im.layers[-1].out_type)
-    bad = IntModel(im.name, im.inputs, (*im.layers, signed), ("s",))
-    with pytest.raises(UnsupportedModel, match="layer 's': sign has no hardware engine yet"):
+    last = im.layers[-1]
+    odd = IntLayer("s", (last.name,), (last.out_shape,), (last.out_type,), last.out_shape, last.out_type,
+                   NoEnginePayload())
+    bad = IntModel(im.name, im.inputs, (*im.layers, odd), ("s",))
+    with pytest.raises(UnsupportedModel, match="layer 's': test_no_engine has no hardware engine yet"):
         plan_network(bad)
 
 
