@@ -10,16 +10,17 @@ is the hardware that computes it, bit for bit given the seed:
   products into its current d and reads its table entry (the probability of a 1, in 256ths).
 - LFSR bit generators: one 32-bit Galois LFSR per group of the layer, stepped 8 bits per cycle in
   which its group is evaluated; its 8-bit draw below the table entry is the group's bit. All LFSRs
-  restart when a new inference begins (after `rows` rows), group g at the `seed` port's value jumped
-  (g + 1) * 2**24 steps ahead (a constant XOR network per group).
+  restart when a new inference begins (after `rows` rows), group g at the `lfsr_seed` port's value
+  jumped (g + 1) * 2**24 steps ahead (a constant XOR network per group).
 - Counter: the bits of every group, over T cycles per step and every step of a row, add up to the
   count; at the row's end the margin count * 2**16 - tau * T goes out on `o` (tau: the row's
   threshold, carried with each step). T = 0 (the noise-free limit) takes one cycle per step and adds
   the table entries themselves: margin = sum * 2**8 - tau.
 
-Ports: `i` (steps, `aqfp_step_layout`), `T` and `seed` (latched when an inference begins), `o`
-(signed margins). Timing: each step is held for max(T, 1) cycles (the MAC engine's fetch stage waits,
-as for a bit-serial MAC), a row's margin is valid LATENCY cycle after its last step's last cycle.
+Ports: `i` (steps, `aqfp_step_layout`), `T` and `lfsr_seed` (the layer's runtime settings T and
+seed, latched when an inference begins), `o` (signed margins). Timing: each step is held for
+max(T, 1) cycles (the MAC engine's fetch stage waits, as for a bit-serial MAC), a row's margin is
+valid LATENCY cycle after its last step's last cycle.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class AqfpAccumulator(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(aqfp_step_layout(lanes=lanes, a_width=a_width, w_bits=w_bits, tau_bits=tau_bits))),
             "T": In(range(t_max + 1)),
-            "seed": In(ref.LFSR_BITS),
+            "lfsr_seed": In(ref.LFSR_BITS),
             "o": Out(stream.Signature(signed(acc_width))),
         })
 
@@ -150,7 +151,7 @@ class AqfpAccumulator(wiring.Component):
             start = Signal(ref.LFSR_BITS, name=f"lfsr{k}_start")  # the seed jumped ahead: an XOR network
             columns = ref.jump_columns((k + 1) * ref.GROUP_STRIDE)
             rows = [sum((column >> i & 1) << b for b, column in enumerate(columns)) for i in range(ref.LFSR_BITS)]
-            m.d.comb += start.eq(Cat(*[(self.seed & row).xor() for row in rows]))
+            m.d.comb += start.eq(Cat(*[(self.lfsr_seed & row).xor() for row in rows]))
             cur = Signal(ref.LFSR_BITS, name=f"lfsr{k}_cur")
             m.d.comb += cur.eq(Mux(fresh, start, state))
             bits, s = [], cur

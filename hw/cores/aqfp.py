@@ -59,7 +59,7 @@ class AqfpUnit(MacUnit):
                                                       init=[int(v) for v in self.core.tau])
         rd = rom.read_port()
         m.d.comb += [rd.addr.eq(step.row), rd.en.eq(advance), reducer.i.payload.tau.eq(rd.data),
-                     reducer.T.eq(engine.T), reducer.seed.eq(engine.seed)]
+                     reducer.T.eq(engine.T), reducer.lfsr_seed.eq(engine.seed)]
 
     def busy_cycles(self, node, settings):
         return node.out_shape[0] * node.pixels * node.steps * max(settings.get("T", self.core.T), 1)

@@ -5,7 +5,8 @@ Independent statements:
   list of bits whose taps are those exponents (not the mask constant); its output bits satisfy the
   recurrence of the reciprocal polynomial, a[i+32] = a[i+31] ^ a[i+30] ^ a[i+10] ^ a[i], and the
   polynomial is primitive (x has order 2**32 - 1 modulo it), so the period is maximal;
-- a jump of n steps is n plain steps; group g starts (g + 1) * 2**24 steps after the seed;
+- a jump of n steps is n plain steps, and multiplication by x**-n modulo the polynomial (a right-shifting
+  Galois step divides the state polynomial by x); group g starts (g + 1) * 2**24 steps after the seed;
 - a draw is 8 consecutive output bits, the first one least significant; the draws are uniform over
   0..255, so P(draw < c) = c / 256;
 - the table entry for d is round half up of 256 * Phi(d / (gray * (1 + atten * (size - 1)))) for d > 0,
@@ -24,69 +25,28 @@ import pytest
 import torch
 
 from cdsl.contract.ref import aqfp_accumulator as ref
+from tb.aqfp_cases import BitLfsr, plain_jump, plain_margins, start_state, x_power
 
-POLY_EXPONENTS = (32, 22, 2, 1)  # x^32 + x^22 + x^2 + x + 1
 
-
-class BitLfsr:
-    """The Galois LFSR of POLY_EXPONENTS as a list of bits, bit 0 shifted out first."""
-
-    def __init__(self, state: int):
-        self.bits = [(state >> k) & 1 for k in range(32)]
-
-    def step(self) -> int:
-        out = self.bits[0]
-        self.bits = self.bits[1:] + [0]
-        if out:
-            for e in POLY_EXPONENTS:
-                self.bits[e - 1] ^= 1
-        return out
-
-    def draw(self) -> int:
-        return sum(self.step() << j for j in range(8))
+def test_the_polynomial_is_primitive():
+    order = 2**32 - 1
+    assert x_power(order) == 1
+    for prime in (3, 5, 17, 257, 65537):  # 2**32 - 1 = 3 * 5 * 17 * 257 * 65537
+        assert x_power(order // prime) != 1
 
 
 def plain_steps(state: int, steps: int) -> int:
     lfsr = BitLfsr(state)
     for _ in range(steps):
         lfsr.step()
-    return sum(b << k for k, b in enumerate(lfsr.bits))
+    return lfsr.state
 
 
-def start_state(seed: int, group: int) -> int:
-    """Group g starts (g + 1) * 2**24 steps after the seed (the jump itself is tested against plain steps)."""
-    return ref.lfsr_jump(seed, (group + 1) << 24)
-
-
-def poly_mulmod(a: int, b: int, mod: int, degree: int) -> int:
-    """a * b modulo `mod` over GF(2) (polynomials as bit masks)."""
-    out = 0
-    while b:
-        if b & 1:
-            out ^= a
-        b >>= 1
-        a <<= 1
-        if a >> degree & 1:
-            a ^= mod
-    return out
-
-
-def x_power(n: int, mod: int, degree: int) -> int:
-    result, base = 1, 2  # the polynomials 1 and x
-    while n:
-        if n & 1:
-            result = poly_mulmod(result, base, mod, degree)
-        base = poly_mulmod(base, base, mod, degree)
-        n >>= 1
-    return result
-
-
-def test_the_polynomial_is_primitive():
-    mod = sum(1 << e for e in POLY_EXPONENTS) | 1
-    order = 2**32 - 1
-    assert x_power(order, mod, 32) == 1
-    for prime in (3, 5, 17, 257, 65537):  # 2**32 - 1 = 3 * 5 * 17 * 257 * 65537
-        assert x_power(order // prime, mod, 32) != 1
+def test_a_step_divides_the_state_polynomial_by_x():
+    """The statement `plain_jump` rests on: x * (state after one step) = state modulo the polynomial."""
+    for state in (1, 0x80000000, 0x12345678, 0xFFFFFFFF):
+        assert plain_jump(state, 1) == plain_steps(state, 1)
+        assert plain_jump(plain_steps(state, 5), -5) == state
 
 
 @pytest.mark.parametrize("state", [1, 0x12345678, 0xFFFFFFFF, 0x80000000])
@@ -97,7 +57,7 @@ def test_lfsr_is_the_bit_list_register_and_its_recurrence_holds(state):
         s, out = ref.lfsr_step(s)
         assert out == plain.step()
         bits.append(out)
-    assert s == sum(b << k for k, b in enumerate(plain.bits))
+    assert s == plain.state
     assert all(bits[i + 32] == bits[i + 31] ^ bits[i + 30] ^ bits[i + 10] ^ bits[i] for i in range(len(bits) - 32))
 
 
@@ -115,12 +75,11 @@ def test_a_jump_is_that_many_plain_steps(steps):
         assert ref.lfsr_jump(state, steps) == plain_steps(state, steps)
 
 
-def test_long_jumps_compose_and_group_seeds_are_jumps():
-    a, b = (1 << 24) + 12345, 3 << 24
+def test_long_jumps_are_polynomial_products_and_group_seeds_are_jumps():
     for state in (5, 0xABCDEF01):
-        assert ref.lfsr_jump(ref.lfsr_jump(state, a), b) == ref.lfsr_jump(state, a + b)
-        assert ref.lfsr_jump(ref.lfsr_jump(state, b), 1000) == plain_steps(ref.lfsr_jump(state, b), 1000)
-    assert [ref.group_seed(7, g) for g in range(3)] == [ref.lfsr_jump(7, (g + 1) * 2**24) for g in range(3)]
+        for steps in ((1 << 24) + 12345, 3 << 24, 2**32 - 2):
+            assert ref.lfsr_jump(state, steps) == plain_jump(state, steps)
+    assert [ref.group_seed(7, g) for g in range(3)] == [start_state(7, g) for g in range(3)]
     with pytest.raises(ValueError, match="seed"):
         ref.group_seed(0, 0)
 
@@ -154,33 +113,6 @@ def test_gray_zone_widens_with_the_group():
 
 
 # ---------------------------------------------------------------- the accumulator as a plain loop
-
-
-def plain_margins(x, w, *, group, taps, table, table_partial, tau, T, seed):
-    """x: N samples of P pixels of K ints (channel-major, tap-minor); w: O rows of K. -> N x P x O margins."""
-    k = len(w[0])
-    channels = k // taps
-    chunks = -(-channels // group)
-    layout = [(m, t) for m in range(chunks) for t in range(taps)]
-    out = []
-    for sample in x:
-        lfsrs = [BitLfsr(start_state(seed, g)) for g in range(len(layout))]
-        margins = [[0] * len(w) for _ in sample]
-        for o, row in enumerate(w):
-            for p, pixel in enumerate(sample):
-                total = 0
-                for g, (m, t) in enumerate(layout):
-                    members = [c * taps + t for c in range(m * group, min((m + 1) * group, channels))]
-                    size = len(members)
-                    d = sum(pixel[i] * row[i] for i in members)
-                    code = (table if size == group else table_partial)[min(max(d + size, 0), 2 * size)]
-                    if T == 0:
-                        total += code
-                    else:
-                        total += sum(lfsrs[g].draw() < code for _ in range(T))
-                margins[p][o] = total * 256 - tau[o] if T == 0 else total * 65536 - tau[o] * T
-        out.append(margins)
-    return out
 
 
 def _case(rng, *, n, pixels, channels, taps, outputs, group, gray=1.0, atten=0.0625):

@@ -7,14 +7,12 @@ pooling, a conv net with average pooling; runtime precisions go through the desi
 Every build is cached by content hash (cdsl.sim.build).
 """
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from amaranth.back import verilog
 
 from tb.engine_cases import corner_images, pool_node, pool_reference, reference, weighted_node
+from tb.harness_case import run_case, verify_design
 from tb.mac_cases import acc_width_for, bitserial_cycles, bitserial_steps, mac_cases, mac_steps, truncated_dot
 from tb.random_models import random_convnet, random_mlp
 
@@ -28,25 +26,8 @@ from cdsl.hw.plan import network_cycles
 from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY, RequantUnit
 from cdsl.sim.cosim import verify
 from cdsl.sim.design import Design
-from cdsl.sim.harness import Harness
-from cdsl.sim.runner import run_cocotb
 
 pytestmark = pytest.mark.slow
-
-
-def run_case(tmp_path, name, dut, samples, expected, cycles, *, ports=None, throttle_seed=None, throttle=False):
-    harness = Harness(dut=dut, depths={"i": max(len(s) for s in samples), "o": max(len(e) for e in expected)},
-                      throttle=throttle)
-    text = verilog.convert(harness, name="harness_top", emit_src=False)
-    case = tmp_path / f"{name}.json"
-    case.write_text(json.dumps({"name": name, "samples": samples, "expected": expected, "cycles": cycles,
-                                "ports": ports, "throttle_seed": throttle_seed}))
-    result = run_cocotb(verilog=text, toplevel="harness_top", test_module="tb.bulk",
-                        extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_HW_CASE": str(case)},
-                        test_dir=tmp_path / name)
-    assert result.passed, result.summary() + "\n" + result.log_text(tail=40)
-    print(f"{name}: {result.data}")
-    return result.data
 
 
 def test_mac_block(tmp_path):
@@ -132,17 +113,6 @@ def test_pool_engine_block(tmp_path, average):
     expected = [pool_reference(node, x) for x in xs]
     run_case(tmp_path, "avgpool" if average else "maxpool", node.component(), samples, expected,
              [node.in_types[0].words + node.delay({})] * len(xs), throttle_seed=seed, throttle=True)
-
-
-def verify_design(tmp_path, name, intmodel, inputs, setting_sets, **gen_kwargs):
-    """Generate the design (as `cdsl gen` does), then verify it against golden at each settings."""
-    generate(intmodel, tmp_path / name, **gen_kwargs)
-    design = Design.load(tmp_path / name)
-    for settings in setting_sets:
-        report = verify(intmodel, design, torch.tensor(inputs), settings=settings, work_dir=tmp_path / f"{name}_sim")
-        assert report.passed, f"{name} {settings}: {report.first_mismatch} (first bad layer {report.first_bad_layer})"
-        assert list(report.run.cycles) == [network_cycles(design.plan, settings=settings)] * len(inputs)
-    return design
 
 
 def test_mlp_network(tmp_path):
