@@ -20,21 +20,7 @@ from cdsl.sw.cores.aqfp import AqfpTwin, layer_groups
 from cdsl.sw.cores.binary import BinaryTwin, signed_weights
 from cdsl.sw.layers import Grid, Products
 from cdsl.sw.train import train
-
-SPEC = """
-model tiny {{
-  input x: ufixed<8,4>[64]
-  h = dense(x, units=20) @quant(w=8, a=8)
-  s = sign(h)
-  b = dense(s, units=6) {binary}
-  s2 = sign(b)
-  y = dense(s2, units=10) @quant(w=8, a=8)
-  output y
-}}
-train {{ epochs = 2 }}
-"""
-AQFP = "@binary @aqfp(group=8, T=8, seed=3, gray=2.0)"  # 20 inputs: groups of 8, 8 and a partial 4
-
+from tb.aqfp_cases import TINY_AQFP as AQFP, TINY_BNN as SPEC
 
 def spec(binary: str = AQFP):
     return parse(SPEC.format(binary=binary))

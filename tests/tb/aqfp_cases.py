@@ -19,6 +19,21 @@ POLY = sum(1 << e for e in POLY_EXPONENTS) | 1
 ORDER = 2**32 - 1  # the multiplicative order of x modulo POLY (it is primitive)
 GROUP_STRIDE = 2**24  # steps between the start states of consecutive groups
 
+# A small digits BNN for the software-path tests: `{binary}` is the binary layer's annotations.
+TINY_BNN = """
+model tiny {{
+  input x: ufixed<8,4>[64]
+  h = dense(x, units=20) @quant(w=8, a=8)
+  s = sign(h)
+  b = dense(s, units=6) {binary}
+  s2 = sign(b)
+  y = dense(s2, units=10) @quant(w=8, a=8)
+  output y
+}}
+train {{ epochs = 2 }}
+"""
+TINY_AQFP = "@binary @aqfp(group=8, T=8, seed=3, gray=2.0)"  # 20 inputs: groups of 8, 8 and a partial 4
+
 
 class BitLfsr:
     """The Galois LFSR of POLY_EXPONENTS as a list of bits, bit 0 shifted out first."""
