@@ -1,7 +1,7 @@
 """Steps the subcommands share: resolve a spec or run folder, train, generate, and the options.
 
 A *run folder* is what `cdsl train SPEC -o RUN_DIR` writes: spec.cdsl, checkpoint.pt,
-metrics.json, intmodel/. `cdsl gen` adds rtl/ (network.v, manifest.json); `cdsl verify` adds
+metrics.json, intmodel/. `cdsl gen` adds rtl/ (network.sv, manifest.json); `cdsl verify` adds
 verify.json. `cdsl sim` and `cdsl verify` simulate exactly the rtl/ that is there.
 """
 
@@ -17,12 +17,34 @@ from cdsl.errors import CdslError
 from cdsl.files import locked, staged
 
 
+def bounded(lo: int, hi: int | None = None):
+    """An argparse type: a whole number in lo..hi (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected {lo}..{hi}, got {value}" if hi is not None
+                                             else f"expected at least {lo}, got {value}")
+        return value
+
+    return parse
+
+
+SEED = bounded(0, (1 << 32) - 1)
+EPOCHS = bounded(1, 1_000_000)
+SAMPLES = bounded(1)
+
+
 def add_hw_options(p: argparse.ArgumentParser) -> None:
     """The options that decide the generated hardware (`cdsl gen`, `cdsl run`); they are recorded in
     rtl/manifest.json, and sim/verify simulate that design as it is."""
-    p.add_argument("--lanes", type=int, default=8,
-                   help="lanes of dense/conv layers without bitserial(lanes=...) (default 8)")
-    p.add_argument("--target-cycles", type=int, metavar="N",
+    p.add_argument("--lanes", type=bounded(1, 65536), default=8,
+                   help="lanes of dense/conv layers without bitserial(lanes=...) (default 8; at most a layer's "
+                        "input channels)")
+    p.add_argument("--target-cycles", type=bounded(1), metavar="N",
                    help="choose lanes (FINN-style folding) to meet N cycles per inference instead of --lanes")
 
 
@@ -33,6 +55,17 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
                         "short for --set LAYER.precision=BITS")
     p.add_argument("--set", action="append", default=[], metavar="LAYER.SETTING=VALUE", dest="settings",
                    help="any runtime setting the design declares (rtl/manifest.json: registers); repeatable")
+
+
+SIMULATORS = ("verilator", "icarus")
+
+
+def add_simulator_option(p: argparse.ArgumentParser) -> None:
+    """Which simulator runs the generated RTL: Verilator (the flow's, builds cached) or Icarus Verilog
+    (an independent, event-driven second simulator; Debian's `iverilog`)."""
+    p.add_argument("--simulator", choices=SIMULATORS, default="verilator",
+                   help="verilator (default; builds cached by content hash) or icarus (Icarus Verilog, "
+                        "an independent second simulator: apt-get install iverilog)")
 
 
 def parse_settings(args) -> dict[str, dict[str, int]]:
@@ -54,6 +87,68 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
     return out
 
 
+STAGES = ("train", "export", "hardware")
+MEMORY_BUDGET_GB = 8.0  # training may take this much memory (override: $CDSL_MEMORY_GB)
+MAX_WEIGHT_BITS = 64 << 20  # the hardware generator's weight ROMs may hold this much (64 Mbit)
+
+
+def spec_problems(spec, *, stages: tuple[str, ...] = STAGES) -> list[tuple[str, CdslError]]:
+    """Everything in the spec that keeps a stage of the flow from working, found before any training:
+    each (stage, located error). Each layer's kind says what it cannot train or export; the hardware
+    registries say which payloads and MAC cores have an engine; sizes are held to the memory budget
+    and the ROM budget."""
+    import math
+    import os
+
+    from cdsl.hw.registry import missing_engine
+    from cdsl.sw.registry import sw_kind
+
+    model = spec.model
+    found: list[tuple[str, CdslError]] = []
+    for lay in model.layers:
+        kind = sw_kind(lay.op)
+        found += kind.problems(model, lay)
+        payload = kind.payload_type(lay)
+        if payload is not None:
+            reason = missing_engine(payload, kind.core_type(lay))
+            if reason:
+                found.append(("hardware", CdslError(f"layer {lay.name!r}: {reason}", span=lay.span,
+                                                    expected="the layers with an engine (README: What works today)")))
+    budget = float(os.environ.get("CDSL_MEMORY_GB", MEMORY_BUDGET_GB))
+    weights = {lay.name: sum(r * c for r, c in lay.op.weight_matrices(tuple(model.shape_of(i) for i in lay.inputs)))
+               for lay in model.layers}
+    activations = sum(math.prod(lay.shape) for lay in model.layers)
+    # parameters: value, gradient, two Adam moments, mask, for the compressed net and its float twin;
+    # activations: forward and backward, float32, for one batch of both nets
+    need = (sum(weights.values()) * 5 * 2 + activations * spec.train.batch * 2 * 2) * 4 / 2**30
+    if need > budget:
+        biggest = max(model.layers, key=lambda lay: weights[lay.name] or math.prod(lay.shape))
+        found.append(("train", CdslError(
+            f"training needs about {need:.1f} GiB of memory, more than the budget of {budget:g} GiB "
+            f"({biggest.name!r} is the largest layer)", span=biggest.span,
+            expected="smaller layers or a smaller batch, or a larger $CDSL_MEMORY_GB")))
+    for lay in model.layers:
+        q = lay.annotations.quant
+        bits = weights[lay.name] * (q.w if q is not None and q.w is not None else 8)
+        if bits > MAX_WEIGHT_BITS:
+            found.append(("hardware", CdslError(
+                f"layer {lay.name!r} has {bits / 2**20:.0f} Mbit of weights, more than the {MAX_WEIGHT_BITS >> 20} Mbit "
+                "of weight ROM the generator builds", span=lay.span, expected="a smaller layer")))
+    return [(stage, err) for stage, err in found if stage in stages]
+
+
+def require_stages(spec, source, stages: tuple[str, ...]) -> None:
+    """Refuse, before any training, a spec that a needed stage cannot handle: every problem is printed
+    located; the first is raised (exit 2)."""
+    import sys
+
+    problems = [err.located(source) for _, err in spec_problems(spec, stages=stages)]
+    for err in problems[1:]:
+        print(str(err), file=sys.stderr)
+    if problems:
+        raise problems[0]
+
+
 RUN_MARKERS = ("spec.cdsl", "metrics.json", "intmodel")
 
 
@@ -71,16 +166,20 @@ def run_transaction(run: Path):
 
 def train_spec(spec_path: str | Path, run_dir: Path | None, *, epochs: int | None = None, seed: int | None = None,
                float_twin: bool = True, threads: int = 1, log: Callable[[str], None] = print,
-               then: Callable[[Path, object, Path], None] | None = None):
+               then: Callable[[Path, object, Path], None] | None = None,
+               stages: tuple[str, ...] = ("train", "export")):
     """Train a spec into a run folder (default runs/<model name>); return (folder, TrainResult).
 
     The folder is written as one transaction (`run_transaction`); `then(stage, result, run)`, if
-    given, runs inside it on the staged folder (`cdsl run` generates and verifies there)."""
+    given, runs inside it on the staged folder (`cdsl run` generates and verifies there). The spec
+    is first held to `stages` (`spec_problems`): nothing fails after training for a reason the spec
+    already shows."""
     from cdsl.dsl import load_source, parse_source
     from cdsl.sw.train import save_run, train
 
     source = load_source(str(spec_path))
     spec = parse_source(source)
+    require_stages(spec, source, stages)
     run = Path(run_dir) if run_dir else Path("runs") / spec.model.name
     with run_transaction(run) as stage:
         t0 = time.perf_counter()
@@ -115,7 +214,8 @@ def resolve_run(source: str | Path, *, run_dir: str | Path | None = None, epochs
         raise CdslError("no such file or folder", name=str(src),
                         expected="a run folder written by `cdsl train`, or a .cdsl spec")
     log(f"training {src} (no run folder given) ...")
-    run, result = train_spec(src, Path(run_dir) if run_dir else None, epochs=epochs, float_twin=False, log=log)
+    run, result = train_spec(src, Path(run_dir) if run_dir else None, epochs=epochs, float_twin=False, log=log,
+                             stages=STAGES)
     require_intmodel(result, str(src))
     return run
 
@@ -170,6 +270,20 @@ def load_intmodel(folder: Path):
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as err:
         raise CdslError(f"cannot read the integer model: {err}", name=str(folder),
                         expected="an intmodel/ written by this cdsl (`cdsl train` again for an older run)") from None
+
+
+def load_run_intmodel(run_dir: Path):
+    """The run folder's integer model, validated, and exported from the run's spec.cdsl (CdslError otherwise)."""
+    from cdsl.sw.evaluate import intmodel_mismatch, load_run
+
+    intmodel = load_intmodel(run_dir / "intmodel")
+    if (run_dir / "spec.cdsl").is_file():
+        _, spec, _ = load_run(run_dir, with_data=False)
+        mismatch = intmodel_mismatch(spec, intmodel)
+        if mismatch:
+            raise CdslError(f"{run_dir / 'intmodel'}: {mismatch}: it was not exported from spec.cdsl",
+                            name=str(run_dir / "intmodel"))
+    return intmodel
 
 
 def load_design(run_dir: Path, intmodel, *, log: Callable[[str], None] = print):

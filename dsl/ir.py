@@ -709,6 +709,7 @@ class Train:
     seed: int = 0
     stages: tuple[Stage, ...] = ()
     span: Span = _span()
+    data_span: Span = _span()  # the `data = ...` setting (errors in the data file point at it)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ No exception other than `CdslError` leaves these functions, whatever the input.
 from __future__ import annotations
 
 import os
+import stat
 import re
 from pathlib import Path
 
@@ -60,10 +61,12 @@ def load_source(path: str | os.PathLike) -> Source:
     try:
         if p.is_dir():
             raise CdslError("is a directory, not a spec file", name=name, expected="a .cdsl file")
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise CdslError(f"file is too large for a spec ({size} bytes)", name=name)
-        data = p.read_bytes()
+        if not stat.S_ISREG(p.stat().st_mode):  # a device such as /dev/zero never ends, a FIFO may block
+            raise CdslError("not a regular file (a device, FIFO or socket)", name=name, expected="a .cdsl file")
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise CdslError(f"file is too large for a spec (more than {MAX_FILE_BYTES} bytes)", name=name)
     except CdslError:
         raise
     except FileNotFoundError:

@@ -9,8 +9,7 @@ Canonical layout
   arguments and list items; floats in Python's shortest round-trip form (0.003, 1e-05);
 - op parameters at their default are left out (`stride=1`, `padding=0`, `bias=true`, a pool
   stride equal to its kernel); annotation parameters are printed in schema order, and hardware
-  annotations (`@cim`, `@aqfp`, `@bitsparse`, `@tokens`) print every parameter (`@aqfp`'s model
-  parameters `gray` and `atten` only when not at their defaults);
+  annotations (`@cim`, `@aqfp`, `@bitsparse`, `@tokens`) print every parameter;
 - annotations in the order quant, prune, bitsparse, trunc, bitserial, cim, binary, aqfp, tokens.
 
 `format_source` keeps every comment: a comment on its own line stays before the statement that
@@ -19,6 +18,8 @@ statement's line; single blank lines between statements are kept, runs of them b
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from dataclasses import dataclass, field
 
@@ -105,27 +106,29 @@ def print_annotation(name: str, a) -> str:
             parts.append(f"end={a.end}")
         return "@" + _call("prune", parts)
     if isinstance(a, ir.BitSparse):
-        return "@" + _call("bitsparse", [f"target={a.target}", f"strength={fmt_float(a.strength)}"])
+        return "@" + _call("bitsparse", [f"target={a.target}"] + _non_default(a, strength=fmt_float))
     if isinstance(a, ir.Trunc):
         return "@" + _call("trunc", ["bits=[" + ", ".join(str(b) for b in a.bits) + "]"])
     if isinstance(a, ir.BitSerial):
         return "@" + _call("bitserial", [f"lanes={a.lanes}"])
     if isinstance(a, ir.Cim):
-        return "@" + _call(
-            "cim",
-            [
-                f"rows={a.rows}", f"cols={a.cols}", f"cell={a.cell}", f"dac={a.dac}", f"adc={a.adc}",
-                f"scale={a.scale.value}", f"noise={fmt_float(a.noise)}",
-            ],
-        )
+        return "@" + _call("cim", [f"rows={a.rows}", f"cols={a.cols}"] + _non_default(
+            a, cell=str, dac=str, adc=str, scale=lambda v: v.value, noise=fmt_float))
     if isinstance(a, ir.Binary):
         return "@binary"
     if isinstance(a, ir.Aqfp):
-        model = [f"{k}={fmt_float(getattr(a, k))}" for k in ("gray", "atten") if getattr(a, k) != getattr(ir.Aqfp, k)]
-        return "@" + _call("aqfp", [f"group={a.group}", f"T={a.T}", f"seed={a.seed}", *model])
+        return "@" + _call("aqfp", [f"group={a.group}", f"T={a.T}"] + _non_default(a, seed=str, gray=fmt_float,
+                                                                                      atten=fmt_float))
     if isinstance(a, ir.Tokens):
-        return "@" + _call("tokens", [f"keep={fmt_float(a.keep)}", f"heads={a.heads}"])
+        return "@" + _call("tokens", [f"keep={fmt_float(a.keep)}"] + _non_default(a, heads=str))
     raise TypeError(f"not an annotation: {a!r}")  # pragma: no cover
+
+
+def _non_default(a, **formats) -> list[str]:
+    """`name=value` for the named optional parameters of annotation `a` that differ from their defaults:
+    canonical text leaves defaults out, for every annotation alike."""
+    defaults = {f.name: f.default for f in dataclasses.fields(a)}
+    return [f"{name}={fmt(getattr(a, name))}" for name, fmt in formats.items() if getattr(a, name) != defaults[name]]
 
 
 def print_annotations(anns: ir.Annotations) -> list[str]:

@@ -9,5 +9,5 @@
   `bitserial_mac.BitSerialMac`, `pool_reduce.PoolReduce`, `requant_unit.RequantUnit`); the glue
   (`stream_fork.StreamFork`, `stream_fifo.StreamFifo`, `register_bank.RegisterBank`); the top
   (`network.Network`).
-- `generate`: network.v + manifest.json (`cdsl gen`).
+- `generate`: network.sv + manifest.json (`cdsl gen`).
 """

@@ -1,13 +1,14 @@
-"""IntModel -> the generated design: `network.v` and `manifest.json` (what `cdsl gen` writes, and what
+"""IntModel -> the generated design: `network.sv` and `manifest.json` (what `cdsl gen` writes, and what
 `cdsl sim` and `cdsl verify` simulate and check, unchanged).
 
     result = generate(intmodel, out_dir, default_lanes=8, target_cycles=None, lanes=None)
 
 writes, into a temporary folder renamed to `out_dir` when complete:
-- `network.v`: `amaranth.back.verilog.convert(Network, name="network", emit_src=False)`.
+- `network.sv`: the Network as Yosys writes it from Amaranth (`cdsl.hw.verilog_text`: SystemVerilog's
+  `always_comb`/`always_ff`, so that every simulator starts it from its reset values).
   Deterministic: the same IntModel and options give the same bytes (no source paths, no
   timestamps). Weight and mask ROMs are initialized inside the Verilog.
-- `manifest.json`: the SHA-256 of `network.v` and of the IntModel it was generated from, the
+- `manifest.json`: the SHA-256 of `network.sv` and of the IntModel it was generated from, the
   options, the ports (Verilog names, directions, widths), the stream protocol, the runtime-setting
   registers, a summary per engine, the cycle model's figures, and the whole plan (`plan`, its
   arrays inlined as `plan_arrays`), from which `cdsl.sim` rebuilds the harness and the cycle model
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
@@ -31,10 +31,11 @@ from cdsl.contract.intmodel import IntModel
 from cdsl.files import staged
 from cdsl.hw.network import Network
 from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
+from cdsl.hw.verilog_text import verilog_text
 
 TOP = "network"
 MANIFEST_FORMAT = 2
-VERILOG_FILE = "network.v"
+VERILOG_FILE = "network.sv"
 MANIFEST_FILE = "manifest.json"
 _OURS = {VERILOG_FILE, MANIFEST_FILE}
 _SWEEP_LIMIT = 32  # a register's cycles are listed per value when it has at most this many values
@@ -48,8 +49,8 @@ class GenResult:
     manifest: dict
 
 
-def verilog_text(network: Network) -> str:
-    return verilog.convert(network, name=TOP, emit_src=False)
+def network_text(network: Network) -> str:
+    return verilog_text(network, name=TOP)
 
 
 def sha256_text(text: str) -> str:
@@ -126,8 +127,9 @@ def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8,
                               "choose an empty or new folder")
     plan = plan_network(intmodel, default_lanes=default_lanes, target_cycles=target_cycles, lanes=lanes)
     network = Network(plan=plan)
-    text = verilog_text(network)
-    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {})}
+    text = network_text(network)
+    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {}),
+               "target_reached": None if target_cycles is None else network_cycles(plan) <= target_cycles}
     data = manifest(intmodel, plan, network, text, options)
     with staged(out) as tmp:
         (tmp / VERILOG_FILE).write_text(text)

@@ -69,6 +69,18 @@ def _lookup(table: dict, value: object):
     return None
 
 
+def missing_engine(payload_type: type, core_type: type | None = None) -> str | None:
+    """Why a layer with this payload (and MAC core) type has no hardware, or None when it has."""
+    load_all()
+    if not any(cls in _PLANNERS for cls in payload_type.__mro__):
+        from cdsl.contract.intmodel import kind_of
+
+        return f"{kind_of(payload_type)} has no hardware engine yet"
+    if core_type is not None and not any(cls in _CORES for cls in core_type.__mro__):
+        return f"its MAC core {core_type.__name__} has no hardware engine yet"
+    return None
+
+
 def plan_layer(layer: "IntLayer", ctx: "PlanContext") -> "Node | Alias":
     planner = _lookup(_PLANNERS, layer.payload)
     if planner is None:

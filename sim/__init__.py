@@ -11,7 +11,7 @@ Modules (each docstring says more):
 - `drivers`: cocotb side: `HarnessDriver` (bulk runs), `StreamDriver`/`StreamMonitor` (per-clock
   valid/ready with random stalls), `start_clock`, `reset`, `tb_seed`, `write_results`.
 - `scoreboard`: `Scoreboard`, expected vs actual with the first mismatch located.
-- `design`: a generated design (`rtl/network.v` + manifest), loaded and checked (`Design.load`).
+- `design`: a generated design (`rtl/network.sv` + manifest), loaded and checked (`Design.load`).
 - `cosim`: `simulate` and `verify` a design against the golden model; `network_bench` is its cocotb side.
 - `lint`: `verilator --lint-only` of a design. `selftest` (`cdsl doctor --smoke`) and `speed`
   (`python -m cdsl.sim.speed`, simulated cycles per second) with their cocotb modules.
@@ -20,7 +20,7 @@ The recipe for a block testbench (tests/hw/test_verilator.py does exactly this):
 
     # host side (pytest or a CLI command)
     harness = Harness(dut=block, depths={"i": words_per_sample, "o": outs_per_sample})
-    text = amaranth.back.verilog.convert(harness, name="tb_top")
+    text = cdsl.hw.verilog_text.verilog_text(harness, name="tb_top")
     result = run_cocotb(verilog=text, toplevel="tb_top", test_module="tb.my_block",
                         extra_env={"CDSL_HARNESS": harness.manifest_json(), "MY_CASE": json.dumps(...)})
     assert result.passed, result.summary() + result.log_text(tail=30)

@@ -242,7 +242,7 @@ def _environ(updates: dict[str, str]):
                 os.environ[k] = v
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail_of(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -343,7 +343,7 @@ def _compile(*, verilog: tuple[str, ...], toplevel: str, options: BuildOptions, 
             )
         except (RuntimeError, subprocess.SubprocessError, SystemExit) as err:
             kept = _keep_log(log, directory.parent, directory.name)
-            raise BuildError(f"Verilator build of {toplevel!r} failed ({err}); log {kept}:\n{_tail(kept)}") from None
+            raise BuildError(f"Verilator build of {toplevel!r} failed ({err}); log {kept}:\n{tail_of(kept)}") from None
     _harvest_runtime(directory, runtime)
 
 
@@ -425,7 +425,7 @@ def build_verilog(*, verilog: str | tuple[str, ...], toplevel: str, options: Bui
         _compile(verilog=verilog, toplevel=toplevel, options=options, directory=tmp)
         if not (tmp / toplevel).is_file():
             kept = _keep_log(tmp / "build.log", root, tmp.name)
-            raise BuildError(f"Verilator build of {toplevel!r} produced no executable; log {kept}:\n{_tail(kept)}")
+            raise BuildError(f"Verilator build of {toplevel!r} produced no executable; log {kept}:\n{tail_of(kept)}")
         meta = {"key": key, "toplevel": toplevel, "options": asdict(options),
                 "seconds": round(time.perf_counter() - start, 3), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "executable_sha256": _digest(tmp / toplevel)}

@@ -1,4 +1,4 @@
-"""Co-simulation of a generated design: the exact `network.v` of `cdsl gen`, in Verilator through cocotb,
+"""Co-simulation of a generated design: the exact `network.sv` of `cdsl gen`, in Verilator through cocotb,
 compared with the golden model.
 
     design = Design.load(run_dir / "rtl")
@@ -6,7 +6,7 @@ compared with the golden model.
     report = verify(intmodel, design, x_int, labels)                          # golden vs RTL, bit for bit
 
 The harness (`cdsl.sim.harness.Harness`) wraps a black box with the ports the design's plan implies
-and is compiled beside `network.v` (never a re-elaborated network). Every sample is written into
+and is compiled beside `network.sv` (never a re-elaborated network). Every sample is written into
 the harness memories through their handles, the runtime settings go through the `ctrl` register
 writes before each sample, and Python awaits one `done` per sample (`cdsl.sim.network_bench`).
 
@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
-from amaranth.back import verilog
+from cdsl.hw.verilog_text import verilog_text
 
 from cdsl.contract.golden import argmax_lowest, feeds, golden
 from cdsl.contract.intmodel import IntModel, Settings
@@ -59,6 +59,13 @@ class SimRun:
     seed: int | None
     waves: Path | None
     verilog_sha256: str
+    simulator: str = "verilator"
+
+    @property
+    def build_note(self) -> str:
+        """How the simulator got its model: '"Verilator build cached"', '"Icarus build 1.2 s"'."""
+        name = {"verilator": "Verilator", "icarus": "Icarus"}[self.simulator]
+        return f"{name} build {'cached' if self.cache_hit else f'{self.build_seconds:.1f} s'}"
 
 
 @dataclass(frozen=True)
@@ -130,8 +137,9 @@ def _input_arrays(design: Design, x_int) -> dict[str, np.ndarray]:
 
 def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: Path | None = None,
              progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
-             probes: bool = False) -> SimRun:
-    """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design."""
+             probes: bool = False, simulator: str = "verilator") -> SimRun:
+    """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design,
+    in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator)."""
     plan = design.plan
     config = config_words(design, settings)  # checks the settings against the plan
     harness = harness_for(design, probes=probes)
@@ -145,7 +153,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
              **{f"in:{k}": v for k, v in inputs.items()},
              **{f"expect:{output_port(o.name)}": np.int64(o.type.words) for o in plan.outputs})
     prog.unlink(missing_ok=True)
-    text = verilog.convert(harness, name=TOP, emit_src=False)
+    text = verilog_text(harness, name=TOP)
     stop = threading.Event()
     poller = None
     if progress is not None:
@@ -153,7 +161,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
         poller.start()
     try:
         result = run_cocotb(verilog=(text, design.verilog), toplevel=TOP, test_module="cdsl.sim.network_bench",
-                            test_dir=work / "sim", waves=waves, seed=seed,
+                            test_dir=work / "sim", waves=waves, seed=seed, simulator=simulator,
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
     finally:
@@ -179,19 +187,21 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
         cycles=cycles, predicted_cycles=network_cycles(plan, settings=settings), total_cycles=int(cycles.sum()),
         sim_seconds=float(stats.get("wall_s", 0.0)), cycles_per_second=float(stats.get("cycles_per_s") or 0.0),
         build_seconds=result.build.seconds, cache_hit=result.build.hit, seed=result.seed, waves=result.waves,
-        verilog_sha256=design.sha256,
+        verilog_sha256=design.sha256, simulator=simulator,
     )
 
 
 def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: Settings | None = None,
            progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
-           localize: bool = True) -> VerifyReport:
-    """Golden model vs the design's RTL on every sample, element by element, and cycles vs the model."""
+           localize: bool = True, simulator: str = "verilator") -> VerifyReport:
+    """Golden model vs the design's RTL on every sample, element by element, and cycles vs the model,
+    simulated in `simulator` ("verilator" or "icarus")."""
     design.check_intmodel(intmodel)
     x = feeds(intmodel, x_int)
     want = golden(intmodel, x, settings=settings)
     want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}
-    run = simulate(design, x, settings=settings, progress=progress, seed=seed, work_dir=work_dir)
+    run = simulate(design, x, settings=settings, progress=progress, seed=seed, work_dir=work_dir,
+                   simulator=simulator)
     n = len(next(iter(x.values())))
     board = Scoreboard(name=intmodel.name, seed=run.seed)
     exact = 0
@@ -205,7 +215,7 @@ def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: 
     bad_layer = None
     if first is not None and localize:
         one = {k: v[first.sample:first.sample + 1] for k, v in x.items()}
-        bad_layer = first_bad_layer(intmodel, design, one, settings=settings,
+        bad_layer = first_bad_layer(intmodel, design, one, settings=settings, simulator=simulator,
                                     work_dir=None if work_dir is None else Path(work_dir) / "localize")
     rtl_acc = gold_acc = None
     if labels is not None:
@@ -219,11 +229,12 @@ def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: 
 
 
 def first_bad_layer(intmodel: IntModel, design: Design, x_one: Mapping[str, torch.Tensor], *,
-                    settings: Settings | None = None, work_dir: Path | None = None) -> str | None:
+                    settings: Settings | None = None, work_dir: Path | None = None,
+                    simulator: str = "verilator") -> str | None:
     """The first engine (in the plan's order) whose probed output differs from the golden trace of its
     layer, for this one sample; None if every probe agrees."""
     _, trace = golden(intmodel, dict(x_one), settings=settings, trace=True)
-    run = simulate(design, dict(x_one), settings=settings, work_dir=work_dir, probes=True)
+    run = simulate(design, dict(x_one), settings=settings, work_dir=work_dir, probes=True, simulator=simulator)
     for node in design.plan.nodes:
         want = trace[node.name].reshape(-1).numpy()
         if not np.array_equal(run.probes[node.name][0], want):

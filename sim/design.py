@@ -1,12 +1,12 @@
-"""A generated design as `cdsl sim` and `cdsl verify` take it: `network.v` plus `manifest.json`, checked.
+"""A generated design as `cdsl sim` and `cdsl verify` take it: `network.sv` plus `manifest.json`, checked.
 
     design = Design.load(run_dir / "rtl")       # DesignError (file: field: what is wrong) otherwise
     design.check_intmodel(intmodel)              # the design was generated from this integer model
     design.plan                                  # the plan, read back from the manifest (never re-planned)
     design.verilog, design.sha256                # the exact text that is simulated, and its hash
 
-Checks on load: the manifest parses and has this cdsl's format; `network.v` exists and its SHA-256
-is the one the manifest recorded (a hand-edited `network.v` is refused); the plan decodes; the
+Checks on load: the manifest parses and has this cdsl's format; `network.sv` exists and its SHA-256
+is the one the manifest recorded (a hand-edited `network.sv` is refused); the plan decodes; the
 Verilog module `network` declares exactly the ports the plan implies, with the same widths, so the
 black box that stands in for it in the harness (`Design.black_box`) cannot silently truncate.
 """

@@ -18,7 +18,7 @@ live in the installed package (`cdsl.sim.network_bench`, `cdsl.sim.selftest_benc
 in tests/tb, which pytest puts on sys.path (`pythonpath` in pyproject.toml).
 
 `verilog` is one Verilog text, or a tuple of texts compiled together (the top's first: e.g. a
-harness and the generated `network.v` it instantiates).
+harness and the generated `network.sv` it instantiates).
 
 `waves`: a path ending in `.fst` or `.vcd`; the build then has tracing compiled in (its own cache
 entry) and the simulator writes that file (`--trace-file`). Open it with GTKWave or Surfer.
@@ -127,14 +127,45 @@ def _waves_format(waves: Path | None) -> str | None:
     return suffix[1:]
 
 
+SIMULATORS = ("verilator", "icarus")
+
+
+def _build_icarus(*, verilog: str | tuple[str, ...], toplevel: str, directory: Path) -> Build:
+    """Compile with Icarus Verilog (iverilog -g2012) for cocotb; a fresh build each time (it takes a second)."""
+    import shutil
+
+    from cdsl.sim.build import BuildError, tail_of
+
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        raise ToolchainError("Icarus Verilog is not installed (Debian: apt-get install iverilog)")
+    start = time.perf_counter()
+    directory.mkdir(parents=True, exist_ok=True)
+    texts = (verilog,) if isinstance(verilog, str) else tuple(verilog)
+    sources = []
+    for k, text in enumerate(texts):
+        sources.append(directory / f"{toplevel}_src{k}.v")
+        sources[-1].write_text(text)
+    log = directory / "build.log"
+    try:
+        reaped_runner("icarus").build(sources=sources, hdl_toplevel=toplevel, build_dir=directory,
+                                      build_args=["-g2012"], timescale=("1ns", "1ps"), log_file=log)
+    except (RuntimeError, SystemExit) as err:
+        raise BuildError(f"Icarus build of {toplevel!r} failed ({err}); log {log}:\n{tail_of(log)}") from None
+    return Build("icarus", directory, toplevel, False, time.perf_counter() - start, BuildOptions(optimize=False))
+
+
 def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path | None = None,
                extra_env: Mapping[str, str] | None = None, waves: Path | None = None,
                seed: int | None = None, testcase: str | None = None,
-               build_options: BuildOptions | None = None, cache_dir: Path | None = None) -> CocotbResult:
+               build_options: BuildOptions | None = None, cache_dir: Path | None = None,
+               simulator: str = "verilator") -> CocotbResult:
     """Build `verilog` (cached) and run the cocotb tests of `test_module` on it.
 
     test_dir: where results.xml, sim.log and cdsl_results.json go (default: a new temp folder).
     build_options: see `BuildOptions`; its `waves` field is set from `waves`.
+    simulator: "verilator" (the flow's simulator, builds cached by content hash) or "icarus" (Icarus
+    Verilog, a second simulator to hold Verilator against; compiled with -g2012 into test_dir, no
+    cache, no waves; ToolchainError if iverilog is not installed).
     Raises `ToolchainError`/`BuildError` for tool or build problems and `SimulationError` when the
     simulator produced no results; failing tests are reported in the result (`passed` False).
     """
@@ -145,16 +176,22 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
     start = time.perf_counter()
     if seed is None:
         seed = random.randrange(1 << 31)
-    fmt = _waves_format(waves)
-    options = build_options or BuildOptions()
-    if options.waves != fmt:
-        options = BuildOptions(waves=fmt, public=options.public, public_all=options.public_all,
-                               optimize=options.optimize, extra_args=options.extra_args)
-    build = build_verilog(verilog=verilog, toplevel=toplevel, options=options, cache_dir=cache_dir)
-
-    apply_verilator_env()
+    if simulator not in SIMULATORS:
+        raise ValueError(f"run_cocotb: simulator must be one of {SIMULATORS!r}, not {simulator!r}")
     test_dir = Path(tempfile.mkdtemp(prefix="cdsl-sim-")) if test_dir is None else Path(test_dir).resolve()
     test_dir.mkdir(parents=True, exist_ok=True)
+    if simulator == "icarus":
+        if waves is not None:
+            raise ValueError("run_cocotb: waves are written by the Verilator simulations only")
+        build = _build_icarus(verilog=verilog, toplevel=toplevel, directory=test_dir / "icarus_build")
+    else:
+        fmt = _waves_format(waves)
+        options = build_options or BuildOptions()
+        if options.waves != fmt:
+            options = BuildOptions(waves=fmt, public=options.public, public_all=options.public_all,
+                                   optimize=options.optimize, extra_args=options.extra_args)
+        build = build_verilog(verilog=verilog, toplevel=toplevel, options=options, cache_dir=cache_dir)
+        apply_verilator_env()
     results_xml = test_dir / "results.xml"
     results_json = test_dir / "cdsl_results.json"
     log = test_dir / "sim.log"
@@ -169,7 +206,7 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
         waves_path.parent.mkdir(parents=True, exist_ok=True)
         test_args = ["--trace-file", str(waves_path)]
 
-    runner = reaped_runner("verilator")
+    runner = reaped_runner(simulator)
     try:
         runner.test(
             test_module=test_module,

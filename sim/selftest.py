@@ -91,12 +91,12 @@ def selftest_env(harness, *, k: int, width: int, samples: int) -> dict:
 
 def run_selftest(*, k: int = 8, width: int = 8, samples: int = 200) -> tuple[bool, str]:
     """Build (cached) and run the self-test; (passed, one-line summary)."""
-    from amaranth.back import verilog
+    from cdsl.hw.verilog_text import verilog_text
 
     from cdsl.sim.runner import run_cocotb
 
     harness = selftest_harness(k=k, width=width)
-    text = verilog.convert(harness, name="cdsl_smoke_top")
+    text = verilog_text(harness, name="cdsl_smoke_top")
     result = run_cocotb(verilog=text, toplevel="cdsl_smoke_top", test_module="cdsl.sim.selftest_bench",
                         extra_env=selftest_env(harness, k=k, width=width, samples=samples))
     build = f"build {'cached' if result.build.hit else 'compiled'} in {result.build.seconds:.1f} s"

@@ -120,7 +120,7 @@ def bench_weights(*, seed: int, k: int, n: int) -> list[list[int]]:
 
 def run_bench(*, samples: int = 2000, k: int = 64, n: int = 10, samples_per_run: int = 1,
               public_all: bool = False, seed: int = 1):
-    from amaranth.back import verilog
+    from cdsl.hw.verilog_text import verilog_text
 
     from cdsl.sim.build import BuildOptions
     from cdsl.sim.harness import Harness
@@ -128,7 +128,7 @@ def run_bench(*, samples: int = 2000, k: int = 64, n: int = 10, samples_per_run:
 
     weights = bench_weights(seed=7, k=k, n=n)
     harness = Harness(dut=SerialDense(weights=weights), depths={"i": k * samples_per_run, "o": n * samples_per_run})
-    text = verilog.convert(harness, name="bench_top")
+    text = verilog_text(harness, name="bench_top")
     cfg = {"k": k, "n": n, "samples": samples, "samples_per_run": samples_per_run, "weight_seed": 7}
     return run_cocotb(verilog=text, toplevel="bench_top", test_module="cdsl.sim.speed_bench",
                       extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_BENCH": json.dumps(cfg)},

@@ -19,10 +19,9 @@ import torch
 from torch import nn
 
 from cdsl.dsl import ir
-from cdsl.errors import CdslError
 from cdsl.sw.layers import ActQuant, Compressible, Grid, QWeighted, Scales, WeightedParams, WeightQuant, fake_quant, \
     round_half_up
-from cdsl.sw.registry import all_kinds, sw_kind
+from cdsl.sw.registry import sw_kind
 
 # The annotation kinds a training stage can switch (`compress=[...]`): every annotation.
 ACTIVE_KINDS = ir.ANNOTATION_NAMES
@@ -37,24 +36,12 @@ def build(spec: ir.Spec | ir.Model, *, scales: Scales = Scales()) -> "Net":
     return Net(model, scales=scales)
 
 
-def supported_annotations() -> tuple[str, ...]:
-    """Every annotation some kind implements in training, in canonical order."""
-    known = set().union(*(k.annotations for k in all_kinds().values()))
-    return tuple(n for n in ir.ANNOTATION_NAMES if n in known)
-
-
 def check_supported(model: ir.Model) -> None:
     """Refuse an annotation that the layer's kind does not implement in training (at its span)."""
     for lay in model.layers:
-        kind = sw_kind(lay.op)
-        for name in lay.annotations.present():
-            if name not in kind.annotations:
-                raise CdslError(
-                    f"@{name} is not yet supported by the software path (layer {lay.name!r})",
-                    span=getattr(lay.annotations, name).span,
-                    expected=", ".join("@" + n for n in supported_annotations())
-                    + ": the annotations implemented so far (README: What works today)",
-                )
+        for stage, err in sw_kind(lay.op).problems(model, lay):
+            if stage == "train":
+                raise err
 
 
 class Net(nn.Module):

@@ -6,8 +6,13 @@ Digits: `sklearn.datasets.load_digits()` (no download), x = pixel / 16 (pixels a
 1347 training and 450 test samples. x is reshaped to the model input shape ([64] or [1, 8, 8]).
 
 A `.npz` holds arrays `x` (float or integer, [N, *input shape]) and `y` (integer labels [N]
-in 0..classes-1); it is split the same way (stratified when every class has at least two
-samples). Optional arrays `x_test`, `y_test` give an explicit test set instead.
+in 0..classes-1); a relative path is relative to the spec's folder. It is split the same way
+(stratified, so every class needs at least two samples). Optional arrays `x_test`, `y_test` give an
+explicit test set instead. Checked, with errors at the spec's `data = ...` line: the file exists
+and is an .npz of at most MAX_DATA_BYTES (uncompressed, checked before inflating), no pickled
+objects, the arrays' dtypes and shapes, finite values, labels in range, every value of x within the
+range of the model input's type (a value outside would be clipped: an error, with the share and the
+range), and enough samples per class for the split.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cdsl.errors import CdslError
+from cdsl.dsl.ir import FixedType
+from cdsl.errors import CdslError, Span
 
 TEST_SIZE = 0.25
 SPLIT_SEED = 0
+MAX_DATA_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -34,14 +41,42 @@ class Dataset:
     name: str
 
 
-def load(data: str, *, input_shape: tuple[int, ...], classes: int, base: Path | None = None) -> Dataset:
-    """`data` is "digits" or a path to an .npz (relative to `base`, the spec's folder)."""
-    if data == "digits":
-        return digits(input_shape=input_shape, classes=classes)
-    path = Path(data)
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    return npz(path, input_shape=input_shape, classes=classes)
+def load(data: str, *, input_shape: tuple[int, ...], classes: int, base: Path | None = None,
+         dtype: FixedType | None = None, span: Span | None = None) -> Dataset:
+    """`data` is "digits" or a path to an .npz (relative to `base`, the spec's folder). `dtype`: the
+    model input's type (values outside its range are an error); `span`: where errors point (the
+    spec's `data = ...`)."""
+    try:
+        if data == "digits":
+            dataset = digits(input_shape=input_shape, classes=classes)
+        else:
+            path = Path(data)
+            if not path.is_absolute() and base is not None:
+                path = base / path
+            dataset = npz(path, input_shape=input_shape, classes=classes)
+        if dtype is not None:
+            for name, x in (("x", dataset.x_train), ("x_test", dataset.x_test)):
+                check_range(x.numpy(), dtype, name=name, where=dataset.name)
+    except CdslError as err:
+        if span is None or err.span is not None:
+            raise
+        raise CdslError(f"{err.name}: {err.message}" if err.name else err.message, span=span,
+                        expected=err.expected) from None
+    return dataset
+
+
+def check_range(x: np.ndarray, dtype: FixedType, *, name: str, where: str) -> None:
+    """Every value of x is representable by `dtype` after rounding to its grid (nothing would be clipped)."""
+    step = 2.0 ** -dtype.frac
+    lo, hi = (dtype.qmin - 0.5) * step, (dtype.qmax + 0.5) * step
+    outside = (x < lo) | (x >= hi)
+    if outside.any():
+        kind = "fixed" if dtype.signed else "ufixed"
+        raise CdslError(
+            f"{100 * outside.mean():.3g}% of the values of {name!r} lie outside the range of the input type "
+            f"{kind}<{dtype.bits},{dtype.frac}> ({dtype.qmin * step:g}..{dtype.qmax * step:g}; found "
+            f"{float(x.min()):g}..{float(x.max()):g}): they would be clipped", name=where,
+            expected="data scaled into the input type's range, or a wider input type")
 
 
 def digits(*, input_shape: tuple[int, ...], classes: int = 10) -> Dataset:
@@ -63,14 +98,23 @@ def digits(*, input_shape: tuple[int, ...], classes: int = 10) -> Dataset:
 
 
 def npz(path: Path, *, input_shape: tuple[int, ...], classes: int) -> Dataset:
+    import zipfile
+
     where = str(path)
     if not path.is_file():
         raise CdslError(f"data file {where!r} does not exist", name=where, expected="an .npz with arrays x, y")
     try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+        if total > MAX_DATA_BYTES:
+            raise CdslError(f"{where!r} holds {total / 2**30:.1f} GiB uncompressed, more than the "
+                            f"{MAX_DATA_BYTES / 2**30:.0f} GiB a data file may hold", name=where)
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # not a zip / corrupt
-        raise CdslError(f"cannot read {where!r} as .npz: {exc}", name=where) from None
+    except CdslError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # not a zip, corrupt, pickled
+        raise CdslError(f"cannot read {where!r} as .npz: {exc}", name=where, expected="an .npz with arrays x, y") from None
     for key in ("x", "y"):
         if key not in arrays:
             have = ", ".join(sorted(arrays)) or "none"
@@ -116,10 +160,17 @@ def _split(x: np.ndarray, y: np.ndarray, *, name: str) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    if len(y) < 4:
-        raise CdslError(f"{len(y)} samples are too few to split into train and test", name=name)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=stratify)
+    present = counts[counts > 0]
+    n_test = int(np.ceil(TEST_SIZE * len(y)))
+    if present.min() < 2:
+        rare = int(np.flatnonzero(counts == present.min())[0])
+        raise CdslError(f"class {rare} has {present.min()} sample: the stratified split needs at least 2 per class",
+                        name=name, expected="at least 2 samples of every class present, or x_test/y_test arrays")
+    if n_test < len(present) or len(y) - n_test < len(present):
+        raise CdslError(f"{len(y)} samples are too few to split into train and test with each of the "
+                        f"{len(present)} classes on both sides", name=name,
+                        expected=f"at least {int(np.ceil(len(present) / TEST_SIZE))} samples, or x_test/y_test arrays")
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=y)
     return Dataset(
         torch.from_numpy(np.ascontiguousarray(x_tr)), torch.from_numpy(np.ascontiguousarray(y_tr)),
         torch.from_numpy(np.ascontiguousarray(x_te)), torch.from_numpy(np.ascontiguousarray(y_te)), name,

@@ -73,6 +73,26 @@ class SwKind:
     def build(self, model: ir.Model, layer: ir.Layer, scales: "Scales") -> LayerModule:
         raise NotImplementedError
 
+    def problems(self, model: ir.Model, layer: ir.Layer) -> list[tuple[str, CdslError]]:
+        """What keeps this layer from training ("train") or from an integer form ("export"), each a
+        located error; found from the spec alone, before any training."""
+        out = [("train", CdslError(
+            f"@{name} is not yet supported by the software path (layer {layer.name!r})",
+            span=getattr(layer.annotations, name).span,
+            expected="the annotations implemented so far (README: What works today)"))
+            for name in layer.annotations.present() if name not in self.annotations]
+        if not self.exports:
+            out.append(("export", self.no_integer_form(layer)))
+        return out
+
+    def payload_type(self, layer: ir.Layer) -> type | None:
+        """The payload type this kind exports for `layer` (None: it has no integer form)."""
+        return None
+
+    def core_type(self, layer: ir.Layer) -> type | None:
+        """The MAC core type of the layer's payload, for kinds that have one."""
+        return None
+
     def export(self, module: LayerModule, layer: ir.Layer, ctx: ExportContext) -> tuple["Payload", "QType"]:
         """The layer's payload and output type, from its trained module."""
         raise self.no_integer_form(layer)

@@ -74,12 +74,26 @@ def plan_stages(train_cfg: ir.Train, epochs: int | None = None) -> list[StagePla
     plans = [StagePlan(s.name, s.epochs, s.lr if s.lr is not None else train_cfg.lr, s.compress) for s in stages]
     if epochs is None:
         return plans
+    if epochs < len(plans):
+        names = ", ".join(p.name for p in plans)
+        raise CdslError(f"--epochs {epochs} is fewer than the {len(plans)} stages ({names}): every stage needs an epoch",
+                        expected=f"--epochs {len(plans)} or more")
     total = sum(p.epochs for p in plans)
-    if total == 0:
-        return [StagePlan(plans[-1].name, epochs, plans[-1].lr, plans[-1].compress)]
-    scaled = [math.floor(p.epochs * epochs / total) for p in plans]
+    scaled = [max(1, math.floor(p.epochs * epochs / total)) for p in plans]  # every stage keeps an epoch
+    while sum(scaled) > epochs:  # the floors of 1 overshot: take from the longest stage
+        scaled[scaled.index(max(scaled))] -= 1
     scaled[-1] += epochs - sum(scaled)
-    return [StagePlan(p.name, e, p.lr, p.compress) for p, e in zip(plans, scaled) if e > 0]
+    return [StagePlan(p.name, e, p.lr, p.compress) for p, e in zip(plans, scaled)]
+
+
+def check_prune_windows(model: ir.Model, epochs: int) -> None:
+    """Every @prune start and end lies within the training's `epochs` (which --epochs may have changed)."""
+    for lay in model.layers:
+        p = lay.annotations.prune
+        if p is not None and (p.start >= epochs or (p.end is not None and p.end > epochs)):
+            raise CdslError(f"@prune(start={p.start}" + (f", end={p.end}" if p.end is not None else "")
+                            + f") does not fit training of {epochs} epochs (set by --epochs)", span=p.span,
+                            expected="a larger --epochs, or prune epochs within it")
 
 
 def output_classes(model: ir.Model) -> int:
@@ -114,7 +128,9 @@ def classification_loss(out, y: torch.Tensor) -> torch.Tensor:
 
 def load_data(spec: ir.Spec, *, base: Path | None = None) -> data_mod.Dataset:
     classes = output_classes(spec.model)
-    return data_mod.load(spec.train.data, input_shape=tuple(spec.model.inputs[0].shape), classes=classes, base=base)
+    inp = spec.model.inputs[0]
+    return data_mod.load(spec.train.data, input_shape=tuple(inp.shape), classes=classes, base=base, dtype=inp.dtype,
+                         span=spec.train.data_span)
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -260,6 +276,7 @@ def _train(spec, *, epochs, seed, base, float_twin, log, scales) -> TrainResult:
     build(spec)  # reject unsupported annotations before loading data
     dataset = load_data(spec, base=base)
     plans = plan_stages(spec.train, epochs)
+    check_prune_windows(spec.model, sum(p.epochs for p in plans))
     metrics: dict = {
         "model": spec.model.name, "seed": seed, "epochs": sum(p.epochs for p in plans),
         "stages": [{"name": p.name, "epochs": p.epochs, "lr": p.lr, "compress": None if p.compress is None else list(p.compress)} for p in plans],

@@ -54,15 +54,44 @@ class WeightedKind(SwKind):
         return module_type(ref, core=twin_for(ann), quant=ann.quant, prune=ann.prune, scales=scales,
                            out_signed=output_signed(model, lay))
 
+    payload: type  # the kind's payload class
+
+    def payload_type(self, layer):
+        return self.payload
+
+    def core_type(self, layer):
+        return type(twin_for(layer.annotations)).core_type
+
+    def export_problems(self, model: ir.Model, layer: ir.Layer) -> list[CdslError]:
+        """Why the layer has no integer form, from the spec alone (export raises the first of these); a core
+        twin with integers of its own states its own (`CoreTwin.export_problems`)."""
+        own = twin_for(layer.annotations).export_problems(model, layer)
+        if own is not None:
+            return own
+        q = layer.annotations.quant
+        if q is None or q.w is None:
+            return [CdslError(f"layer {layer.name!r} has no weight quantization, so it has no integer form",
+                              span=(q.span if q is not None else layer.span),
+                              expected="@quant(w=..., a=...) on every weighted layer")]
+        if q.a is None and model.consumers(layer.name):
+            return [CdslError(
+                f"layer {layer.name!r} has no activation quantization, so its output stays a 32-bit accumulator; "
+                "only an output layer may do that", span=q.span, expected=f"@quant(w={q.w}, a=...)")]
+        if q.a is None and q.per is ir.Granularity.CHANNEL:
+            return [CdslError(f"layer {layer.name!r}: per-channel weights need an activation quantization "
+                              "(quant(a=...))", span=q.span, expected=f"@quant(w={q.w}, a=..., per=channel)")]
+        return []
+
+    def problems(self, model, layer):
+        return super().problems(model, layer) + [("export", e) for e in self.export_problems(model, layer)]
+
     def export(self, module: QWeighted, layer: ir.Layer, ctx: ExportContext):
+        problems = self.export_problems(ctx.model, layer)
+        if problems:
+            raise problems[0]
         custom = module.core.export(module, layer, ctx)
         if custom is not None:
             return custom
-        q = layer.annotations.quant
-        if q is None or q.w is None:
-            raise CdslError(f"layer {layer.name!r} has no weight quantization, so it has no integer form",
-                            span=(q.span if q is not None else layer.span),
-                            expected="@quant(w=..., a=...) on every weighted layer")
         (in_grid,) = ctx.in_grids
         _w_used, s_w, codes, _b_used, b_codes = module.quantized(in_grid)
         out_channels = codes.shape[0]
@@ -78,14 +107,7 @@ class WeightedKind(SwKind):
             pairs = [quantize_multiplier(in_scale * float(s) / out_type.scale) for s in w_scale]
             mult = np.array([p[0] for p in pairs], dtype=np.int64)
             shift = np.array([p[1] for p in pairs], dtype=np.int64)
-        else:
-            if ctx.model.consumers(layer.name):
-                raise CdslError(
-                    f"layer {layer.name!r} has no activation quantization, so its output stays a 32-bit accumulator; "
-                    "only an output layer may do that", span=q.span, expected=f"@quant(w={q.w}, a=...)")
-            if w_scale.size != 1:
-                raise CdslError(f"layer {layer.name!r}: per-channel weights need an activation quantization (quant(a=...))",
-                                span=q.span)
+        else:  # an output layer that keeps its accumulator (export_problems allowed it)
             out_type = QType(ACC_BITS, True, in_scale * float(w_scale[0]))
             mult, shift = np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
         fields = dict(weight=weight, bias=bias, w_bits=module.wq.bits, w_scale=w_scale, mask=mask,

@@ -11,6 +11,8 @@ empty Verilator build cache (cold) and again with it filled (warm).
 
 from __future__ import annotations
 
+from cdsl.flow import SAMPLES, bounded
+
 import os
 import subprocess
 import sys
@@ -25,8 +27,8 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="print performance figures: cycles per inference, simulation speed, flow wall time")
     p.add_argument("source", nargs="?", default=str(DEFAULT_SPEC), metavar="SPEC_OR_RUN_DIR",
                    help="a run folder or a spec (trained first); default examples/mlp.cdsl")
-    p.add_argument("--n", type=int, default=100, help="test samples simulated per variant (default 100)")
-    p.add_argument("--lanes", type=int, default=8, help="lanes of every engine without bitserial(lanes=...) (default 8)")
+    p.add_argument("--n", type=SAMPLES, default=100, help="test samples simulated per variant (default 100)")
+    p.add_argument("--lanes", type=bounded(1, 65536), default=8, help="lanes of every engine without bitserial(lanes=...) (default 8)")
     p.add_argument("--flow", action="store_true", help="also time `cdsl run` cold (empty build cache) and warm")
     p.set_defaults(func=run)
 

@@ -1,6 +1,9 @@
-"""`cdsl check SPEC [SPEC ...]`: parse and check specs, print a table of per-layer figures.
+"""`cdsl check SPEC [SPEC ...]`: parse and check specs, print a table of per-layer figures, and say
+which stages of the flow (train, export, hardware) can take each spec.
 
-Exit status 0 when every spec is valid, 2 when any is not (each error is printed located).
+Every problem a stage has with a spec is printed located (file:line:col, the line, a caret), all of
+them in one run. Exit status 0 when every spec is valid and every stage can take it, 1 when a valid
+spec is beyond some stage (training commands refuse it before training), 2 when a spec is invalid.
 """
 
 from __future__ import annotations
@@ -90,6 +93,27 @@ def run(args: argparse.Namespace) -> int:
             status = err.exit_code
             continue
         report(spec, path, console)
-        console.print(f"{path}: ok")
+        problems = stage_report(spec, path, console)
+        if problems and status == 0:
+            status = 1
         console.print()
     return status
+
+
+def stage_report(spec, path: str, console: Console) -> int:
+    """Print which stages take the spec and every problem, located; return the number of problems."""
+    from cdsl.dsl import load_source
+    from cdsl.flow import STAGES, spec_problems
+
+    source = load_source(path)
+    problems = spec_problems(spec)
+    blocked = {stage for stage, _ in problems}
+    verdict = []
+    for stage in STAGES:
+        ok = not ({stage} | set(STAGES[:STAGES.index(stage)])) & blocked
+        verdict.append(f"{stage} {'yes' if ok else 'no'}")
+    for stage, err in problems:
+        print(f"[{stage}] {err.located(source)}", file=sys.stderr)
+    console.print(f"{path}: " + ("ok" if not problems else "valid, but not every stage takes it")
+                  + f" ({', '.join(verdict)})")
+    return len(problems)

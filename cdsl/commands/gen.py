@@ -3,7 +3,7 @@
 Given a run folder (written by `cdsl train`, holding `intmodel/`), it generates from that IntModel
 into `RUN_DIR/rtl` (or OUT). Given an IntModel folder, OUT is required. Given a `.cdsl` spec, it
 trains first (as `cdsl train SPEC -o RUN_DIR` would, into `--run-dir`, default runs/<model name>)
-and then generates. OUT receives `network.v` and `manifest.json` (see `cdsl.hw.generate`): what
+and then generates. OUT receives `network.sv` and `manifest.json` (see `cdsl.hw.generate`): what
 `cdsl sim` and `cdsl verify` then simulate, unchanged.
 """
 
@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdsl.flow import add_hw_options
+from cdsl.flow import EPOCHS, add_hw_options
 
 
 def register(sub) -> None:
     p = sub.add_parser("gen", help="generate the network's Verilog and manifest (from a run folder, or train a spec first)")
     p.add_argument("source", metavar="SPEC_OR_RUN_DIR", help="a run folder with intmodel/, or a .cdsl spec (trained first)")
-    p.add_argument("-o", "--output", metavar="OUT", help="folder for network.v and manifest.json (default RUN_DIR/rtl)")
+    p.add_argument("-o", "--output", metavar="OUT", help="folder for network.sv and manifest.json (default RUN_DIR/rtl)")
     add_hw_options(p)
     p.add_argument("--run-dir", metavar="RUN_DIR", help="where to train a spec (default runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="epochs when training a spec")
-    p.add_argument("--lint", action="store_true", help="run verilator --lint-only on the result")
+    p.add_argument("--epochs", type=EPOCHS, help="epochs when training a spec")
+    p.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall on the result (exit 1 on an error or an undocumented warning)")
     p.set_defaults(func=run)
 
 
@@ -57,13 +57,19 @@ def run(args) -> int:
     for r in result.manifest["registers"]:
         console.print(f"  register {r['addr']}: {r['engine']}.{r['setting']} ({r['lo']}..{r['hi']}, default {r['default']})")
     console.print(f"predicted cycles per inference: {cyc['cycles_per_inference']}")
+    target = args.target_cycles
+    if target is not None and cyc["cycles_per_inference"] > target:
+        console.print(f"[yellow]--target-cycles {target} is out of reach[/yellow]: {cyc['cycles_per_inference']} "
+                      "cycles with every foldable layer at its most lanes (or fixed by the spec)")
     for reg, by_value in cyc["by_register"].items():
         console.print(f"  {reg}: " + ", ".join(f"{v}: {c}" for v, c in by_value.items()))
     if args.lint:
         res = lint(result.verilog_path)
-        if res.returncode != 0:
-            console.print(res.stdout + res.stderr)
-            console.print("[red]verilator lint failed[/red]")
+        if not res.clean:
+            console.print(res.output, markup=False)
+            console.print(f"[red]verilator --lint-only -Wall: {res.errors} errors, undocumented warnings "
+                          f"{', '.join(res.undocumented) or 'none'}[/red]")
             return 1
-        console.print("verilator --lint-only: clean (WIDTH waivers only)")
+        console.print(f"verilator --lint-only -Wall: clean ({res.summary()}; each category documented as "
+                      "harmless in cdsl.sim.lint.HARMLESS)")
     return 0

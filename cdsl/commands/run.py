@@ -1,8 +1,8 @@
 """`cdsl run SPEC [-o RUN_DIR]`: the main job: train -> export -> gen -> verify, in one command.
 
 The run folder then holds everything `sim`, `verify` and `gen` take: spec.cdsl, checkpoint.pt,
-metrics.json, intmodel/, rtl/ (network.v, manifest.json) and verify.json, which records the
-SHA-256 of the network.v it verified. Exits 1 if the RTL differs from the golden model on any test
+metrics.json, intmodel/, rtl/ (network.sv, manifest.json) and verify.json, which records the
+SHA-256 of the network.sv it verified. Exits 1 if the RTL differs from the golden model on any test
 sample, or its cycles from the cycle model.
 """
 
@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cdsl.flow import add_hw_options
+from cdsl.flow import EPOCHS, SAMPLES, SEED, add_hw_options
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="the whole flow: train, export, generate RTL, verify it bit for bit")
     p.add_argument("spec", help="the .cdsl file")
     p.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default: runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="total training epochs (stages are rescaled in proportion)")
-    p.add_argument("--seed", type=int, help="random seed (default: the spec's train seed)")
-    p.add_argument("--n", type=int, metavar="N", help="test samples to verify (default: the whole test split)")
+    p.add_argument("--epochs", type=EPOCHS, help="total training epochs (stages are rescaled in proportion)")
+    p.add_argument("--seed", type=SEED, help="random seed (default: the spec's train seed)")
+    p.add_argument("--n", type=SAMPLES, metavar="N", help="test samples to verify (default: the whole test split)")
     add_hw_options(p)
     p.set_defaults(func=run)
 
@@ -30,7 +30,7 @@ def run(args) -> int:
     from rich.rule import Rule
 
     from cdsl.commands.verify import verify_run
-    from cdsl.flow import generate_design, require_intmodel, train_spec
+    from cdsl.flow import STAGES, generate_design, require_intmodel, train_spec
 
     console = Console(highlight=False)
     t0 = time.perf_counter()
@@ -44,14 +44,14 @@ def run(args) -> int:
         console.print(Rule("2/3 generate RTL"))
         gen = generate_design(result.intmodel, stage / "rtl", lanes=args.lanes, target_cycles=args.target_cycles,
                               where=args.spec)
-        console.print(f"rtl/network.v ({gen.verilog_path.stat().st_size} bytes), "
+        console.print(f"rtl/network.sv ({gen.verilog_path.stat().st_size} bytes), "
                       f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
         console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
         reports.append(verify_run(stage, n=args.n, settings={}, console=console, shown=run_dir))
 
     console.print(Rule("1/3 train with compression in the loop, export the integer model"))
     run_dir, _ = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
-                            seed=args.seed, log=console.print, then=generate_and_verify)
+                            seed=args.seed, log=console.print, then=generate_and_verify, stages=STAGES)
     console.print(Rule())
     console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
     return 0 if reports[0].passed else 1

@@ -1,6 +1,6 @@
 """`cdsl sim RUN_DIR [--n N] [--wave FILE]`: run test samples through the generated RTL in Verilator.
 
-Simulates `RUN_DIR/rtl/network.v` as `cdsl gen` wrote it (generated first with the default options
+Simulates `RUN_DIR/rtl/network.sv` as `cdsl gen` wrote it (generated first with the default options
 if there is no rtl/). Prints each sample's RTL output words and predicted class, cycles per
 inference and simulated cycles per second. `--wave FILE` (.fst or .vcd) records a waveform for
 GTKWave or Surfer. `--precision`/`--set` write runtime settings into the design's registers.
@@ -10,16 +10,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdsl.flow import add_settings_options
+from cdsl.errors import CdslError
+from cdsl.flow import SAMPLES, add_settings_options, add_simulator_option
 
 
 def register(sub) -> None:
     p = sub.add_parser("sim", help="simulate the generated RTL in Verilator on test samples")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with intmodel/ (from cdsl train or cdsl run)")
-    p.add_argument("--n", type=int, default=10, metavar="N", help="test samples (default 10)")
+    p.add_argument("--n", type=SAMPLES, default=10, metavar="N", help="test samples (default 10)")
     p.add_argument("--wave", type=Path, metavar="FILE", help="write a waveform (.fst or .vcd)")
     add_settings_options(p)
+    add_simulator_option(p)
     p.set_defaults(func=run)
+
+
+def check_wave_path(wave: Path) -> None:
+    """The waveform can be written where asked, in a format this machine can write (exit 2 otherwise)."""
+    import os
+
+    from cdsl.sim.toolchain import fst_supported
+
+    if wave.suffix not in (".fst", ".vcd"):
+        raise CdslError(f"--wave {str(wave)!r}: the file name must end in .fst or .vcd", name="cdsl sim")
+    if wave.suffix == ".fst" and not fst_supported():
+        raise CdslError(f"--wave {str(wave)!r}: Verilator's FST writer needs the lz4 headers (apt-get install "
+                        "liblz4-dev); write a .vcd file instead", name="cdsl sim")
+    parent = wave.resolve().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if wave.is_dir() or existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CdslError(f"--wave {str(wave)!r}: cannot write there ({existing} is not a writable folder)",
+                        name="cdsl sim")
 
 
 def run(args) -> int:
@@ -27,19 +47,21 @@ def run(args) -> int:
     from rich.table import Table
 
     from cdsl.contract.golden import argmax_lowest, quantize_input
-    from cdsl.errors import CdslError
     from cdsl.files import locked
-    from cdsl.flow import design_settings, load_design, load_intmodel, parse_settings, progress_bar, resolve_run
+    from cdsl.flow import design_settings, load_design, load_run_intmodel, parse_settings, progress_bar, resolve_run
     from cdsl.sim.cosim import simulate
     from cdsl.sw.evaluate import load_run
 
     console = Console(highlight=False)
-    if args.wave is not None and args.wave.suffix not in (".fst", ".vcd"):
-        raise CdslError(f"--wave {str(args.wave)!r}: the file name must end in .fst or .vcd", name="cdsl sim")
+    if args.wave is not None:
+        if args.simulator != "verilator":
+            raise CdslError(f"--wave: waveforms are written by Verilator runs; leave out --simulator {args.simulator}",
+                            name="cdsl sim")
+        check_wave_path(args.wave)
     settings = parse_settings(args)
     run_dir = resolve_run(args.run_dir)
     with locked(run_dir, shared=(run_dir / "rtl").exists()):  # exclusive when it generates rtl/ first
-        intmodel = load_intmodel(run_dir / "intmodel")
+        intmodel = load_run_intmodel(run_dir)
         design = load_design(run_dir, intmodel, log=console.print)
         settings = design_settings(design, settings, str(run_dir))
         _, _, data = load_run(run_dir)
@@ -48,7 +70,7 @@ def run(args) -> int:
         x = quantize_input(intmodel, data.x_test[:args.n])
         with progress_bar(console, len(x)) as progress:
             r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
-                         progress=progress)
+                         progress=progress, simulator=args.simulator)
     first = intmodel.outputs[0]
     pred = argmax_lowest(r.outputs[first])
     table = Table(title=f"{intmodel.name}: RTL outputs ({first})")
@@ -61,7 +83,7 @@ def run(args) -> int:
     console.print(f"simulated {design.verilog_path} (sha256 {design.sha256[:16]})")
     console.print(f"cycles per inference: {float(r.cycles.mean()):.0f} (cycle model: {r.predicted_cycles})")
     console.print(f"simulated {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
-                  f"Verilator build {'cached' if r.cache_hit else f'{r.build_seconds:.1f} s'}")
+                  f"{r.build_note}")
     if r.waves is not None:
         console.print(f"waveform: {r.waves}")
     return 0

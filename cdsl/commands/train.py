@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cdsl.flow import EPOCHS, SEED, bounded
+
 from pathlib import Path
 
 
@@ -9,9 +11,9 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train the spec's network (float twin + compressed) and export the integer model")
     p.add_argument("spec", help="the .cdsl file")
     p.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default: runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="total epochs (stages are rescaled in proportion)")
-    p.add_argument("--seed", type=int, help="random seed (default: the spec's train seed)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: these models are too small to gain from more)")
+    p.add_argument("--epochs", type=EPOCHS, help="total epochs (stages are rescaled in proportion)")
+    p.add_argument("--seed", type=SEED, help="random seed (default: the spec's train seed)")
+    p.add_argument("--threads", type=bounded(1, 256), default=1, help="torch CPU threads (default 1: these models are too small to gain from more)")
     p.add_argument("--no-float", action="store_true", help="skip the float twin (no float accuracy)")
     p.set_defaults(func=run)
 

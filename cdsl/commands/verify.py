@@ -1,6 +1,6 @@
 """`cdsl verify SPEC_OR_RUN_DIR [--n N]`: golden model vs the generated RTL in Verilator, bit for bit.
 
-Simulates the run folder's `rtl/network.v` exactly as `cdsl gen` wrote it (generated first with the
+Simulates the run folder's `rtl/network.sv` exactly as `cdsl gen` wrote it (generated first with the
 default options if the folder has no rtl/), checked by the SHA-256 in its manifest, on N test
 samples (default: the whole test split), and compares every output word with the integer golden
 model at the same runtime settings. Prints `N/N bit-exact`, the SHA-256 of the Verilog it
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdsl.flow import add_settings_options
+from cdsl.flow import EPOCHS, SAMPLES, add_settings_options, add_simulator_option
 
 if TYPE_CHECKING:
     from cdsl.sim.cosim import VerifyReport
@@ -24,25 +24,26 @@ if TYPE_CHECKING:
 def register(sub) -> None:
     p = sub.add_parser("verify", help="check the generated RTL against the golden model, bit for bit, in Verilator")
     p.add_argument("source", metavar="SPEC_OR_RUN_DIR", help="a run folder with intmodel/, or a .cdsl spec (trained first)")
-    p.add_argument("--n", type=int, metavar="N", help="test samples to check (default: the whole test split)")
+    p.add_argument("--n", type=SAMPLES, metavar="N", help="test samples to check (default: the whole test split)")
     add_settings_options(p)
+    add_simulator_option(p)
     p.add_argument("--run-dir", metavar="RUN_DIR", help="where to train a spec (default runs/<model name>)")
-    p.add_argument("--epochs", type=int, help="epochs when training a spec")
+    p.add_argument("--epochs", type=EPOCHS, help="epochs when training a spec")
     p.set_defaults(func=run)
 
 
 def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, int]], console,
-               shown: Path | None = None) -> VerifyReport:
+               shown: Path | None = None, simulator: str = "verilator") -> VerifyReport:
     """Verify a run folder's rtl/ against its IntModel on its test split; print the report; write verify.json.
 
     `shown`: the folder to name in messages (the run folder, when `run_dir` is its staging folder)."""
     from cdsl.contract.golden import quantize_input
     from cdsl.errors import CdslError
-    from cdsl.flow import design_settings, load_design, load_intmodel, progress_bar
+    from cdsl.flow import design_settings, load_design, load_run_intmodel, progress_bar
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
 
-    intmodel = load_intmodel(run_dir / "intmodel")
+    intmodel = load_run_intmodel(run_dir)
     design = load_design(run_dir, intmodel, log=console.print)
     settings = design_settings(design, settings, str(run_dir))
     _, _, data = load_run(run_dir)
@@ -51,27 +52,28 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
         raise CdslError(f"--n {n}: the test split has {len(data.y_test)} samples", name="cdsl verify")
     x = quantize_input(intmodel, data.x_test[:total])
     with progress_bar(console, total) as progress:
-        report = verify(intmodel, design, x, data.y_test[:total], settings=settings, progress=progress)
+        report = verify(intmodel, design, x, data.y_test[:total], settings=settings, progress=progress,
+                        simulator=simulator)
     r = report.run
     mean_cycles = float(r.cycles.mean())
     verdict = "[green]bit-exact[/green]" if report.exact == report.samples else "[red]bit-exact[/red]"
     console.print(f"{report.exact}/{report.samples} {verdict}  ({intmodel.name}"
                   + (f", settings {settings}" if settings else "") + ")")
-    console.print(f"verified {(shown or run_dir) / 'rtl' / 'network.v'} (sha256 {design.sha256})", soft_wrap=True)
+    console.print(f"verified {(shown or run_dir) / 'rtl' / 'network.sv'} (sha256 {design.sha256})", soft_wrap=True)
     cycle_verdict = "" if report.cycles_exact == report.samples else \
         f" [red]({report.samples - report.cycles_exact} samples differ from the model)[/red]"
     console.print(f"cycles per inference: simulated {mean_cycles:.0f}, predicted {r.predicted_cycles}{cycle_verdict}")
     console.print(f"RTL accuracy {100 * report.rtl_accuracy:.2f}% (golden {100 * report.golden_accuracy:.2f}%) "
                   f"on {report.samples} test samples")
     console.print(f"simulation: {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
-                  f"Verilator build {'cached' if r.cache_hit else f'{r.build_seconds:.1f} s'}")
+                  f"{r.build_note}")
     if report.first_mismatch is not None:
         console.print(f"[red]first mismatch:[/red] {report.first_mismatch}")
         if report.first_bad_layer:
             console.print(f"[red]first layer that differs from golden:[/red] {report.first_bad_layer}")
     summary = {
         "samples": report.samples, "bit_exact": report.exact, "cycles_exact": report.cycles_exact,
-        "settings": settings, "verilog": "rtl/network.v", "verilog_sha256": design.sha256,
+        "settings": settings, "simulator": simulator, "verilog": "rtl/network.sv", "verilog_sha256": design.sha256,
         "intmodel_sha256": design.manifest["intmodel_sha256"],
         "cycles_simulated_mean": mean_cycles, "cycles_predicted": r.predicted_cycles,
         "rtl_accuracy": report.rtl_accuracy, "golden_accuracy": report.golden_accuracy,
@@ -94,5 +96,5 @@ def run(args) -> int:
     settings = parse_settings(args)
     run_dir = resolve_run(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print)
     with locked(run_dir):
-        report = verify_run(run_dir, n=args.n, settings=settings, console=console)
+        report = verify_run(run_dir, n=args.n, settings=settings, console=console, simulator=args.simulator)
     return 0 if report.passed else 1

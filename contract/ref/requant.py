@@ -7,8 +7,8 @@
 round-half-up. M is a non-negative integer multiplier (< 2**31), S in 0..62.
 Works elementwise on Python ints, numpy int64 arrays and torch int64 tensors;
 M and S may be scalars or per-channel arrays broadcastable against `acc`.
-Python ints are exact for any size; with arrays, |acc| * M + 2**(S-1) must stay
-below 2**63 (int64), else ValueError (rather than a silently wrapped product).
+Exact at any size: with arrays, where |acc| * M + 2**(S-1) would not fit int64 the
+elementwise computation falls back to Python integers (slower; the result is int64).
 """
 
 from __future__ import annotations
@@ -33,12 +33,27 @@ def requantize(acc, multiplier, shift, qmin: int, qmax: int):
         raise ValueError(f"shift must lie in [0, {MAX_SHIFT}], got [{s_lo}, {s_hi}]")
     worst = max(-a_lo, a_hi) * m_hi + _rounding(s_hi)
     if worst >= 1 << 63 and not all(isinstance(v, int) for v in (acc, multiplier, shift)):
-        raise ValueError(f"|acc| * multiplier + rounding reaches 2**{math.log2(worst):.1f}, beyond int64: "
-                         "pass Python ints for an exact result")
+        return _requantize_wide(acc, multiplier, shift, qmin, qmax)
     prod = acc * multiplier
     rounding = _rounding(shift)
     out = (prod + rounding) >> shift
     return _clamp(out, qmin, qmax)
+
+
+def _requantize_wide(acc, multiplier, shift, qmin: int, qmax: int):
+    """The same contract where |acc| * M exceeds int64 (16-bit weights and activations, long dot
+    products): computed elementwise with Python integers (exact at any size), the clamped result
+    returned as int64 of the caller's kind (torch or numpy)."""
+    def objects(v):
+        if isinstance(v, int):
+            return v
+        arr = v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+        return arr.astype(object)
+
+    a, m, s = objects(acc), objects(multiplier), objects(shift)
+    out = np.vectorize(lambda x, mm, ss: min(max((x * mm + ((1 << (ss - 1)) if ss > 0 else 0)) >> ss, qmin), qmax),
+                       otypes=[object])(a, m, s).astype(np.int64)
+    return torch.from_numpy(out) if isinstance(acc, torch.Tensor) else out
 
 
 def _int64(x, what: str):

@@ -23,12 +23,15 @@ from cdsl.plugins import import_all
 
 if TYPE_CHECKING:
     from cdsl.contract.intmodel import QType
+    from cdsl.errors import CdslError
     from cdsl.sw.layers import Products, QWeighted
     from cdsl.sw.registry import ExportContext
 
 
 class CoreTwin(nn.Module):
     """The exact products of a bit-parallel MAC: the layer's float forward, unchanged."""
+
+    core_type: type = ParallelCore  # the contract's core class this twin exports
 
     def products(self, p: "Products") -> torch.Tensor:
         """The layer's output before activation quantization (`cdsl.sw.layers.Products` says what it sees)."""
@@ -42,6 +45,11 @@ class CoreTwin(nn.Module):
         """The weighted payload's fields and the output type, for a core whose layer needs other integers
         than weight codes and a requantization (binary weights and a threshold); None: the standard export
         (`cdsl.sw.weighted`)."""
+        return None
+
+    def export_problems(self, model: ir.Model, layer: ir.Layer) -> "list[CdslError] | None":
+        """Why a layer with this core has no integer form, from the spec alone, for a core with an export of
+        its own; None: the standard export's rules apply."""
         return None
 
 

@@ -45,6 +45,8 @@ def group_masks(groups: ref.Groups) -> torch.Tensor:
 class AqfpTwin(BinaryTwin):
     """@binary @aqfp(group, T, seed, gray, atten) (see the module docstring)."""
 
+    core_type = ref.AqfpCore
+
     def __init__(self, annotation):
         super().__init__(annotation)
         self.group, self.T, self.seed = annotation.group, annotation.T, annotation.seed

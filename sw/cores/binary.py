@@ -111,6 +111,8 @@ def decision(margin: torch.Tensor) -> torch.Tensor:
 class BinaryTwin(CoreTwin):
     """@binary: +1/-1 weights, the exact XNOR dot product, a threshold (see the module docstring)."""
 
+    core_type = ParallelCore
+
     def __init__(self, annotation):
         super().__init__()
         self.annotation = annotation
@@ -134,13 +136,22 @@ class BinaryTwin(CoreTwin):
 
     # ---- export
 
-    def check_layer(self, module, layer: ir.Layer, ctx) -> None:
-        """A binary layer reads +1/-1 codes, has no activation quantization, and feeds sign readers only."""
-        ann = layer.annotations
+    def export_problems(self, model: ir.Model, layer: ir.Layer) -> list[CdslError]:
+        """From the spec: a binary layer has no activation quantization and feeds sign readers only."""
+        ann, out = layer.annotations, []
         if ann.quant is not None and ann.quant.a is not None:
-            raise CdslError(f"layer {layer.name!r}: a @binary layer's output is the sign of its accumulator against a "
-                            "threshold; an activation quantization (@quant(a=...)) is not supported on it yet",
-                            span=ann.quant.span, expected=f"@binary without @quant, then sign({layer.name})")
+            out.append(CdslError(f"layer {layer.name!r}: a @binary layer's output is the sign of its accumulator "
+                                 "against a threshold; an activation quantization (@quant(a=...)) is not supported on "
+                                 "it yet", span=ann.quant.span, expected=f"@binary without @quant, then sign({layer.name})"))
+        readers = model.consumers(layer.name)
+        if layer.name in model.outputs or not all(sw_kind(c.op).reads_sign_only for c in readers):
+            out.append(CdslError(f"layer {layer.name!r}: the integer output of a @binary layer is its margin against "
+                                 "the threshold, so only sign(...) may read it (not a model output, nor another layer)",
+                                 span=self.annotation.span, expected=f"s = sign({layer.name}), read by the next layer"))
+        return out
+
+    def check_trained(self, layer: ir.Layer, ctx) -> None:
+        """What only the trained network tells: the input holds +1/-1 codes, the threshold was learnt."""
         if ctx.in_types[0] != BINARY_INPUT:
             raise CdslError(f"layer {layer.name!r}: @binary needs +1/-1 inputs (the output of sign), its input "
                             f"{layer.inputs[0]!r} holds {ctx.in_types[0].bits}-bit codes", span=self.annotation.span,
@@ -148,11 +159,6 @@ class BinaryTwin(CoreTwin):
         if self.norm.beta.numel() == 0:
             raise CdslError(f"layer {layer.name!r} was never trained with @binary active, it has no threshold",
                             span=self.annotation.span, expected="a training stage with compress including binary")
-        readers = ctx.model.consumers(layer.name)
-        if layer.name in ctx.model.outputs or not all(sw_kind(c.op).reads_sign_only for c in readers):
-            raise CdslError(f"layer {layer.name!r}: the integer output of a @binary layer is its margin against the "
-                            "threshold, so only sign(...) may read it (not a model output, nor another layer)",
-                            span=self.annotation.span, expected=f"s = sign({layer.name}), read by the next layer")
 
     def integer_weights(self, module) -> np.ndarray:
         with torch.no_grad():
@@ -160,7 +166,7 @@ class BinaryTwin(CoreTwin):
         return w.to(torch.int64).reshape(w.shape[0], -1).numpy()
 
     def export(self, module, layer, ctx):
-        self.check_layer(module, layer, ctx)
+        self.check_trained(layer, ctx)
         weight = self.integer_weights(module)
         fields = dict(weight=weight, bias=None, w_bits=WEIGHT_BITS, w_scale=np.ones(1), mask=self.pruning_mask(module, layer),
                       requant=Requant(np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64), MARGIN_TYPE.qmin,

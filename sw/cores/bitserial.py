@@ -15,6 +15,8 @@ from cdsl.sw.cores import CoreTwin, register_core
 class BitSerialTwin(CoreTwin):
     """A bit-serial MAC computes exact products at full precision: the forward pass is unchanged."""
 
+    core_type = BitSerialCore
+
     def __init__(self, annotation: ir.BitSerial):
         super().__init__()
         self.lanes = annotation.lanes

@@ -47,6 +47,9 @@ class Add(Compressible, LayerModule):
 class AddKind(SwKind):
     annotations = frozenset({"quant"})
 
+    def payload_type(self, layer):
+        return AddPayload
+
     def build(self, model, layer, scales):
         q = layer.annotations.quant
         return Add(bits=q.a if q is not None else None, signed=q.signed if q is not None else None, scales=scales)

@@ -23,6 +23,8 @@ class QConv2d(QWeighted):
 
 @register(ir.Conv2d)
 class Conv2dKind(WeightedKind):
+    payload = Conv2dPayload
+
     def build(self, model, layer, scales):
         op = layer.op
         c = model.shape_of(layer.inputs[0])[0]

@@ -19,6 +19,8 @@ class QDense(QWeighted):
 
 @register(ir.Dense)
 class DenseKind(WeightedKind):
+    payload = DensePayload
+
     def build(self, model, layer, scales):
         (k,) = model.shape_of(layer.inputs[0])
         return self.module(QDense, model, layer, scales, nn.Linear(k, layer.op.units, bias=layer.op.bias))

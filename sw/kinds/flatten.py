@@ -14,6 +14,9 @@ class Flatten(LayerModule):
 
 @register(ir.Flatten)
 class FlattenKind(SwKind):
+    def payload_type(self, layer):
+        return FlattenPayload
+
     def build(self, model, layer, scales):
         return Flatten()
 

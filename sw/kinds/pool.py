@@ -45,6 +45,9 @@ def _avg_on_grid(x: torch.Tensor, avg: torch.Tensor, grid: Grid, kernel: int, st
 
 @register(ir.Pool)
 class PoolKind(SwKind):
+    def payload_type(self, layer):
+        return MaxPoolPayload if layer.op.kind is ir.PoolKind.MAX else AvgPoolPayload
+
     def build(self, model, layer, scales):
         return MaxPool(layer.op) if layer.op.kind is ir.PoolKind.MAX else AvgPool(layer.op)
 

@@ -18,6 +18,9 @@ class Relu(LayerModule):
 class ReluKind(SwKind):
     reads_nonnegative_only = True
 
+    def payload_type(self, layer):
+        return ReluPayload
+
     def build(self, model, layer, scales):
         return Relu()
 

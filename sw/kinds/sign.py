@@ -22,6 +22,9 @@ class Sign(LayerModule):
 class SignKind(SwKind):
     reads_sign_only = True
 
+    def payload_type(self, layer):
+        return SignPayload
+
     def build(self, model, layer, scales):
         return Sign()
 

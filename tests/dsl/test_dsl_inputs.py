@@ -56,13 +56,31 @@ def test_unreadable_file(tmp_path, monkeypatch):
     path = tmp_path / "secret.cdsl"
     path.write_text(MLP)
 
-    def denied(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    import builtins
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    real_open = builtins.open
+
+    def denied(file, mode="r", *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
     with pytest.raises(CdslError) as info:
         load_source(path)
     assert "permission denied" in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_devices_and_fifos_are_refused_without_reading(tmp_path, device):
+    """/dev/zero never ends and a FIFO blocks until someone writes: neither is read."""
+    import os
+
+    if device == "fifo":
+        device = str(tmp_path / "spec.cdsl")
+        os.mkfifo(device)
+    with pytest.raises(CdslError, match="not a regular file"):
+        load_source(device)
 
 
 def test_path_with_nul():

@@ -68,7 +68,7 @@ def matrices(op: str, params: dict, shape):
 
 
 @st.composite
-def dense_like_annotations(draw, mats, binary_input: bool, epochs: int):
+def dense_like_annotations(draw, mats, binary_input: bool, epochs: int, in_channels: int):
     anns = []
     if binary_input and draw(st.booleans()):
         if draw(st.booleans()):
@@ -94,7 +94,7 @@ def dense_like_annotations(draw, mats, binary_input: bool, epochs: int):
             anns.append("@trunc(bits=[" + ", ".join(map(str, bits)) + "])")
         hw = draw(st.sampled_from(["none", "bitserial", "cim"]))
         if hw == "bitserial":
-            anns.append(f"@bitserial(lanes={draw(st.integers(1, 64))})")
+            anns.append(f"@bitserial(lanes={draw(st.integers(1, in_channels))})")  # lanes run over input channels
         elif hw == "cim":
             cell = draw(st.integers(1, w))
             cols = draw(st.integers(math.ceil(w / cell), 64))
@@ -142,7 +142,7 @@ def models(draw):
             args.append(f"units={params['units']}")
             if draw(st.booleans()):
                 args.append(f"bias={draw(st.sampled_from(['true', 'false']))}")
-            anns = draw(dense_like_annotations(matrices(op, params, shape), binary, epochs))
+            anns = draw(dense_like_annotations(matrices(op, params, shape), binary, epochs, shape[0]))
             out = (params["units"],)
         elif op == "conv2d":
             c, h, w = shape
@@ -151,7 +151,7 @@ def models(draw):
             s = draw(st.integers(1, 3))
             params = {"channels": draw(st.integers(1, 8)), "kernel": k}
             args += [f"channels={params['channels']}", f"kernel={k}", f"stride={s}", f"padding={pad}"]
-            anns = draw(dense_like_annotations(matrices(op, params, shape), binary, epochs))
+            anns = draw(dense_like_annotations(matrices(op, params, shape), binary, epochs, shape[0]))
             out = (params["channels"], (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1)
         elif op in ("relu", "sign"):
             out = shape

@@ -84,7 +84,7 @@ def test_an_interrupted_run_leaves_the_previous_folder_intact(trained, tmp_path,
         assert "interrupted" in "".join(cmd.lines)
         assert not list(trained.parent.glob(".run.tmp-*")), "a staging folder was left behind"
     # whatever a killed command left is cleaned up by the next one that writes the folder
-    assert main(["train", str(EXAMPLE), "-o", str(trained), "--epochs", "1", "--no-float"]) == 0
+    assert main(["train", str(EXAMPLE), "-o", str(trained), "--epochs", "2", "--no-float"]) == 0
     assert not list(trained.parent.glob(".run.tmp-*"))
     assert not (trained / "rtl").exists() and not (trained / "verify.json").exists()  # a new model, not verified yet
 
@@ -93,7 +93,7 @@ def test_two_commands_never_write_one_folder_at_once(tmp_path, capsys):
     run = tmp_path / "run"
     first = Command("train", str(EXAMPLE), "-o", str(run), "--epochs", "3")
     first.wait_for("epoch   1/3")
-    assert main(["train", str(EXAMPLE), "-o", str(run), "--epochs", "1"]) == 2
+    assert main(["train", str(EXAMPLE), "-o", str(run), "--epochs", "2"]) == 2
     err = capsys.readouterr().err
     assert "is being written by another cdsl command" in err and "Traceback" not in err
     assert first.finish() == 0
@@ -104,6 +104,6 @@ def test_a_folder_that_is_not_a_run_folder_is_not_replaced(tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep me")
-    assert main(["train", str(EXAMPLE), "-o", str(mine), "--epochs", "1"]) == 2
+    assert main(["train", str(EXAMPLE), "-o", str(mine), "--epochs", "2"]) == 2
     assert "is not a cdsl run folder" in capsys.readouterr().err
     assert (mine / "thesis.tex").read_text() == "keep me"

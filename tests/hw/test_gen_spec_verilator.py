@@ -1,4 +1,4 @@
-"""`cdsl gen SPEC` (train first, briefly) on examples/mlp.cdsl, then the generated network.v in Verilator
+"""`cdsl gen SPEC` (train first, briefly) on examples/mlp.cdsl, then the generated network.sv in Verilator
 against the golden model on 100 test samples, at full precision and with the bit-serial layer at 5 bits."""
 
 import json

@@ -1,5 +1,5 @@
 """cocotb + Verilator: blocks through the bulk-load Harness against cdsl.contract.ref and plain math, and
-generated designs (network.v, as `cdsl gen` writes it) against the golden model through cdsl.sim.cosim.
+generated designs (network.sv, as `cdsl gen` writes it) against the golden model through cdsl.sim.cosim.
 
 Block builds: Mac, BitSerialMac, RequantUnit, a conv MacEngine, max and average pool engines. Network
 designs: an MLP with a bit-serial and a bit-parallel layer, a conv net with a bit-serial conv and max

@@ -14,6 +14,7 @@ from cdsl.contract.golden import golden, quantize_input
 from cdsl.contract.ref import aqfp_accumulator as ref
 from cdsl.contract.ref.mac import ParallelCore
 from cdsl.dsl import parse
+from cdsl.flow import spec_problems
 from cdsl.sw.build import build
 from cdsl.sw.cores import twin_for
 from cdsl.sw.cores.aqfp import AqfpTwin, layer_groups
@@ -124,6 +125,15 @@ def test_eval_mode_and_export_agree_with_golden(binary):
      "only sign(...) may read it"),
     (SPEC.format(binary="@quant(a=8) @binary"), "@quant(a=...)"),
 ])
-def test_what_a_binary_layer_cannot_be_is_refused(text, message):
-    result = train(parse(text), epochs=1, float_twin=False)
-    assert result.intmodel is None and message in result.metrics["export_error"]
+def test_what_a_binary_layer_cannot_be_is_refused_before_training(text, message):
+    problems = spec_problems(parse(text))
+    assert [stage for stage, _ in problems] == ["export"] and message in problems[0][1].message
+
+
+def test_a_binary_layer_on_one_bit_inputs_is_refused_at_export():
+    """The checker takes a 1-bit input as binary, but its codes are 0/1, not +1/-1: only the trained network's
+    types show it."""
+    text = ("model m {\n  input x: uint1[64]\n  b = dense(x, units=6) @binary @aqfp(group=16, T=4)\n"
+            "  s = sign(b)\n  y = dense(s, units=10) @quant(w=8, a=8)\n  output y\n}\ntrain { epochs = 1 }\n")
+    result = train(parse(text), float_twin=False)
+    assert result.intmodel is None and "needs +1/-1 inputs" in result.metrics["export_error"]

@@ -101,7 +101,10 @@ def test_plan_stages_rescale():
     cfg = parse_file("examples/mlp.cdsl").train
     assert [(p.name, p.epochs) for p in plan_stages(cfg)] == [("warmup", 5), ("qat", 25)]
     assert [(p.name, p.epochs) for p in plan_stages(cfg, 10)] == [("warmup", 1), ("qat", 9)]
-    assert [(p.name, p.epochs) for p in plan_stages(cfg, 3)] == [("qat", 3)]
+    assert [(p.name, p.epochs) for p in plan_stages(cfg, 3)] == [("warmup", 1), ("qat", 2)]  # no stage dropped
+    assert [(p.name, p.epochs) for p in plan_stages(cfg, 2)] == [("warmup", 1), ("qat", 1)]
+    with pytest.raises(CdslError, match="fewer than the 2 stages"):
+        plan_stages(cfg, 1)
 
 
 @pytest.mark.parametrize("path,ann", [("examples/cnn.cdsl", "cim"), ("examples/vit.cdsl", "tokens")])

@@ -1,5 +1,7 @@
 """Data loading: the digits split and .npz checks."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,40 @@ def test_npz_missing_file_and_not_npz(tmp_path):
     bad.write_text("not a zip")
     with pytest.raises(CdslError, match="cannot read"):
         data.npz(bad, input_shape=(5,), classes=3)
+
+
+def _spec_with_data(tmp_path, path: str, input_type: str = "ufixed<8,4>[5]") -> str:
+    spec = tmp_path / "m.cdsl"
+    spec.write_text(f"model m {{\n  input x: {input_type}\n  y = dense(x, units=3) @quant(w=8, a=8)\n  output y\n}}\n"
+                    f"train {{\n  epochs = 1\n  data = \"{path}\"\n}}\n")
+    return str(spec)
+
+
+@pytest.mark.parametrize("arrays,match", [
+    (dict(x=np.full((12, 5), 20.0), y=np.arange(12) % 3), r"100% of the values of 'x' lie outside the range of the input"),
+    (dict(x=np.zeros((12, 5)), y=np.r_[np.zeros(11, np.int64), 1]), "class 1 has 1 sample"),
+    (dict(x=np.zeros((6, 5)), y=np.arange(6) % 3), "too few to split"),
+])
+def test_data_errors_point_at_the_data_line(tmp_path, capsys, arrays, match):
+    from cdsl.cli import main
+
+    _save(tmp_path, **arrays)
+    spec = _spec_with_data(tmp_path, "d.npz")
+    assert main(["train", spec, "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:8:3: error:" in err and "d.npz" in err and "Traceback" not in err, err
+    assert re.search(match, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_zip_bomb_is_refused_before_inflating(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_DATA_BYTES", 1000)
+    path = _save(tmp_path, x=np.zeros((100, 5)), y=np.zeros(100, dtype=np.int64))
+    with pytest.raises(CdslError, match="uncompressed, more than"):
+        data.npz(path, input_shape=(5,), classes=3)
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = _save(tmp_path, x=np.array([object()] * 5, dtype=object), y=np.zeros(5, dtype=np.int64))
+    with pytest.raises(CdslError, match="cannot read"):
+        data.npz(path, input_shape=(5,), classes=3)

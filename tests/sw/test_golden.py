@@ -79,3 +79,21 @@ def test_golden_refuses_float_and_out_of_range():
         golden(model, torch.zeros(2, 20))
     with pytest.raises(ValueError, match="outside"):
         golden(model, torch.full((2, 20), 300))
+
+
+def test_sixteen_bit_layers_are_exact_beyond_int64(numpy_evaluator):
+    """16-bit weights and activations over a long dot product: acc * M exceeds int64, and the golden
+    model still equals the independent big-integer evaluation, element by element."""
+    from tb.random_models import random_mlp
+
+    model = random_mlp([256, 32, 10], seed=3, w_bits=16, a_bits=16)
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 1 << 16, size=(6, 256))
+    x[0] = (1 << 16) - 1
+    fc1 = model.layers[0].payload
+    worst = (1 << 16) * (1 << 15) * 256 * int(fc1.requant.multiplier.max())
+    assert worst >= 1 << 63  # the case the fallback exists for
+    _, trace = golden(model, torch.from_numpy(x), trace=True)
+    want = numpy_evaluator(model, x)
+    for name, t in trace.items():
+        assert np.array_equal(t.numpy(), want[name]), name

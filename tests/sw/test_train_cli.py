@@ -37,7 +37,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
         assert (run / name).is_file(), name
     assert (run / "spec.cdsl").read_text() == open("examples/mlp.cdsl").read()
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs"] == 4 and [s["epochs"] for s in metrics["stages"]] == [4]
+    assert metrics["epochs"] == 4 and [s["epochs"] for s in metrics["stages"]] == [1, 3]  # every stage keeps one
     assert len(metrics["compressed"]["history"]) == 4 and len(metrics["float"]["history"]) == 4
     im = IntModel.load(run / "intmodel")
     assert [lay.name for lay in im.layers] == ["h1", "r1", "h2", "r2", "y"]
@@ -84,3 +84,36 @@ def test_cli_errors(tmp_path, capsys):
     assert "missing.npz' does not exist" in capsys.readouterr().err
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_nothing_fails_after_training_for_a_reason_the_spec_shows(tmp_path, capsys, monkeypatch):
+    """A layer without weight quantization has no integer form: `cdsl train` says so before training,
+    located, and writes nothing; a layer of a kind without a hardware engine (sign, its planner taken out
+    of the registry for this test: every real kind has one) trains, but `cdsl run` refuses it before
+    training."""
+    import time
+
+    from cdsl.cli import main
+    from cdsl.contract.ref.activation import SignPayload
+    from cdsl.hw import registry
+
+    registry.load_all()
+    monkeypatch.delitem(registry._PLANNERS, SignPayload)
+
+    spec = tmp_path / "m.cdsl"
+    spec.write_text("model m {\n  input x: ufixed<8,4>[64]\n  h = dense(x, units=16) @quant(w=8, a=8)\n"
+                    "  r = relu(h)\n  y = dense(r, units=10)\n  output y\n}\n")
+    t0 = time.perf_counter()
+    assert main(["train", str(spec), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:5:3: error: layer 'y' has no weight quantization" in err and "^" in err
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "run").exists()  # no training happened
+
+    spec.write_text("model m {\n  input x: ufixed<8,4>[64]\n  h = dense(x, units=16) @quant(w=8, a=8)\n"
+                    "  s = sign(h)\n  y = dense(s, units=10) @quant(w=8, a=8)\n  output y\n}\ntrain { epochs = 1 }\n")
+    t0 = time.perf_counter()
+    assert main(["run", str(spec), "-o", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:4:3: error: layer 's': sign has no hardware engine yet" in err
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "run2").exists()
+    assert main(["train", str(spec), "-o", str(tmp_path / "run3"), "--no-float"]) == 0  # training alone is fine

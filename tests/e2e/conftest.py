@@ -1,0 +1,28 @@
+"""Run folders of the bundled examples, each trained, generated and verified once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdsl.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SAMPLES = {"cnn_mac": 100, "bnn": 450}  # test samples `cdsl run` verifies (default 150; bnn: the whole split)
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory):
+    """example_run(name) -> the run folder of `cdsl run examples/<name>.cdsl -o ... --n N` (made once)."""
+    runs: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in runs:
+            run = tmp_path_factory.mktemp(name) / "run"
+            n = SAMPLES.get(name, 150)
+            assert main(["run", str(EXAMPLES / f"{name}.cdsl"), "-o", str(run), "--n", str(n)]) == 0
+            runs[name] = run
+        return runs[name]
+
+    return get
