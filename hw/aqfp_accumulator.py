@@ -54,11 +54,10 @@ def count_top(groups: ref.Groups, t_max: int) -> int:
     return groups.count * max(t_port_max(t_max), 1 << ref.DRAW_BITS)
 
 
-def margin_range(groups: ref.Groups, t_max: int) -> tuple[int, int]:
-    """Range of the margin for any T the port can carry (and T = 0); tau is at most G * 2**16 + 1."""
+def margin_range(groups: ref.Groups, t_max: int, tau_bits: int) -> tuple[int, int]:
+    """Range of the margin for any T the port can carry (and T = 0) and any `tau_bits`-bit threshold."""
     t_top = t_port_max(t_max)
-    tau_top = groups.count * (1 << ref.TAU_FRAC) + 1
-    return -tau_top * t_top, groups.count * t_top << ref.TAU_FRAC
+    return -((1 << tau_bits) - 1) * t_top, groups.count * t_top << ref.TAU_FRAC
 
 
 class AqfpAccumulator(wiring.Component):
@@ -83,7 +82,7 @@ class AqfpAccumulator(wiring.Component):
             self._tables[g.partial] = self._table(table_partial, g.partial, "table_partial")
         elif table_partial is not None:
             raise ValueError(f"table_partial must be None: {group!r} divides the {channels!r} channels")
-        lo, hi = margin_range(g, t_max)
+        lo, hi = margin_range(g, t_max, tau_bits)
         self._acc_width = check_int("acc_width", acc_width, lo=signed_width(lo, hi), hi=64)
         super().__init__({
             "i": In(stream.Signature(aqfp_step_layout(lanes=lanes, a_width=a_width, w_bits=w_bits, tau_bits=tau_bits))),
@@ -150,28 +149,33 @@ class AqfpAccumulator(wiring.Component):
         for k, state in enumerate(states):
             start = Signal(ref.LFSR_BITS, name=f"lfsr{k}_start")  # the seed jumped ahead: an XOR network
             columns = ref.jump_columns((k + 1) * ref.GROUP_STRIDE)
-            rows = [sum((column >> i & 1) << b for b, column in enumerate(columns)) for i in range(ref.LFSR_BITS)]
-            m.d.comb += start.eq(Cat(*[(self.lfsr_seed & row).xor() for row in rows]))
+            parity_masks = [sum((column >> i & 1) << b for b, column in enumerate(columns))
+                            for i in range(ref.LFSR_BITS)]
+            m.d.comb += start.eq(Cat(*[(self.lfsr_seed & mask).xor() for mask in parity_masks]))
             cur = Signal(ref.LFSR_BITS, name=f"lfsr{k}_cur")
             m.d.comb += cur.eq(Mux(fresh, start, state))
-            bits, s = [], cur
+            bits, value = [], cur
             for b in range(ref.DRAW_BITS):  # one Galois step each, named so the expression does not repeat
-                bits.append(s[0])
+                bits.append(value[0])
                 shifted = Signal(ref.LFSR_BITS, name=f"lfsr{k}_step{b}")
-                m.d.comb += shifted.eq((s >> 1) ^ Mux(s[0], Const(ref.LFSR_MASK, ref.LFSR_BITS), 0))
-                s = shifted
+                m.d.comb += shifted.eq((value >> 1) ^ Mux(value[0], Const(ref.LFSR_MASK, ref.LFSR_BITS), 0))
+                value = shifted
             draw = Signal(ref.DRAW_BITS, name=f"lfsr{k}_draw")
             m.d.comb += draw.eq(Cat(*bits))
             current.append(cur)
             draws.append(draw)
-            nexts.append(s)
+            nexts.append(value)
+
+        own_step = {k: s for s in range(steps) for j in range(self.lane_groups) for k, _ in [self.placement(s, j)]
+                    if k >= 0}
 
         # lane groups: current d, table entry, draw, bit
         entry_shape = unsigned(ref.DRAW_BITS + 1)
         contributions = []
         for j in range(self.lane_groups):
             lanes = range(j * n, min((j + 1) * n, self._lanes))
-            d = Signal(signed(signed_width(-4 * len(lanes), 4 * len(lanes))), name=f"d{j}")
+            top = len(lanes) << (self._a_width + self._w_bits - 2)  # |x * w| <= 2**(a-1) * 2**(w-1)
+            d = Signal(signed(signed_width(-top, top)), name=f"d{j}")
             m.d.comb += d.eq(sum(payload.x[k] * payload.w[k] for k in lanes))
             placed = [self.placement(s, j) for s in range(steps)]
             size = Signal(range(n + 1), name=f"size{j}")
@@ -191,7 +195,8 @@ class AqfpAccumulator(wiring.Component):
         restart = payload.first & (cycle == 0)
         m.d.comb += count_next.eq(Mux(restart, 0, count) + sum(contributions))
 
-        positive, negative, margin = (Signal(signed(self._acc_width), name=name) for name in ("positive", "negative", "margin"))
+        positive, negative, margin = (Signal(signed(self._acc_width), name=name)
+                                      for name in ("positive", "negative", "margin"))
         m.d.comb += [
             positive.eq(Mux(noise_free, count_next << (ref.TAU_FRAC - ref.DRAW_BITS), count_next << ref.TAU_FRAC)),
             negative.eq(payload.tau * Mux(noise_free, 1, t_now)),
@@ -202,13 +207,13 @@ class AqfpAccumulator(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         with m.If(fire):
             m.d.sync += [count.eq(count_next), fresh.eq(0), t_latched.eq(t_now)]
-            for k, state in enumerate(states):
-                group_step = next(s for s in range(steps) for j in range(self.lane_groups) if self.placement(s, j)[0] == k)
-                m.d.sync += state.eq(Mux((step == group_step) & ~noise_free, nexts[k], current[k]))
+            for k, state in enumerate(states):  # a group's LFSR steps in the cycles of its own step
+                m.d.sync += state.eq(Mux((step == own_step[k]) & ~noise_free, nexts[k], current[k]))
             with m.If(last_cycle):
                 m.d.sync += [cycle.eq(0), step.eq(Mux(payload.last, 0, step + 1))]
                 with m.If(payload.last):
-                    m.d.sync += [self.o.payload.eq(margin), self.o.valid.eq(1), row.eq(Mux(row == self._rows - 1, 0, row + 1))]
+                    m.d.sync += [self.o.payload.eq(margin), self.o.valid.eq(1),
+                                 row.eq(Mux(row == self._rows - 1, 0, row + 1))]
                     with m.If(row == self._rows - 1):
                         m.d.sync += fresh.eq(1)
             with m.Else():

@@ -27,8 +27,8 @@ Output: a threshold per output channel in fixed point, tau = the per-cycle count
 2**TAU_FRAC (batch norm folded into it at export). The accumulator's result is the margin
     margin = count * 2**TAU_FRAC - tau * T
 and the neuron's output is +1 where margin >= 0, -1 elsewhere (the layer's requantization clamps the
-margin to its 2-bit output type, -2..1; the `sign` that follows makes it +1/-1). Because tau is per cycle, T is a runtime
-setting: the same threshold holds at every bitstream length.
+margin to its 2-bit output type, -2..1; the `sign` that follows makes it +1/-1). Because tau is per
+cycle, T is a runtime setting: the same threshold holds at every bitstream length.
 T = 0 is the noise-free limit T -> infinity: each group adds its probability instead of a bit,
     margin = sum over groups of table[d + size] * 2**(TAU_FRAC - DRAW_BITS) - tau
 (the deterministic sign of the expected count, in one cycle per step).
@@ -218,7 +218,8 @@ def group_sums(x: torch.Tensor, weight: torch.Tensor, groups: Groups) -> torch.T
     return d.reshape(n, o, groups.count)
 
 
-def probability_codes(d: torch.Tensor, groups: Groups, table: np.ndarray, table_partial: np.ndarray | None) -> torch.Tensor:
+def probability_codes(d: torch.Tensor, groups: Groups, table: np.ndarray,
+                      table_partial: np.ndarray | None) -> torch.Tensor:
     """table[d + size] of every group (the partial group reads `table_partial`): int64, d's shape [..., G]."""
     full = torch.from_numpy(np.asarray(table, dtype=np.int64))
     codes = full[(d + groups.size).clamp(0, 2 * groups.size)]
@@ -336,12 +337,14 @@ class AqfpCore(MacCore):
         c.int_array(self.table, "payload.core.table", shape=(2 * self.group + 1,), lo=0, hi=one)
         if self.table_partial is not None:
             c.int_array(self.table_partial, "payload.core.table_partial", lo=0, hi=one)
-            if self.table_partial.ndim != 1 or self.table_partial.size % 2 == 0 or self.table_partial.size > 2 * self.group:
+            part = self.table_partial
+            if part.ndim != 1 or part.size % 2 == 0 or part.size > 2 * self.group:
                 raise ValueError(f"payload.core.table_partial: expected 2 * r + 1 entries for a partial group of r < "
-                                 f"{self.group} inputs, found shape {list(self.table_partial.shape)}")
+                                 f"{self.group} inputs, found shape {list(part.shape)}")
         c.int_array(self.tau, "payload.core.tau", lo=0)
         if self.tau.ndim != 1:
-            raise ValueError(f"payload.core.tau: expected one threshold per output channel, found shape {list(self.tau.shape)}")
+            raise ValueError(f"payload.core.tau: expected one threshold per output channel, found shape "
+                             f"{list(self.tau.shape)}")
 
     def groups(self, fan_in: int) -> Groups:
         return groups_of(fan_in, group=self.group, taps=self.taps)

@@ -67,7 +67,7 @@ class AqfpUnit(MacUnit):
     def acc_range(self, node):
         from cdsl.hw.aqfp_accumulator import margin_range
 
-        return margin_range(self.groups(node), self.core.t_max)
+        return margin_range(self.groups(node), self.core.t_max, self.tau_bits)
 
     def describe(self) -> str:
         return f"AQFP stochastic accumulator (groups of {self.core.group}, T={self.core.T})"

@@ -13,8 +13,9 @@ fake-quant network and the integer model agree sample by sample.
 Export: weight codes +1/-1 (0 where pruned) as 2-bit two's complement, the threshold as the bias
 -ceil(t) (acc is an integer, so acc >= t iff acc >= ceil(t)), and the requantization to the 2-bit
 output type, clamp(acc + bias, -2, 1) (M = 1, S = 0): the `sign` that follows gives +1 where
-acc >= ceil(t). The MAC core is the bit-parallel one: +1/-1 products summed exactly. Binary layers must read +1/-1 codes (a `sign`,
-possibly through flatten/maxpool) and feed only layers that read the sign of their input.
+acc >= ceil(t). The MAC core is the bit-parallel one: +1/-1 products summed exactly. Binary layers
+must read +1/-1 codes (a `sign`, possibly through flatten/maxpool) and feed only layers that read
+the sign of their input.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ import torch
 from torch import nn
 
 from cdsl.contract.intmodel import QType, Requant
-from cdsl.contract.ref.mac import MacCore, ParallelCore
+from cdsl.contract.ref.mac import ParallelCore
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.sw.cores import CoreTwin, register_core
+from cdsl.sw.kinds.sign import SIGN_TYPE
 from cdsl.sw.registry import sw_kind
 
 MARGIN_TYPE = QType(2, True, 1.0)  # the margin clamped to -2..1: only its sign is meaningful
-BINARY_INPUT = QType(2, True, 1.0)  # the codes of `sign`: +1/-1
 WEIGHT_BITS = 2  # +1/-1 in two's complement
 
 
@@ -131,9 +132,6 @@ class BinaryTwin(CoreTwin):
         theta = torch.from_numpy(np.ceil(self.norm.threshold())).to(acc.dtype)
         return decision(acc - theta.reshape((1, -1) + (1,) * (acc.dim() - 2)))
 
-    def core(self) -> MacCore:
-        return ParallelCore()
-
     # ---- export
 
     def export_problems(self, model: ir.Model, layer: ir.Layer) -> list[CdslError]:
@@ -142,7 +140,8 @@ class BinaryTwin(CoreTwin):
         if ann.quant is not None and ann.quant.a is not None:
             out.append(CdslError(f"layer {layer.name!r}: a @binary layer's output is the sign of its accumulator "
                                  "against a threshold; an activation quantization (@quant(a=...)) is not supported on "
-                                 "it yet", span=ann.quant.span, expected=f"@binary without @quant, then sign({layer.name})"))
+                                 "it yet", span=ann.quant.span,
+                                 expected=f"@binary without @quant, then sign({layer.name})"))
         readers = model.consumers(layer.name)
         if layer.name in model.outputs or not all(sw_kind(c.op).reads_sign_only for c in readers):
             out.append(CdslError(f"layer {layer.name!r}: the integer output of a @binary layer is its margin against "
@@ -152,7 +151,7 @@ class BinaryTwin(CoreTwin):
 
     def check_trained(self, layer: ir.Layer, ctx) -> None:
         """What only the trained network tells: the input holds +1/-1 codes, the threshold was learnt."""
-        if ctx.in_types[0] != BINARY_INPUT:
+        if ctx.in_types[0] != SIGN_TYPE:
             raise CdslError(f"layer {layer.name!r}: @binary needs +1/-1 inputs (the output of sign), its input "
                             f"{layer.inputs[0]!r} holds {ctx.in_types[0].bits}-bit codes", span=self.annotation.span,
                             expected=f"s = sign({layer.inputs[0]}) in front")
@@ -168,9 +167,9 @@ class BinaryTwin(CoreTwin):
     def export(self, module, layer, ctx):
         self.check_trained(layer, ctx)
         weight = self.integer_weights(module)
-        fields = dict(weight=weight, bias=None, w_bits=WEIGHT_BITS, w_scale=np.ones(1), mask=self.pruning_mask(module, layer),
-                      requant=Requant(np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64), MARGIN_TYPE.qmin,
-                                      MARGIN_TYPE.qmax), core=self.core())
+        clamp = Requant(np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64), MARGIN_TYPE.qmin, MARGIN_TYPE.qmax)
+        fields = dict(weight=weight, bias=None, w_bits=WEIGHT_BITS, w_scale=np.ones(1),
+                      mask=self.pruning_mask(module, layer), requant=clamp, core=self.core())
         fields.update(self.output_stage(module, weight))
         return fields, MARGIN_TYPE
 

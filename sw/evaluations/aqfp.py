@@ -67,8 +67,14 @@ def _retrained(ctx: EvalContext, change) -> tuple:
     from cdsl.sw.train import train
 
     model = ctx.spec.model
-    layers = tuple(dataclasses.replace(lay, annotations=dataclasses.replace(lay.annotations, aqfp=change(lay.annotations.aqfp)))
-                   if lay.annotations.aqfp is not None else lay for lay in model.layers)
+
+    def changed(lay):
+        if lay.annotations.aqfp is None:
+            return lay
+        return dataclasses.replace(lay, annotations=dataclasses.replace(lay.annotations,
+                                                                         aqfp=change(lay.annotations.aqfp)))
+
+    layers = tuple(changed(lay) for lay in model.layers)
     spec = dataclasses.replace(ctx.spec, model=dataclasses.replace(model, layers=layers))
     result = train(spec, float_twin=False, base=ctx.run_dir)
     if result.intmodel is None:
@@ -132,7 +138,8 @@ def _deterministic(ctx: EvalContext, gold: _Golden, cores) -> Section:
     t_spec = ", ".join(sorted({str(c.T) for c in cores}))
     rows = ((f"stochastic, T = {t_spec}, recorded seeds", _pct(stochastic), "-"),
             ("noise-free limit, same network (T = 0)", _pct(noise_free), f"{100 * (stochastic - noise_free):+.2f}"),
-            ("deterministic BNN, retrained without @aqfp", _pct(conventional), f"{100 * (stochastic - conventional):+.2f}"))
+            ("deterministic BNN, retrained without @aqfp", _pct(conventional),
+             f"{100 * (stochastic - conventional):+.2f}"))
     return Section("AQFP: stochastic accumulation against the deterministic sign",
                    ("network", "accuracy", "stochastic minus it (points)"), rows,
                    ("noise-free limit: each group adds its probability, the sign of the expected count; deterministic "
@@ -187,7 +194,8 @@ def _energy(ctx: EvalContext, params: EnergyParams) -> Section:
         ("CMOS / (AQFP + cooling)", *(f"{c[3] / c[2]:.2g}" for c in columns)),
     ]
     ratio = totals["cmos"] / totals["aqfp_cooled"]
-    verdict = "reproduced in order of magnitude" if 1e4 / 3 <= ratio <= 1e5 * 3 else "not reproduced in order of magnitude"
+    verdict = ("reproduced in order of magnitude" if 1e4 / 3 <= ratio <= 1e5 * 3
+               else "not reproduced in order of magnitude")
     notes = (f"parameters: {', '.join(f'{f.name}={getattr(params, f.name):g}' for f in dataclasses.fields(params))}",
              f"SupeRBNN's claim (about 1e4-1e5x; 7.8e4x against a ReRAM BNN): {ratio:.2g}x with cooling here, "
              f"{verdict}; the CMOS side is dominated by SRAM weight reads, which a ReRAM crossbar avoids and AQFP "

@@ -181,7 +181,7 @@ def test_core_settings_and_checks():
     assert (seed.name, seed.lo, seed.hi, seed.default) == ("seed", 1, 2**32 - 1, 7)
     core.check(w_bits=2)
     with pytest.raises(ValueError, match="payload.core.table"):
-        ref.AqfpCore(group=5, taps=1, T=16, t_max=64, seed=7, table=table, table_partial=None, tau=np.zeros(3, dtype=np.int64),
-                     gray=1.0, atten=0.0).check(w_bits=2)
+        ref.AqfpCore(group=5, taps=1, T=16, t_max=64, seed=7, table=table, table_partial=None,
+                     tau=np.zeros(3, dtype=np.int64), gray=1.0, atten=0.0).check(w_bits=2)
     with pytest.raises(ValueError, match="a group of 2 inputs needs a table of 5 entries"):
         core.matmul(torch.ones(1, 6, dtype=torch.int64), torch.ones(3, 6, dtype=torch.int64), w_bits=2, settings={})

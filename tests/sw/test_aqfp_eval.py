@@ -49,7 +49,8 @@ def test_sections(run):
     assert dict((r[0], r[1]) for r in energy.rows)["AQFP + cooling (x1000)"]
 
 
-@pytest.mark.parametrize("option,value,message", [("aqfp_t", "1,x", "whole numbers"), ("aqfp_seeds", "2,3", "one number"),
+@pytest.mark.parametrize("option,value,message", [("aqfp_t", "1,x", "whole numbers"),
+                                                  ("aqfp_seeds", "2,3", "one number"),
                                                   ("aqfp_energy", "heat=3", "one of")])
 def test_bad_options_are_user_errors(run, option, value, message):
     with pytest.raises(CdslError, match=message):

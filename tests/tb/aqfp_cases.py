@@ -247,7 +247,8 @@ def block_dut(cfg: BlockConfig):
     groups = Groups(channels=cfg.channels, taps=cfg.taps, size=cfg.group)
     return AqfpAccumulator(lanes=cfg.lanes, a_width=2, w_bits=2, group=cfg.group, channels=cfg.channels, taps=cfg.taps,
                            rows=cfg.outputs * cfg.pixels, table=table, table_partial=partial, t_max=BLOCK_T_MAX,
-                           tau_bits=BLOCK_TAU_BITS, acc_width=signed_width(*margin_range(groups, BLOCK_T_MAX)))
+                           tau_bits=BLOCK_TAU_BITS,
+                           acc_width=signed_width(*margin_range(groups, BLOCK_T_MAX, BLOCK_TAU_BITS)))
 
 
 def block_cases(cfg: BlockConfig, seed: int):
