@@ -6,7 +6,8 @@ whole crossbar column: one step per kernel position, T cycles each); a plan's pe
 override gives the number of groups instead, and the engine then reads min(groups * group, C) inputs
 per step. The spec does not choose it and folding leaves it alone (the default is the full crossbar).
 Runtime settings `T` and `seed` (the core's) come from the engine's registers; the thresholds tau sit
-in a ROM read by the row. Cycles: outputs * steps * max(T, 1), steps = ceil(C / lanes) * k * k.
+in a ROM read by the row. Cycles: outputs * steps * max(T, 1), steps = ceil(C / lanes) * k * k. The
+engine's figures in the manifest include the energy model's estimate per inference (for `cdsl report`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from amaranth.lib import memory
 from cdsl.contract import codec
 from cdsl.contract.ref import aqfp_accumulator as ref
 from cdsl.contract.ref.aqfp_accumulator import AqfpCore
+from cdsl.contract.ref.aqfp_energy import layer_energy
 from cdsl.hw.kinds._mac import MacUnit, plan_mac
 from cdsl.hw.registry import UnsupportedModel, register_core
 
@@ -74,8 +76,12 @@ class AqfpUnit(MacUnit):
 
     def figures(self, node):
         groups = self.groups(node)
+        energy = layer_energy(node.name, fan_in=node.in_shape[0] * node.kernel * node.kernel, outputs=node.out_shape[0],
+                              pixels=node.pixels, groups=groups.count, T=max(self.core.T, 1))
         return {"crossbar_groups": groups.count, "groups_per_step": -(-node.lanes // self.core.group),
-                "group_size": groups.size, "partial_group": groups.partial if groups.partial != groups.size else None}
+                "group_size": groups.size, "partial_group": groups.partial if groups.partial != groups.size else None,
+                "energy_per_inference_j": {"aqfp": energy.aqfp, "aqfp_cooled": energy.aqfp_cooled, "cmos": energy.cmos,
+                                           "model": "cdsl.contract.ref.aqfp_energy, default parameters, default T"}}
 
 
 @register_core(AqfpCore)
