@@ -96,6 +96,9 @@ def decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
             cls = _TYPES.get(obj["__type__"])
             if cls is None or not dataclasses.is_dataclass(cls):
                 raise CodecError(f"unknown type {obj['__type__']!r}")
+            missing = [f.name for f in dataclasses.fields(cls) if f.compare and f.init and f.name not in obj]
+            if missing:  # encode writes every field: a default never stands in for a lost one
+                raise CodecError(f"{obj['__type__']}: missing field {', '.join(map(repr, missing))}")
             kwargs = {k: decode(v, arrays) for k, v in obj.items() if k != "__type__"}
             try:
                 return cls(**kwargs)
@@ -198,12 +201,11 @@ def _check_type(value: Any, hint: Any, path: str) -> list[str]:
         return [] if isinstance(value, str) else [f"{path}: expected a string, found {_describe(value)}"]
     if hint is np.ndarray:
         return [] if isinstance(value, np.ndarray) else [f"{path}: expected an array, found {_describe(value)}"]
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if isinstance(hint, type):
         if not isinstance(value, hint):
             return [f"{path}: expected a {type_name(hint)}, found {_describe(value)}"]
+        # a dataclass, or a subclass of an abstract base (a payload's MAC core): its own fields too
         return type_errors(value, f"{path}.")
-    if isinstance(hint, type):
-        return [] if isinstance(value, hint) else [f"{path}: expected a {hint.__name__}, found {_describe(value)}"]
     return []
 
 

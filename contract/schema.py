@@ -21,7 +21,7 @@ class QTypeJ(_Strict):
     bits: Annotated[int, Field(ge=1, le=32)]
     signed: bool
     scale: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=False)]
-    zero_point: int = 0
+    zero_point: int
 
 
 class InputJ(_Strict):
@@ -54,6 +54,8 @@ def first_error(err: ValidationError) -> str:
     """'layers[2].out_type.bits: expected ... (found ...)' for the first problem pydantic found."""
     e = err.errors()[0]
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+    if e["type"] == "missing":
+        return f"{path or 'manifest'}: missing (a required field)"
     found = e.get("input")
     shown = repr(found) if not isinstance(found, (dict, list)) else type(found).__name__
     return f"{path or 'manifest'}: {e['msg'].lower()} (found {shown[:60]})"

@@ -8,7 +8,8 @@ writes, into a temporary folder renamed to `out_dir` when complete:
   `always_comb`/`always_ff`, so that every simulator starts it from its reset values).
   Deterministic: the same IntModel and options give the same bytes (no source paths, no
   timestamps). Weight and mask ROMs are initialized inside the Verilog.
-- `manifest.json`: the SHA-256 of `network.sv` and of the IntModel it was generated from, the
+- `manifest.json` (schema `DesignManifest`, sealed by its own `digest`): the SHA-256 of `network.sv`
+  and of the IntModel it was generated from, the
   options, the ports (Verilog names, directions, widths), the stream protocol, the runtime-setting
   registers, a summary per engine, the cycle model's figures, and the whole plan (`plan`, its
   arrays inlined as `plan_arrays`), from which `cdsl.sim` rebuilds the harness and the cycle model
@@ -21,11 +22,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 from amaranth.hdl import Value
 from amaranth.lib import wiring
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cdsl.contract.intmodel import IntModel
 from cdsl.files import staged
@@ -34,11 +36,69 @@ from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
 from cdsl.hw.verilog_text import verilog_text
 
 TOP = "network"
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 VERILOG_FILE = "network.sv"
 MANIFEST_FILE = "manifest.json"
 _OURS = {VERILOG_FILE, MANIFEST_FILE}
 _SWEEP_LIMIT = 32  # a register's cycles are listed per value when it has at most this many values
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Count = Annotated[int, Field(ge=0, strict=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _VerilogJ(_Strict):
+    file: Literal["network.sv"]
+    sha256: Sha256
+
+
+class _PortJ(_Strict):
+    name: str
+    direction: Literal["input", "output"]
+    width: Annotated[int, Field(ge=1, strict=True)]
+
+
+class _TensorJ(_Strict):
+    name: str
+    shape: list[Annotated[int, Field(ge=1, strict=True)]]
+    bits: Annotated[int, Field(ge=1, strict=True)]
+    signed: bool
+
+
+class _ArrayJ(_Strict):
+    dtype: Literal["int64", "int32", "int16", "int8", "uint8", "bool", "float64"]
+    shape: list[Count]
+    data: list[Any]
+
+
+class DesignManifest(_Strict):
+    """The schema of rtl/manifest.json, checked by `cdsl.sim.design.Design.load` before its digest."""
+
+    format: Literal[3]
+    model: str
+    top: str
+    verilog: _VerilogJ
+    intmodel_sha256: Sha256
+    options: dict[str, Any]
+    ports: list[_PortJ]
+    protocol: dict[str, str]
+    inputs: list[_TensorJ]
+    outputs: list[_TensorJ]
+    registers: list[dict[str, Any]]
+    engines: list[dict[str, Any]]
+    cycles: dict[str, Any]
+    plan: dict[str, Any]
+    plan_arrays: dict[str, _ArrayJ]
+    digest: Sha256
+
+
+def manifest_digest(data: Mapping[str, Any]) -> str:
+    """SHA-256 of the manifest without its `digest` (canonical JSON): an edited manifest is refused."""
+    return sha256_text(json.dumps({k: v for k, v in data.items() if k != "digest"}, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -88,7 +148,7 @@ def inline_arrays(arrays: Mapping[str, np.ndarray]) -> dict:
 
 def manifest(intmodel: IntModel, plan: NetworkPlan, network: Network, text: str, options: dict) -> dict:
     plan_json, arrays = plan.to_json()
-    return {
+    data = {
         "format": MANIFEST_FORMAT,
         "model": plan.name,
         "top": TOP,
@@ -117,6 +177,9 @@ def manifest(intmodel: IntModel, plan: NetworkPlan, network: Network, text: str,
         "plan": plan_json,
         "plan_arrays": inline_arrays(arrays),
     }
+    data = json.loads(json.dumps(data))  # as it is read back (tuples as lists), so the digest is the reader's
+    data["digest"] = manifest_digest(data)
+    return data
 
 
 def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8, target_cycles: int | None = None,
@@ -132,6 +195,6 @@ def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8,
                "target_reached": None if target_cycles is None else network_cycles(plan) <= target_cycles}
     data = manifest(intmodel, plan, network, text, options)
     with staged(out) as tmp:
-        (tmp / VERILOG_FILE).write_text(text)
+        (tmp / VERILOG_FILE).write_bytes(text.encode())  # the bytes its sha256 names
         (tmp / MANIFEST_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     return GenResult(verilog_path=out / VERILOG_FILE, manifest_path=out / MANIFEST_FILE, plan=plan, manifest=data)

@@ -5,7 +5,8 @@
     design.plan                                  # the plan, read back from the manifest (never re-planned)
     design.verilog, design.sha256                # the exact text that is simulated, and its hash
 
-Checks on load: the manifest parses and has this cdsl's format; `network.sv` exists and its SHA-256
+Checks on load: the manifest parses, has this cdsl's format, follows its schema
+(`cdsl.hw.generate.DesignManifest`) and its digest (nothing edited since `cdsl gen`); `network.sv` exists and its SHA-256
 is the one the manifest recorded (a hand-edited `network.sv` is refused); the plan decodes; the
 Verilog module `network` declares exactly the ports the plan implies, with the same widths, so the
 black box that stands in for it in the harness (`Design.black_box`) cannot silently truncate.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from cdsl.contract.intmodel import IntModel
-from cdsl.hw.generate import MANIFEST_FILE, MANIFEST_FORMAT, TOP, VERILOG_FILE, ports
+from cdsl.contract.schema import first_error
+from cdsl.hw.generate import MANIFEST_FILE, MANIFEST_FORMAT, TOP, VERILOG_FILE, DesignManifest, manifest_digest, ports
 from cdsl.hw.network import network_signature
 from cdsl.hw.plan import NetworkPlan
 from cdsl.sim.harness import BlackBox
@@ -77,12 +79,22 @@ class Design:
         if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             found = manifest.get("format") if isinstance(manifest, dict) else None
             raise DesignError(f"{mpath}: format: expected {MANIFEST_FORMAT}, found {found!r} (generate it again)")
-        text = vpath.read_text()
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        try:
+            DesignManifest.model_validate(manifest)
+        except ValueError as err:
+            raise DesignError(f"{mpath}: {first_error(err)}") from None
+        if manifest_digest(manifest) != manifest["digest"]:
+            raise DesignError(f"{mpath}: digest: the manifest was changed after `cdsl gen` (generate it again)")
+        try:
+            raw = vpath.read_bytes()
+        except OSError as err:
+            raise DesignError(f"{vpath}: cannot be read ({err})") from None
+        digest = hashlib.sha256(raw).hexdigest()
         recorded = (manifest.get("verilog") or {}).get("sha256")
         if digest != recorded:
             raise DesignError(f"{vpath}: SHA-256 {digest[:16]}... does not match the manifest's verilog.sha256 "
                               f"{str(recorded)[:16]}...: the Verilog was changed after `cdsl gen` (generate again)")
+        text = raw.decode()  # the bytes `cdsl gen` wrote (their hash matched): UTF-8
         try:
             arrays = {k: np.array(v["data"], dtype=v["dtype"]).reshape(v["shape"])
                       for k, v in manifest["plan_arrays"].items()}

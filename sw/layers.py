@@ -132,6 +132,12 @@ class WeightQuant(nn.Module):
         return quantize_codes(w, scale.reshape(shape), self.qmin, self.qmax)
 
 
+def weight_quant_options(quant: ir.Quant, *, channels: int, scales: Scales) -> dict:
+    """The keyword arguments of `WeightQuant` (and of its subclasses) for a layer's `@quant(w=...)`."""
+    return dict(bits=quant.w, channels=channels, per_channel=quant.per is ir.Granularity.CHANNEL,
+                learned=scales.weight == "lsq")
+
+
 class ActQuant(nn.Module):
     """Per-tensor activation quantizer (signed or unsigned, `bits` wide)."""
 
@@ -158,8 +164,8 @@ class ActQuant(nn.Module):
         self.qmin, self.qmax = ir.int_range(bits, signed)
 
     def effective_scale(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.learned:
-            return self.ema_scale
+        if not self.learned:  # a copy: later forward passes of the same batch update the buffer in place
+            return self.ema_scale.clone()
         return grad_scale(torch.exp(self.log_scale), 1.0 / math.sqrt(x[0].numel() * self.qmax))
 
     def _observed(self, x: torch.Tensor) -> torch.Tensor:
@@ -301,20 +307,21 @@ class WeightedParams(Compressible):
     """The weight of a dense or conv2d (sub)layer with optional fake quantization and a pruning mask.
 
     `ref` is the torch layer whose freshly initialized weight and bias it takes (nn.Linear, nn.Conv2d);
-    a subclass says how the products are formed (`product`).
+    a subclass says how the products are formed (`product`). `weight_quant` is the quantizer a layer's
+    annotations chose (`cdsl.sw.quantizers`); None gives the plain `WeightQuant` of `quant.w`.
     """
 
     def __init__(self, ref: nn.Module, *, quant: ir.Quant | None = None, prune: ir.Prune | None = None,
-                 scales: Scales = Scales()):
+                 scales: Scales = Scales(), weight_quant: WeightQuant | None = None):
         super().__init__()
         out_size = ref.weight.shape[0]
         self.weight = ref.weight
         self.bias = ref.bias
         self.register_buffer("mask", torch.ones_like(self.weight))
         self.prune = prune
-        per_channel = quant is not None and quant.per is ir.Granularity.CHANNEL
-        self.wq = WeightQuant(bits=quant.w, channels=out_size, per_channel=per_channel, learned=scales.weight == "lsq") if (
-            quant is not None and quant.w is not None) else None
+        if weight_quant is None and quant is not None and quant.w is not None:
+            weight_quant = WeightQuant(**weight_quant_options(quant, channels=out_size, scales=scales))
+        self.wq = weight_quant
 
     # -- pruning
     def start_epoch(self, epoch: int, total_epochs: int) -> None:
@@ -367,8 +374,8 @@ class QWeighted(WeightedParams, LayerModule):
     """
 
     def __init__(self, ref: nn.Module, *, core: nn.Module, quant: ir.Quant | None = None, out_signed: bool = True,
-                 scales: Scales = Scales(), prune: ir.Prune | None = None):
-        super().__init__(ref, quant=quant, prune=prune, scales=scales)
+                 scales: Scales = Scales(), prune: ir.Prune | None = None, weight_quant: WeightQuant | None = None):
+        super().__init__(ref, quant=quant, prune=prune, scales=scales, weight_quant=weight_quant)
         self.core = core  # a cdsl.sw.cores.CoreTwin: how the products behave
         self.aq = ActQuant(bits=quant.a, signed=out_signed, mode=scales.act) if (
             quant is not None and quant.a is not None) else None

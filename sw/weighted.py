@@ -11,7 +11,9 @@ forward pass uses (`WeightedParams.quantized`), so the export cannot drift from 
   keeps the accumulator as its output: a 32-bit signed type, M = 1, S = 0 (per-tensor weights
   only). A hidden layer must quantize its activations;
 - the MAC core comes from the layer's core twin (`cdsl.sw.cores`), which may replace all of this
-  with its own integers (`CoreTwin.export`: binary layers).
+  with its own integers (`CoreTwin.export`: binary layers);
+- `w_bits` is the width of the layer's weight quantizer (`cdsl.sw.quantizers`) when training ends:
+  the spec's `w`, or fewer bits where a quantizer dropped some (`@bitsparse`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.sw.cores import core_annotations, twin_for
 from cdsl.sw.layers import ACC_BITS, QWeighted, Scales
+from cdsl.sw.quantizers import quantizer_annotations, weight_quantizer
 from cdsl.sw.registry import ExportContext, SwKind, sw_kind
 
 
@@ -40,19 +43,22 @@ def output_signed(model: ir.Model, lay: ir.Layer) -> bool:
 
 
 class WeightedKind(SwKind):
-    """Dense and conv2d: quantization, pruning and a MAC core chosen by a mapping annotation."""
+    """Dense and conv2d: quantization (with the weight quantizer an annotation chooses), pruning and a MAC
+    core chosen by a mapping annotation."""
 
     @property
     def annotations(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({"quant", "prune"}) | core_annotations()
+        return frozenset({"quant", "prune"}) | core_annotations() | quantizer_annotations()
 
     def module(self, module_type: type[QWeighted], model: ir.Model, lay: ir.Layer, scales: Scales,
                ref: torch.nn.Module) -> QWeighted:
         """A `module_type` (the kind's QWeighted subclass) around the torch layer `ref`, with the layer's
         quantization, pruning and MAC-core twin."""
         ann = lay.annotations
-        return module_type(ref, core=twin_for(ann), quant=ann.quant, prune=ann.prune, scales=scales,
-                           out_signed=output_signed(model, lay))
+        core = twin_for(ann)
+        wq = weight_quantizer(lay, channels=ref.weight.shape[0], scales=scales, core=core.core())
+        return module_type(ref, core=core, quant=ann.quant, prune=ann.prune, scales=scales,
+                           out_signed=output_signed(model, lay), weight_quant=wq)
 
     payload: type  # the kind's payload class
 

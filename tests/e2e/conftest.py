@@ -9,7 +9,8 @@ import pytest
 from cdsl.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SAMPLES = {"cnn_mac": 100, "bnn": 450}  # test samples `cdsl run` verifies (default 150; bnn: the whole split)
+# test samples `cdsl run` verifies (default 150; bnn: the whole split)
+SAMPLES = {"cnn_mac": 100, "trunc": 100, "msq": 100, "bnn": 450}
 
 
 @pytest.fixture(scope="session")

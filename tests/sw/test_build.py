@@ -121,14 +121,6 @@ def test_build_rejects_unsupported_annotations(path, ann):
     assert msg.startswith(f"{path}:{err.span.line}:{err.span.col}: error:")
 
 
-@pytest.mark.parametrize("ann", ["@bitsparse(target=4)", "@trunc(bits=[8, 4])"])
-def test_build_rejects_bitsparse_trunc(ann):
-    text = f"model m {{ input x: ufixed<8,4>[64]\n  y = dense(x, units=10) @quant(w=8, a=8) {ann}\n  output y }}"
-    with pytest.raises(CdslError, match="not yet supported by the software path") as info:
-        build(parse(text))
-    assert info.value.span.line == 2
-
-
 def test_bitserial_is_accepted_without_effect():
     spec = parse_file("examples/mlp.cdsl")
     net = build(spec)
