@@ -365,7 +365,8 @@ class _Checker:
         if aname == "binary":
             return ir.Binary(span=span)
         if aname == "aqfp":
-            return ir.Aqfp(v["group"], v["T"], v.get("seed", 1), span=span)
+            return ir.Aqfp(v["group"], v["T"], v.get("seed", 1), v.get("gray", ir.Aqfp.gray),
+                           v.get("atten", ir.Aqfp.atten), span=span)
         return ir.Tokens(v["keep"], v.get("heads", 1), span=span)
 
     def check_only_params(self, b: Bound, aname: str, opname: str, kind: type[ir.Op]) -> None:

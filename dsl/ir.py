@@ -563,11 +563,15 @@ class Binary:
 @dataclass(frozen=True)
 class Aqfp:
     """SupeRBNN-style AQFP stochastic accumulation: crossbar groups of `group` inputs,
-    bitstream length `T` cycles, LFSR `seed`."""
+    bitstream length `T` cycles, LFSR `seed`; `gray` (the buffer's gray-zone width, in units of one
+    product's current) and `atten` (current attenuation per extra row of a group) are our model's
+    parameters (README: AQFP stochastic binary layers)."""
 
     group: int
     T: int
     seed: int = 1
+    gray: float = 1.0
+    atten: float = 0.0625
     span: Span = _span()
 
 

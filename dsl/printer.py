@@ -117,7 +117,8 @@ def print_annotation(name: str, a) -> str:
     if isinstance(a, ir.Binary):
         return "@binary"
     if isinstance(a, ir.Aqfp):
-        return "@" + _call("aqfp", [f"group={a.group}", f"T={a.T}"] + _non_default(a, seed=str))
+        return "@" + _call("aqfp", [f"group={a.group}", f"T={a.T}"] + _non_default(a, seed=str, gray=fmt_float,
+                                                                                      atten=fmt_float))
     if isinstance(a, ir.Tokens):
         return "@" + _call("tokens", [f"keep={fmt_float(a.keep)}"] + _non_default(a, heads=str))
     raise TypeError(f"not an annotation: {a!r}")  # pragma: no cover

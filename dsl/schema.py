@@ -55,6 +55,8 @@ ANNOTATION_PARAMS: dict[str, tuple[Param, ...]] = {
         int_param("group", True, hi=65536, hint="group=N"),
         int_param("T", True, hi=65536, hint="T=CYCLES"),
         int_param("seed", lo=1, hi=(1 << 32) - 1),
+        Param("gray", "float", lo=0.0, hi=1e3),
+        Param("atten", "float", lo=0.0, hi=1e3),
     ),
     "tokens": (
         Param("keep", "float", required=True, lo=0.0, hi=1.0, lo_open=True, hint="keep=RATIO (0 < keep <= 1)"),

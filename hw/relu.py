@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int
-from cdsl.hw.streams import frame_signature
+from cdsl.hw.streams import frame_signature, map_words
 
 
 class Relu(wiring.Component):
@@ -30,10 +30,5 @@ class Relu(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         x = self.i.payload.data
-        m.d.comb += [
-            self.o.valid.eq(self.i.valid),
-            self.o.payload.data.eq(Mux(x < 0, 0, x)),
-            self.o.payload.last.eq(self.i.payload.last),
-            self.i.ready.eq(self.o.ready),
-        ]
+        map_words(m, i=self.i, o=self.o, data=Mux(x < 0, 0, x))
         return m

@@ -38,3 +38,14 @@ def drive_last(m: Module, port, *, words: int) -> None:
     m.d.comb += port.payload.last.eq(last)
     with m.If(port.valid & port.ready):
         m.d.sync += count.eq(Mux(last, 0, count + 1))
+
+
+def map_words(m: Module, *, i, o, data) -> None:
+    """`o` carries `data` (a function of `i`'s payload data) word by word, combinationally: valid, ready
+    and `last` pass through (an elementwise engine: no cycles, no storage)."""
+    m.d.comb += [
+        o.valid.eq(i.valid),
+        o.payload.data.eq(data),
+        o.payload.last.eq(i.payload.last),
+        i.ready.eq(o.ready),
+    ]

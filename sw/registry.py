@@ -66,6 +66,9 @@ class SwKind:
     # The layer reads only the non-negative part of its input (a ReLU): a producer whose only
     # readers do so may quantize its output unsigned.
     reads_nonnegative_only: bool = False
+    # The layer reads only the sign of its input (x >= 0 or not): a binary layer, whose integer output is
+    # the margin against its threshold, may feed only such layers.
+    reads_sign_only: bool = False
 
     def build(self, model: ir.Model, layer: ir.Layer, scales: "Scales") -> LayerModule:
         raise NotImplementedError

@@ -10,7 +10,8 @@ forward pass uses (`WeightedParams.quantized`), so the export cannot drift from 
 - an output layer with weight quantization but no activation quantization (quant(w=...) only)
   keeps the accumulator as its output: a 32-bit signed type, M = 1, S = 0 (per-tensor weights
   only). A hidden layer must quantize its activations;
-- the MAC core comes from the layer's core twin (`cdsl.sw.cores`);
+- the MAC core comes from the layer's core twin (`cdsl.sw.cores`), which may replace all of this
+  with its own integers (`CoreTwin.export`: binary layers);
 - `w_bits` is the width of the layer's weight quantizer (`cdsl.sw.quantizers`) when training ends:
   the spec's `w`, or fewer bits where a quantizer dropped some (`@bitsparse`).
 """
@@ -69,7 +70,11 @@ class WeightedKind(SwKind):
         return type(twin_for(layer.annotations)).core_type
 
     def export_problems(self, model: ir.Model, layer: ir.Layer) -> list[CdslError]:
-        """Why the layer has no integer form, from the spec alone (export raises the first of these)."""
+        """Why the layer has no integer form, from the spec alone (export raises the first of these); a core
+        twin with integers of its own states its own (`CoreTwin.export_problems`)."""
+        own = twin_for(layer.annotations).export_problems(model, layer)
+        if own is not None:
+            return own
         q = layer.annotations.quant
         if q is None or q.w is None:
             return [CdslError(f"layer {layer.name!r} has no weight quantization, so it has no integer form",
@@ -91,6 +96,9 @@ class WeightedKind(SwKind):
         problems = self.export_problems(ctx.model, layer)
         if problems:
             raise problems[0]
+        custom = module.core.export(module, layer, ctx)
+        if custom is not None:
+            return custom
         (in_grid,) = ctx.in_grids
         _w_used, s_w, codes, _b_used, b_codes = module.quantized(in_grid)
         out_channels = codes.shape[0]

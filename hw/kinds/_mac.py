@@ -49,6 +49,13 @@ class MacUnit(codec.ArrayEq):
     def busy_cycles(self, node: "MacEngineNode", settings: Mapping[str, int]) -> int:
         raise NotImplementedError
 
+    def acc_range(self, node: "MacEngineNode") -> tuple[int, int]:
+        """The range of the reducer's result plus the bias: a dot product of the inputs and the weights by
+        default; a unit whose result is something else (the AQFP margin) states its own."""
+        k = node.in_shape[0] * node.kernel * node.kernel
+        bias = (int(node.bias.min()), int(node.bias.max())) if node.bias is not None and node.bias.size else (0, 0)
+        return dot_range(node.in_types[0].range, node.w_bits, k, bias)
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -118,9 +125,7 @@ class MacEngineNode(WeightedNode):
 
     @property
     def acc_range(self) -> tuple[int, int]:
-        k = self.in_shape[0] * self.kernel * self.kernel
-        bias = (int(self.bias.min()), int(self.bias.max())) if self.bias is not None and self.bias.size else (0, 0)
-        return dot_range(self.in_types[0].range, self.w_bits, k, bias)
+        return self.unit.acc_range(self)
 
     @property
     def acc_width(self) -> int:

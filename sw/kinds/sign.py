@@ -20,6 +20,8 @@ class Sign(LayerModule):
 
 @register(ir.Sign)
 class SignKind(SwKind):
+    reads_sign_only = True
+
     def payload_type(self, layer):
         return SignPayload
 

@@ -1,47 +1,16 @@
 """Network (whole IntModels) in amaranth.sim against the golden model, and the cycle model."""
 
-import numpy as np
-import pytest
-import torch
+from dataclasses import dataclass
 
-from tb.pysim import run_graph
+import pytest
+
+from tb.network_check import check_network
 from tb.random_models import random_convnet, random_mlp
 
-from cdsl.contract.golden import golden
-from cdsl.hw.network import Network, input_port, output_port
+from cdsl.contract import codec
+from cdsl.contract.intmodel import Payload
+from cdsl.hw.network import Network
 from cdsl.hw.plan import network_cycles, plan_network
-
-
-def config_words(plan, settings):
-    """Register writes (addr, value) for node settings {node: {setting: value}}."""
-    return [(r.addr, settings[r.node][r.setting.name]) for r in plan.registers
-            if r.setting.name in settings.get(r.node, {})]
-
-
-def check_network(intmodel, *, seed, samples=2, settings=None, backpressure=False, **plan_kwargs):
-    plan = plan_network(intmodel, **plan_kwargs)
-    net = Network(plan=plan)
-    rng = np.random.default_rng(seed)
-    xs = {}
-    for inp in intmodel.inputs:
-        x = rng.integers(inp.qtype.qmin, inp.qtype.qmax + 1, size=(samples, *inp.shape))
-        x[0] = inp.qtype.qmax  # all max
-        xs[inp.name] = x
-    want = golden(intmodel, {k: torch.tensor(v) for k, v in xs.items()}, settings=settings)
-    want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}
-    outputs = {output_port(o): int(np.prod(intmodel.shape_of(o))) for o in intmodel.outputs}
-    config = config_words(plan, settings or {})
-    for s in range(samples):
-        feeds = {input_port(k): v[s].reshape(-1).tolist() for k, v in xs.items()}
-        got, cycles = run_graph(net, feeds, outputs, config=config)
-        for o in intmodel.outputs:
-            assert got[output_port(o)] == want[o][s].reshape(-1).tolist(), f"seed={seed} sample={s} {settings}"
-        assert cycles == network_cycles(plan, settings=settings), f"seed={seed}"
-    if backpressure:
-        got, _ = run_graph(net, feeds, outputs, config=config, seed=seed, in_stall=0.3, out_stall=0.4)
-        for o in intmodel.outputs:
-            assert got[output_port(o)] == want[o][-1].reshape(-1).tolist(), f"seed={seed} {settings} (backpressure)"
-    return plan
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -84,16 +53,25 @@ def test_folding_meets_target():
     assert [n.lanes for n in impossible.nodes] == [64, 64, 32]  # every layer at its maximum
 
 
-def test_a_kind_without_engine_is_refused():
-    from tb import random_models as M
+@codec.serializable("test_no_engine")
+@dataclass(frozen=True, eq=False)
+class NoEnginePayload(Payload):
+    """A kind with a golden step but no hardware planner (every real kind has one)."""
 
-    from cdsl.contract.intmodel import IntModel
+    def run(self, layer, inputs, settings):
+        return inputs[0]
+
+
+def test_a_kind_without_engine_is_refused():
+    from cdsl.contract.intmodel import IntLayer, IntModel
     from cdsl.hw.registry import UnsupportedModel
 
     im = random_mlp([16, 8, 4], seed=1)
-    signed = M.sign("s", "fc2", (4,), im.layers[-1].out_type)
-    bad = IntModel(im.name, im.inputs, (*im.layers, signed), ("s",))
-    with pytest.raises(UnsupportedModel, match="layer 's': sign has no hardware engine yet"):
+    last = im.layers[-1]
+    odd = IntLayer("s", (last.name,), (last.out_shape,), (last.out_type,), last.out_shape, last.out_type,
+                   NoEnginePayload())
+    bad = IntModel(im.name, im.inputs, (*im.layers, odd), ("s",))
+    with pytest.raises(UnsupportedModel, match="layer 's': test_no_engine has no hardware engine yet"):
         plan_network(bad)
 
 

@@ -107,7 +107,7 @@ def test_plan_stages_rescale():
         plan_stages(cfg, 1)
 
 
-@pytest.mark.parametrize("path,ann", [("examples/vit.cdsl", "tokens"), ("examples/bnn.cdsl", "binary")])
+@pytest.mark.parametrize("path,ann", [("examples/vit.cdsl", "tokens")])
 def test_build_rejects_unsupported_annotations(path, ann):
     text = open(path).read()
     spec = parse(text, path)

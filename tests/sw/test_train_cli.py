@@ -86,13 +86,19 @@ def test_cli_errors(tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
-def test_nothing_fails_after_training_for_a_reason_the_spec_shows(tmp_path, capsys):
+def test_nothing_fails_after_training_for_a_reason_the_spec_shows(tmp_path, capsys, monkeypatch):
     """A layer without weight quantization has no integer form: `cdsl train` says so before training,
-    located, and writes nothing; a sign layer (no hardware engine yet) trains, but `cdsl run` refuses it
-    before training."""
+    located, and writes nothing; a layer of a kind without a hardware engine (sign, its planner taken out
+    of the registry for this test: every real kind has one) trains, but `cdsl run` refuses it before
+    training."""
     import time
 
     from cdsl.cli import main
+    from cdsl.contract.ref.activation import SignPayload
+    from cdsl.hw import registry
+
+    registry.load_all()
+    monkeypatch.delitem(registry._PLANNERS, SignPayload)
 
     spec = tmp_path / "m.cdsl"
     spec.write_text("model m {\n  input x: ufixed<8,4>[64]\n  h = dense(x, units=16) @quant(w=8, a=8)\n"

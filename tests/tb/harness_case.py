@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import torch
-from amaranth.back import verilog
+from cdsl.hw.verilog_text import verilog_text
 
 from cdsl.hw.generate import generate
 from cdsl.hw.plan import network_cycles
@@ -22,7 +22,7 @@ def run_case(tmp_path, name, dut, samples, expected, cycles, *, ports=None, thro
     back-pressure (values only). Returns the testbench's results (cycles, speed)."""
     harness = Harness(dut=dut, depths={"i": max(len(s) for s in samples), "o": max(len(e) for e in expected)},
                       throttle=throttle)
-    text = verilog.convert(harness, name="harness_top", emit_src=False)
+    text = verilog_text(harness, name="harness_top")
     case = tmp_path / f"{name}.json"
     case.write_text(json.dumps({"name": name, "samples": samples, "expected": expected, "cycles": cycles,
                                 "ports": ports, "throttle_seed": throttle_seed}))

@@ -231,3 +231,71 @@ def random_two_inputs(*, seed: int, width: int = 8, classes: int = 3) -> IntMode
     y = random_dense(rng, "y", "s", width, classes, in_type=s.out_type, out_type=S8)
     yb = random_dense(rng, "yb", "xb", width, classes, in_type=xb.qtype, out_type=S8)
     return IntModel("two_inputs", (xa, xb), (fa, s, y, yb), ("y", "yb"))
+
+
+# ---------------------------------------------------------------- binary layers (@binary, @binary @aqfp)
+
+MARGIN = QType(2, True, 1.0)  # a binary layer's margin clamped to 2 bits: only its sign is read
+SIGNS = QType(2, True, 1.0)  # the +1/-1 codes of sign
+
+
+def aqfp_core(rng, *, fan_in: int, taps: int, outputs: int, group: int, T: int = 4, seed: int = 5,
+              gray: float = 1.0, atten: float = 0.0625):
+    """An AqfpCore with thresholds around half the groups firing per cycle."""
+    from cdsl.contract.ref import aqfp_accumulator as aq
+
+    groups = aq.groups_of(fan_in, group=group, taps=taps)
+    partial = None if groups.partial == group else aq.bit_table(groups.partial, gray=gray, atten=atten)
+    full = groups.count * (1 << aq.TAU_FRAC)
+    tau = rng.integers(full // 4, 3 * full // 4, size=outputs)
+    return aq.AqfpCore(group=group, taps=taps, T=T, t_max=max(T, aq.T_MAX_MIN), seed=seed,
+                       table=aq.bit_table(group, gray=gray, atten=atten), table_partial=partial, tau=tau, gray=gray,
+                       atten=atten)
+
+
+def binary_layer(rng, name, src, in_shape, outputs, *, kernel: int | None = None, padding: int = 0,
+                 group: int | None = None, T: int = 4, seed: int = 5) -> IntLayer:
+    """A binary dense (kernel None) or conv layer: +1/-1 weights, a margin clamped to MARGIN; on the AQFP
+    accumulator when `group` is given, else on the bit-parallel MAC with a threshold bias."""
+    c = in_shape[0]
+    taps = 1 if kernel is None else kernel * kernel
+    k = (math.prod(in_shape) if kernel is None else c * taps)
+    weight = rng.choice([-1, 1], size=(outputs, k)).astype(np.int64)
+    rq = Requant(np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64), MARGIN.qmin, MARGIN.qmax)
+    if group is None:
+        core_, bias = ParallelCore(), -rng.integers(-k // 3, k // 3 + 1, size=outputs)
+    else:
+        core_, bias = aqfp_core(rng, fan_in=k, taps=taps, outputs=outputs, group=group, T=T, seed=seed), None
+    fields = dict(weight=weight, bias=bias, w_bits=2, w_scale=np.ones(1), mask=None, requant=rq, core=core_)
+    if kernel is None:
+        return IntLayer(name, (src,), (tuple(in_shape),), (SIGNS,), (outputs,), MARGIN, DensePayload(**fields))
+    _, h, w = in_shape
+    out_shape = (outputs, h + 2 * padding - kernel + 1, w + 2 * padding - kernel + 1)
+    payload = Conv2dPayload(**fields, kernel=kernel, stride=1, padding=padding)
+    return IntLayer(name, (src,), (tuple(in_shape),), (SIGNS,), out_shape, MARGIN, payload)
+
+
+def random_bnn(*, seed: int, conv: bool = False, group: int | None = 4, T: int = 4, width: int = 10,
+               classes: int = 3) -> IntModel:
+    """A fixed-point first layer, sign, a binary layer (AQFP with groups of `group`, or deterministic when
+    None), sign, a fixed-point classifier. Dense: x[12] -> fc1[width] -> s1 -> b[6] -> s2 -> y. Conv:
+    x[1,5,5] -> c1 3x3 pad 1 [3,5,5] -> s1 -> b 2x2 pad 1 [4,6,6] -> s2 -> flatten -> y."""
+    rng = np.random.default_rng(seed)
+    if conv:
+        first = random_conv(rng, "c1", "x", (1, 5, 5), 3, 3, in_type=U8, out_type=S8, padding=1)
+        s1 = sign("s1", "c1", first.out_shape, S8)
+        b = binary_layer(rng, "b", "s1", first.out_shape, 4, kernel=2, padding=1, group=group, T=T)
+        s2 = sign("s2", "b", b.out_shape, MARGIN)
+        f = flatten("f", "s2", b.out_shape, SIGNS)
+        y = random_dense(rng, "y", "f", f.out_shape[0], classes, in_type=SIGNS, out_type=S8)
+        layers = (first, s1, b, s2, f, y)
+        x = IntInput("x", (1, 5, 5), U8)
+    else:
+        first = random_dense(rng, "fc1", "x", 12, width, in_type=U8, out_type=S8)
+        s1 = sign("s1", "fc1", (width,), S8)
+        b = binary_layer(rng, "b", "s1", (width,), 6, group=group, T=T)
+        s2 = sign("s2", "b", (6,), MARGIN)
+        y = random_dense(rng, "y", "s2", 6, classes, in_type=SIGNS, out_type=S8)
+        layers = (first, s1, b, s2, y)
+        x = IntInput("x", (12,), U8)
+    return IntModel("bnn", (x,), layers, ("y",))
