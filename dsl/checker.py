@@ -136,7 +136,8 @@ class _Checker:
         self.check_cycles(layers)
         node_of = {lay.name: node for node, lay in layers}
         shapes: dict[str, ir.Shape] = {i.name: i.shape for i in inputs}
-        self.binary = {i.name: i.dtype.bits == 1 for i in inputs}
+        # +1/-1 tensors: the outputs of sign (no input type holds them: 1-bit codes are 0/1 or -1/0)
+        self.binary = {i.name: False for i in inputs}
         unshaped = ir.Model(name.text, tuple(inputs), tuple(lay for _, lay in layers), tuple(i.text for i in outputs.names))
         done: dict[str, ir.Layer] = {}
         for lay in unshaped.topo_order():
@@ -499,7 +500,7 @@ class _Checker:
             for arg, src in zip(node.args, lay.inputs):
                 if not self.binary[src]:
                     raise self.error(
-                        f"@binary needs binary inputs, but '{src}' is not the output of sign(...) or a 1-bit input",
+                        f"@binary needs +1/-1 inputs, but '{src}' is not the output of sign(...)",
                         arg.span, f"a sign layer in front: s = sign({src})",
                     )
 

@@ -151,10 +151,13 @@ class Harness(wiring.Component):
                 members[f"expect_{p.name}"] = In(range(p.depth + 1))
             if p.role in ("output", "probe"):
                 members[f"count_{p.name}"] = Out(32)
-        for name, shape in self._passthrough:
-            members[name] = In(shape)
         if throttle:
             members["seed"] = In(16)
+        for name, shape in self._passthrough:
+            if name in members:  # a device input would silently merge with the harness's own port
+                raise ValueError(f"harness: the design's input {name!r} has the name of a harness port; "
+                                 f"rename it (harness ports: {', '.join(sorted(members))})")
+            members[name] = In(shape)
         super().__init__(members)
 
     @property

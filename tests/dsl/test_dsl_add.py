@@ -181,7 +181,7 @@ def test_add_of_binaries_is_not_binary():
         "model m {\n  input x: int8[16]\n  s1 = sign(x)\n  s2 = sign(s1)\n  j = add(s1, s2)\n"
         "  y = dense(j, units=4) @binary\n  output y\n}\n"
     )
-    assert_error(text, "@binary needs binary inputs, but 'j' is not the output of sign(...)", 6, 13, caret="j")
+    assert_error(text, "@binary needs +1/-1 inputs, but 'j' is not the output of sign(...)", 6, 13, caret="j")
 
 
 # ---------------------------------------------------------------- printing and analysis

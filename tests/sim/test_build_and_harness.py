@@ -120,6 +120,23 @@ def test_harness_rejects_bad_duts_and_depths():
     gc.collect()  # the refused duts' "never elaborated" warnings fire here, under this module's filter
 
 
+class _Seeded(wiring.Component):
+    def __init__(self):
+        super().__init__({"i": In(stream.Signature(signed(8))), "o": Out(stream.Signature(unsigned(8))),
+                          "seed": In(32)})
+
+    def elaborate(self, platform):
+        raise NotImplementedError
+
+
+def test_harness_refuses_a_device_input_named_like_its_own_ports():
+    """A device's `seed` would merge with the throttled harness's `seed` input and turn back-pressure on."""
+    with pytest.raises(ValueError, match="'seed' has the name of a harness port"):
+        Harness(dut=_Seeded(), depths={"i": 1, "o": 1}, throttle=True)
+    assert "seed" in Harness(dut=_Seeded(), depths={"i": 1, "o": 1}).manifest()["passthrough"]
+    gc.collect()
+
+
 def test_harness_passes_plain_inputs_through():
     h = Harness(dut=_Settings(), depths={"i": 4, "o": 4})
     assert h.manifest()["passthrough"] == ["precision"] and "precision" in h.signature.members

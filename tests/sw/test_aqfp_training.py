@@ -14,6 +14,7 @@ from cdsl.contract.golden import golden, quantize_input
 from cdsl.contract.ref import aqfp_accumulator as ref
 from cdsl.contract.ref.mac import ParallelCore
 from cdsl.dsl import parse
+from cdsl.errors import CdslError
 from cdsl.flow import spec_problems
 from cdsl.sw.build import build
 from cdsl.sw.cores import twin_for
@@ -130,10 +131,9 @@ def test_what_a_binary_layer_cannot_be_is_refused_before_training(text, message)
     assert [stage for stage, _ in problems] == ["export"] and message in problems[0][1].message
 
 
-def test_a_binary_layer_on_one_bit_inputs_is_refused_at_export():
-    """The checker takes a 1-bit input as binary, but its codes are 0/1, not +1/-1: only the trained network's
-    types show it."""
+def test_a_binary_layer_on_one_bit_inputs_is_refused_by_the_checker():
+    """A 1-bit input holds 0/1 codes, not +1/-1: the spec already says so, before any training."""
     text = ("model m {\n  input x: uint1[64]\n  b = dense(x, units=6) @binary @aqfp(group=16, T=4)\n"
             "  s = sign(b)\n  y = dense(s, units=10) @quant(w=8, a=8)\n  output y\n}\ntrain { epochs = 1 }\n")
-    result = train(parse(text), float_twin=False)
-    assert result.intmodel is None and "needs +1/-1 inputs" in result.metrics["export_error"]
+    with pytest.raises(CdslError, match=r"@binary needs \+1/-1 inputs, but 'x' is not the output of sign"):
+        parse(text)
