@@ -1,0 +1,158 @@
+"""The token selector's plan node: its configuration, widths and cycle model
+(`cdsl.hw.token_selector.TokenSelectorEngine` is its engine, `cdsl.contract.ref.token_selector` its
+arithmetic).
+
+The selector is not a layer kind of its own in the integer model (the encoder's payload holds a
+`TokenSelector`), so nothing registers a planner for it here: `plan_token_selector` builds the node
+from a selector and the stream it reads. Its output length varies per inference, so the cycle model
+is a function of the kept count: `cycles(count)`; `delay()` is the worst case (a package token).
+
+Cycle model (inputs offered every cycle, outputs always taken; one MAC, every memory read
+combinational), phases in order:
+    load     N*D                               one input word per cycle
+    local    (N-1) * H * L * (d + 1)            d products, then requantize and store
+    global   H * L                             one division per global feature
+    score    (N-1) * H * (J * (2L + 1) + J + 1) hidden units, then the logit, sigmoid and head sum
+    count    1                                 the count word on `count`
+    output   N*D                               each token word is sent (kept) or folded (pruned)
+    package  D, only when a token was pruned   one division per feature
+cycles(count) = the sum, from the first input offered to the last output word, inclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdsl.contract import codec
+from cdsl.contract.ref.int_sigmoid import OUT_BITS as SIGMOID_BITS
+from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS, SCORE_ONE, TokenSelector
+from cdsl.hw.plan import Node, StreamType
+from cdsl.hw.widths import dot_range, signed_width
+
+
+def _ubits(qmax: int) -> int:
+    return max(1, qmax.bit_length())
+
+
+@codec.serializable("token_selector_engine")
+@dataclass(frozen=True, eq=False)
+class TokenSelectorNode(Node):
+    name: str
+    inputs: tuple[str, ...]
+    in_types: tuple[StreamType, ...]
+    out_type: StreamType  # the tokens out: at most N of D, the input's type
+    selector: TokenSelector
+    tokens: int  # N
+    dim: int  # D
+
+    # ------------------------------------------------------------ sizes
+    @property
+    def heads(self) -> int:
+        return self.selector.heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def n_local(self) -> int:
+        return self.selector.local_features
+
+    @property
+    def n_hidden(self) -> int:
+        return self.selector.hidden
+
+    @property
+    def x_range(self) -> tuple[int, int]:
+        return self.in_types[0].range
+
+    @property
+    def local_bits(self) -> int:
+        return _ubits(self.selector.rq_local.qmax)
+
+    @property
+    def hidden_bits(self) -> int:
+        return _ubits(self.selector.rq_hidden.qmax)
+
+    @property
+    def logit_bits(self) -> int:
+        return (-self.selector.rq_score.qmin).bit_length()
+
+    def _bias_range(self, name: str) -> tuple[int, int]:
+        b = getattr(self.selector, name)
+        return int(b.min()), int(b.max())
+
+    @property
+    def acc_width(self) -> int:
+        """The one accumulator: wide enough for the local, hidden and logit dot products plus bias."""
+        s = self.selector
+        ranges = [
+            dot_range(self.x_range, s.w_bits, self.head_dim, self._bias_range("b_local")),
+            dot_range((0, s.rq_local.qmax), s.w_bits, 2 * self.n_local, self._bias_range("b_hidden")),
+            dot_range((0, s.rq_hidden.qmax), s.w_bits, self.n_hidden, self._bias_range("b_score")),
+        ]
+        return max(signed_width(*r) for r in ranges)
+
+    @property
+    def gsum_bits(self) -> int:
+        return _ubits((self.tokens - 1) * self.selector.rq_local.qmax)
+
+    @property
+    def fused_bits(self) -> int:
+        return _ubits(SCORE_ONE << HEAD_WEIGHT_BITS | (1 << (HEAD_WEIGHT_BITS - 1)))
+
+    @property
+    def package_widths(self) -> tuple[int, int]:
+        """(bits of sum score * x, bits of sum x) over at most N-1 pruned tokens, signed."""
+        lo, hi = self.x_range
+        n = self.tokens - 1
+        return (signed_width(n * SCORE_ONE * min(lo, 0), n * SCORE_ONE * max(hi, 0)),
+                signed_width(n * min(lo, 0), n * max(hi, 0)))
+
+    @property
+    def score_bits(self) -> int:
+        return SIGMOID_BITS
+
+    # ------------------------------------------------------------ cycle model
+    def phase_cycles(self) -> dict[str, int]:
+        n, d = self.tokens, self.dim
+        h, nl, nj, hd = self.heads, self.n_local, self.n_hidden, self.head_dim
+        return {"load": n * d, "local": (n - 1) * h * nl * (hd + 1), "global": h * nl,
+                "score": (n - 1) * h * (nj * (2 * nl + 1) + nj + 1), "count": 1, "output": n * d, "package": d}
+
+    def cycles(self, count: int) -> int:
+        """Cycles of one inference that keeps `count` tokens (the class token included)."""
+        if not 1 <= count <= self.tokens:
+            raise ValueError(f"count must be in 1..{self.tokens}, got {count!r}")
+        p = self.phase_cycles()
+        return sum(v for k, v in p.items() if k != "package") + (p["package"] if count < self.tokens else 0)
+
+    def delay(self, settings=None) -> int:
+        """Worst case (a package token): cycles from the last input word to the last output word."""
+        return self.cycles(1) - self.tokens * self.dim
+
+    def component(self):
+        from cdsl.hw.token_selector import TokenSelectorEngine
+
+        return TokenSelectorEngine(node=self)
+
+    def describe(self) -> str:
+        return (f"token selector ({self.tokens} tokens of {self.dim}, {self.heads} heads, L={self.n_local}, "
+                f"J={self.n_hidden}, threshold {self.selector.threshold}/256)")
+
+    def figures(self, settings=None) -> dict:
+        return {"delay": self.delay(), "phases": self.phase_cycles(), "acc_width": self.acc_width,
+                "memory_words": {"tokens": self.tokens * self.dim,
+                                 "local": (self.tokens - 1) * self.heads * self.n_local}}
+
+
+def plan_token_selector(selector: TokenSelector, *, name: str, input: str, in_type: StreamType) -> TokenSelectorNode:
+    """The node of `selector` reading the stream `input` of tokens [N, D] (`in_type.shape`)."""
+    if len(in_type.shape) != 2:
+        raise ValueError(f"token selector {name!r}: expected a stream of tokens [N, D], found shape {list(in_type.shape)}")
+    n, dim = in_type.shape
+    from cdsl.contract.intmodel import QType
+
+    selector.check(n, dim, QType(in_type.bits, in_type.signed, 1.0), field=f"{name}.selector")
+    return TokenSelectorNode(name=name, inputs=(input,), in_types=(in_type,), out_type=in_type, selector=selector,
+                             tokens=n, dim=dim)

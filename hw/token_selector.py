@@ -1,0 +1,269 @@
+"""Token selector engine: HeatViT-style token pruning of one token stream, bit-exact with
+`cdsl.contract.ref.token_selector` (the arithmetic is defined there; this file only schedules it).
+
+Ports (frame streams, `cdsl.hw.streams`):
+- `i`: N tokens of D features, one feature per transfer, token-major (the class token first); the
+  engine counts N*D words and ignores `last`;
+- `o`: the kept tokens in their original order, then the package token when a token was pruned:
+  count + (count < N) tokens of D words, `last` on the final word (the length varies per inference);
+- `count`: one word per inference, the kept count (class token included), sent before the tokens.
+
+Schedule (one multiplier, one accumulator; every memory is read combinationally, so a product
+needs one cycle; `TokenSelectorNode` in `cdsl.hw.kinds.token_selector` holds the cycle model):
+`load` stores the tokens; `local` computes every candidate's local features (requantize on the
+extra cycle of each dot product) and sums them per feature; `global` divides the sums into the
+global feature; `score` runs the scoring MLP per candidate and head (hidden units, then the logit,
+the PLAN sigmoid and the weighted head sum) and stores the fused score; `count` sends the kept
+count; `output` walks the stored tokens once, sending a kept token's words and folding a pruned
+token's words into the package sums (score-weighted and plain); `package` divides those sums, one
+feature per cycle. The divisions are combinational dividers (`//`, floor) on the reference's
+round-half-up form floor((2a + b) / (2b)).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from cdsl.contract.intmodel import Requant
+from cdsl.contract.ref.int_sigmoid import ONE
+from cdsl.contract.ref.requant import MULT_BITS
+from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS
+from cdsl.hw._checks import const_table, index_shape
+from cdsl.hw.kinds.token_selector import TokenSelectorNode
+from cdsl.hw.streams import frame_signature
+
+
+def sigmoid(z, frac_bits: int):
+    """The PLAN integer sigmoid of `cdsl.contract.ref.int_sigmoid`, combinational: z signed -> 0..256."""
+    a = Mux(z < 0, -z, z)
+    half = (1 << frac_bits) >> 1
+
+    def seg(slope: int, intercept: int):
+        return intercept + ((a * slope + half) >> frac_bits)
+
+    pos = Mux(a >= (5 << frac_bits), ONE,
+              Mux(a * 8 >= (19 << frac_bits), seg(8, 216),
+                  Mux(a * 8 >= (8 << frac_bits), seg(32, 160), seg(64, 128))))
+    return Mux(z < 0, ONE - pos, pos)
+
+
+def requantize(m: Module, acc, rq: Requant, head, *, name: str):
+    """clamp((acc * M[head] + 2**(S-1)) >> S[head], qmin, qmax), combinational (the requant contract)."""
+    mults = [int(v) for v in rq.multiplier]
+    shifts = [int(v) for v in rq.shift]
+    rounding = [(1 << (s - 1)) if s > 0 else 0 for s in shifts]
+    max_shift = max(shifts)
+
+    def table(values, shape):
+        return Const(values[0], shape) if len(values) == 1 else const_table(values, shape, head)
+
+    prod = Signal(signed(len(acc) + MULT_BITS + 2), name=f"{name}_prod")
+    m.d.comb += prod.eq(acc * table(mults, unsigned(MULT_BITS)) + table(rounding, unsigned(max(max_shift, 1))))
+    shifted = Signal(signed(len(prod)), name=f"{name}_shifted")
+    m.d.comb += shifted.eq(prod >> table(shifts, index_shape(max_shift + 1)))
+    return Mux(shifted < rq.qmin, rq.qmin, Mux(shifted > rq.qmax, rq.qmax, shifted))
+
+
+class TokenSelectorEngine(wiring.Component):
+    def __init__(self, *, node: TokenSelectorNode):
+        if not isinstance(node, TokenSelectorNode):
+            raise TypeError(f"node must be a TokenSelectorNode, not {node!r}")
+        self._node = node
+        t = node.in_types[0]
+        super().__init__({"i": In(frame_signature(t.bits, t.signed)), "o": Out(frame_signature(t.bits, t.signed)),
+                          "count": Out(frame_signature(node.tokens.bit_length(), False))})
+
+    @property
+    def node(self) -> TokenSelectorNode:
+        return self._node
+
+    def elaborate(self, platform):
+        m = Module()
+        node, sel = self._node, self._node.selector
+        n, dim, heads, hd = node.tokens, node.dim, node.heads, node.head_dim
+        nl, nj = node.n_local, node.n_hidden
+        t = node.in_types[0]
+        xshape = Shape(t.bits, t.signed)
+        wshape = signed(sel.w_bits)
+
+        def ram(name, shape, depth):
+            mem = m.submodules[name] = memory.Memory(shape=shape, depth=depth, init=[])
+            return mem.write_port(), mem.read_port(domain="comb")
+
+        def rom(name, values, shape):
+            mem = m.submodules[name] = memory.Memory(shape=shape, depth=len(values), init=[int(v) for v in values])
+            return mem.read_port(domain="comb")
+
+        tok_w, tok_r = ram("tokens", xshape, n * dim)
+        loc_w, loc_r = ram("local", unsigned(node.local_bits), (n - 1) * heads * nl)
+        gsum_w, gsum_r = ram("local_sum", unsigned(node.gsum_bits), heads * nl)
+        glob_w, glob_r = ram("global", unsigned(node.local_bits), heads * nl)
+        hid_w, hid_r = ram("hidden", unsigned(node.hidden_bits), nj)
+        score_w, score_r = ram("score", unsigned(node.score_bits), n)
+        pw_bits, pu_bits = node.package_widths
+        pkw_w, pkw_r = ram("package_weighted", signed(pw_bits), dim)
+        pku_w, pku_r = ram("package_plain", signed(pu_bits), dim)
+        wl_r = rom("w_local", sel.w_local.reshape(-1), wshape)
+        wh_r = rom("w_hidden", sel.w_hidden.reshape(-1), wshape)
+        ws_r = rom("w_score", sel.w_score.reshape(-1), wshape)
+        bl_r = rom("b_local", sel.b_local.reshape(-1), signed(32))
+        bh_r = rom("b_hidden", sel.b_hidden.reshape(-1), signed(32))
+
+        c = Signal(index_shape(n), name="token")
+        h = Signal(index_shape(heads), name="head")
+        o_idx = Signal(index_shape(max(nl, nj)), name="unit")  # local feature or hidden unit
+        k = Signal(range(max(hd, 2 * nl, nj) + 1), name="step")
+        f = Signal(index_shape(max(dim, heads * nl)), name="feature")
+        widx = Signal(index_shape(n * dim))
+        acc = Signal(signed(node.acc_width))
+        fused = Signal(unsigned(node.fused_bits))
+        count = Signal(range(n + 1))
+        sent = Signal(range(n + 1))  # kept tokens sent so far
+        den = Signal(unsigned((n * ONE).bit_length()))
+        pruned = Signal(range(n + 1))
+        threshold = sel.threshold
+
+        head_bias = const_table(sel.b_score.tolist(), signed(32), h)
+        head_weight = const_table(sel.head_weights.tolist(), unsigned(HEAD_WEIGHT_BITS + 1), h)
+
+        m.d.comb += self.count.payload.last.eq(1)
+        with m.FSM(init="load"):
+            with m.State("load"):
+                m.d.comb += [self.i.ready.eq(1), tok_w.addr.eq(widx), tok_w.data.eq(self.i.payload.data),
+                             tok_w.en.eq(self.i.valid)]
+                with m.If(self.i.valid):
+                    m.d.sync += widx.eq(widx + 1)
+                    with m.If(widx == n * dim - 1):
+                        m.d.sync += [widx.eq(0), c.eq(1), h.eq(0), o_idx.eq(0), k.eq(0), acc.eq(0), count.eq(1)]
+                        m.next = "local"
+
+            with m.State("local"):
+                m.d.comb += [tok_r.addr.eq(c * dim + h * hd + k), wl_r.addr.eq((h * nl + o_idx) * hd + k)]
+                with m.If(k < hd):
+                    m.d.sync += [acc.eq(acc + tok_r.data * wl_r.data), k.eq(k + 1)]
+                with m.Else():
+                    m.d.comb += bl_r.addr.eq(h * nl + o_idx)
+                    v = requantize(m, acc + bl_r.data, sel.rq_local, h, name="rq_local")
+                    m.d.comb += [loc_w.addr.eq((c - 1) * (heads * nl) + h * nl + o_idx), loc_w.data.eq(v), loc_w.en.eq(1),
+                                 gsum_r.addr.eq(h * nl + o_idx), gsum_w.addr.eq(h * nl + o_idx),
+                                 gsum_w.data.eq(Mux(c == 1, v, gsum_r.data + v)), gsum_w.en.eq(1)]
+                    m.d.sync += [acc.eq(0), k.eq(0)]
+                    with m.If(o_idx == nl - 1):
+                        m.d.sync += o_idx.eq(0)
+                        with m.If(h == heads - 1):
+                            m.d.sync += h.eq(0)
+                            with m.If(c == n - 1):
+                                m.d.sync += f.eq(0)
+                                m.next = "global"
+                            with m.Else():
+                                m.d.sync += c.eq(c + 1)
+                        with m.Else():
+                            m.d.sync += h.eq(h + 1)
+                    with m.Else():
+                        m.d.sync += o_idx.eq(o_idx + 1)
+
+            with m.State("global"):
+                cands = n - 1
+                m.d.comb += [gsum_r.addr.eq(f), glob_w.addr.eq(f), glob_w.en.eq(1),
+                             glob_w.data.eq((gsum_r.data * 2 + cands) // (2 * cands))]
+                m.d.sync += f.eq(f + 1)
+                with m.If(f == heads * nl - 1):
+                    m.d.sync += [c.eq(1), h.eq(0), o_idx.eq(0), k.eq(0), acc.eq(0), fused.eq(0)]
+                    m.next = "hidden"
+
+            with m.State("hidden"):
+                m.d.comb += [loc_r.addr.eq((c - 1) * (heads * nl) + h * nl + k), glob_r.addr.eq(h * nl + (k - nl)),
+                             wh_r.addr.eq((h * nj + o_idx) * (2 * nl) + k)]
+                feature = Mux(k < nl, loc_r.data, glob_r.data)
+                with m.If(k < 2 * nl):
+                    m.d.sync += [acc.eq(acc + feature * wh_r.data), k.eq(k + 1)]
+                with m.Else():
+                    m.d.comb += bh_r.addr.eq(h * nj + o_idx)
+                    v = requantize(m, acc + bh_r.data, sel.rq_hidden, h, name="rq_hidden")
+                    m.d.comb += [hid_w.addr.eq(o_idx), hid_w.data.eq(v), hid_w.en.eq(1)]
+                    m.d.sync += [acc.eq(0), k.eq(0)]
+                    with m.If(o_idx == nj - 1):
+                        m.d.sync += o_idx.eq(0)
+                        m.next = "logit"
+                    with m.Else():
+                        m.d.sync += o_idx.eq(o_idx + 1)
+
+            with m.State("logit"):
+                m.d.comb += [hid_r.addr.eq(k), ws_r.addr.eq(h * nj + k)]
+                with m.If(k < nj):
+                    m.d.sync += [acc.eq(acc + hid_r.data * ws_r.data), k.eq(k + 1)]
+                with m.Else():
+                    z = Signal(signed(node.logit_bits))
+                    m.d.comb += z.eq(requantize(m, acc + head_bias, sel.rq_score, h, name="rq_score"))
+                    total = Signal(unsigned(node.fused_bits))
+                    m.d.comb += total.eq(fused + head_weight * sigmoid(z, sel.logit_frac))
+                    m.d.sync += [acc.eq(0), k.eq(0)]
+                    with m.If(h == heads - 1):
+                        score = Signal(unsigned(node.score_bits))
+                        m.d.comb += [score.eq((total + (1 << (HEAD_WEIGHT_BITS - 1))) >> HEAD_WEIGHT_BITS),
+                                     score_w.addr.eq(c), score_w.data.eq(score), score_w.en.eq(1)]
+                        with m.If(score >= threshold):
+                            m.d.sync += count.eq(count + 1)
+                        m.d.sync += [fused.eq(0), h.eq(0)]
+                        with m.If(c == n - 1):
+                            m.next = "count"
+                        with m.Else():
+                            m.d.sync += c.eq(c + 1)
+                            m.next = "hidden"
+                    with m.Else():
+                        m.d.sync += [fused.eq(total), h.eq(h + 1)]
+                        m.next = "hidden"
+
+            with m.State("count"):
+                m.d.comb += [self.count.valid.eq(1), self.count.payload.data.eq(count)]
+                with m.If(self.count.ready):
+                    m.d.sync += [c.eq(0), f.eq(0), sent.eq(0), den.eq(0), pruned.eq(0)]
+                    m.next = "output"
+
+            with m.State("output"):
+                m.d.comb += [tok_r.addr.eq(c * dim + f), score_r.addr.eq(c), pkw_r.addr.eq(f), pku_r.addr.eq(f),
+                             pkw_w.addr.eq(f), pku_w.addr.eq(f)]
+                x, s = tok_r.data, score_r.data
+                kept = (c == 0) | (s >= threshold)
+                advance = Signal()
+                with m.If(kept):
+                    m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(x),
+                                 self.o.payload.last.eq((f == dim - 1) & (sent == count - 1) & (count == n)),
+                                 advance.eq(self.o.ready)]
+                with m.Else():
+                    m.d.comb += [advance.eq(1), pkw_w.en.eq(1), pku_w.en.eq(1),
+                                 pkw_w.data.eq(Mux(pruned == 0, s * x, pkw_r.data + s * x)),
+                                 pku_w.data.eq(Mux(pruned == 0, x, pku_r.data + x))]
+                with m.If(advance):
+                    with m.If(f == dim - 1):
+                        m.d.sync += f.eq(0)
+                        with m.If(kept):
+                            m.d.sync += sent.eq(sent + 1)
+                        with m.Else():
+                            m.d.sync += [den.eq(den + s), pruned.eq(pruned + 1)]
+                        with m.If(c == n - 1):
+                            m.next = "package" if n > 1 else "load"
+                            with m.If((count == n) & kept):
+                                m.next = "load"
+                        with m.Else():
+                            m.d.sync += c.eq(c + 1)
+                    with m.Else():
+                        m.d.sync += f.eq(f + 1)
+
+            with m.State("package"):
+                m.d.comb += [pkw_r.addr.eq(f), pku_r.addr.eq(f)]
+                weighted = den != 0
+                num = Signal(signed(max(pw_bits, pu_bits) + 2))
+                div = Signal(signed(len(den) + 2))
+                m.d.comb += [num.eq(Mux(weighted, pkw_r.data, pku_r.data) * 2 + Mux(weighted, den, pruned)),
+                             div.eq(Mux(weighted, den, pruned) * 2)]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(num // div),
+                             self.o.payload.last.eq(f == dim - 1)]
+                with m.If(self.o.ready):
+                    m.d.sync += f.eq(f + 1)
+                    with m.If(f == dim - 1):
+                        m.d.sync += f.eq(0)
+                        m.next = "load"
+        return m
