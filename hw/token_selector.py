@@ -6,7 +6,9 @@ Ports (frame streams, `cdsl.hw.streams`):
   engine counts N*D words and ignores `last`;
 - `o`: the kept tokens in their original order, then the package token when a token was pruned:
   count + (count < N) tokens of D words, `last` on the final word (the length varies per inference);
-- `count`: one word per inference, the kept count (class token included), sent before the tokens.
+- `count`: one word per inference, the kept count (class token included), sent before the tokens;
+- `threshold`: the keep threshold (0..257, a runtime setting; the payload's value is its default),
+  read while the scores are compared (hold it steady during an inference).
 
 Schedule (one multiplier, one accumulator; every memory is read combinationally, so a product
 needs one cycle; `TokenSelectorNode` in `cdsl.hw.kinds.token_selector` holds the cycle model):
@@ -29,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from cdsl.contract.intmodel import Requant
 from cdsl.contract.ref.int_sigmoid import ONE
 from cdsl.contract.ref.requant import MULT_BITS
-from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS
+from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS, MAX_THRESHOLD
 from cdsl.hw._checks import const_table, index_shape
 from cdsl.hw.kinds.token_selector import TokenSelectorNode
 from cdsl.hw.streams import frame_signature
@@ -73,7 +75,8 @@ class TokenSelectorEngine(wiring.Component):
         self._node = node
         t = node.in_types[0]
         super().__init__({"i": In(frame_signature(t.bits, t.signed)), "o": Out(frame_signature(t.bits, t.signed)),
-                          "count": Out(frame_signature(node.tokens.bit_length(), False))})
+                          "count": Out(frame_signature(node.tokens.bit_length(), False)),
+                          "threshold": In(range(MAX_THRESHOLD + 1), init=node.selector.threshold)})
 
     @property
     def node(self) -> TokenSelectorNode:
@@ -123,7 +126,7 @@ class TokenSelectorEngine(wiring.Component):
         sent = Signal(range(n + 1))  # kept tokens sent so far
         den = Signal(unsigned((n * ONE).bit_length()))
         pruned = Signal(range(n + 1))
-        threshold = sel.threshold
+        threshold = self.threshold
 
         head_bias = const_table(sel.b_score.tolist(), signed(32), h)
         head_weight = const_table(sel.head_weights.tolist(), unsigned(HEAD_WEIGHT_BITS + 1), h)

@@ -66,10 +66,11 @@ def _harness(node: TokenSelectorNode):
     return Harness(dut=node.component(), depths={"i": words, "o": words, "count": 1}, throttle=True)
 
 
-def simulate_selector(node: TokenSelectorNode, tokens, *, throttle: int = 1, test_dir: Path | None = None,
-                      seed: int | None = None) -> SelectorOutputs:
+def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throttle: int = 1,
+                      test_dir: Path | None = None, seed: int | None = None) -> SelectorOutputs:
     """Run every sample of `tokens` [S, N, D] through the engine of `node` in Verilator (see the module
-    docstring); `throttle` 0 skips the back-pressure runs."""
+    docstring), with the `threshold` input at `thresholds[s]` (default: the selector's own);
+    `throttle` 0 skips the back-pressure runs."""
     from cdsl.hw.verilog_text import verilog_text
     from cdsl.sim.runner import run_cocotb
 
@@ -79,7 +80,9 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, throttle: int = 1, tes
     test_dir = Path(tempfile.mkdtemp(prefix="cdsl-selector-")) if test_dir is None else Path(test_dir)
     test_dir.mkdir(parents=True, exist_ok=True)
     case, out = test_dir / "selector_case.npz", test_dir / "selector_out.npz"
-    np.savez(case, tokens=x.reshape(len(x), -1), throttle=np.array([throttle], dtype=np.int64))
+    thr = np.full(len(x), node.selector.threshold, dtype=np.int64) if thresholds is None else \
+        np.asarray(thresholds, dtype=np.int64).reshape(len(x))
+    np.savez(case, tokens=x.reshape(len(x), -1), thresholds=thr, throttle=np.array([throttle], dtype=np.int64))
     harness = _harness(node)
     result = run_cocotb(verilog=verilog_text(harness, name="selector_top"), toplevel="selector_top",
                         test_module="cdsl.sim.token_selector_bench", test_dir=test_dir / "sim", seed=seed,
@@ -102,13 +105,19 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, throttle: int = 1, tes
 
 
 def verify_selector(selector: TokenSelector, tokens, *, in_type: StreamType, name: str = "selector",
-                    throttle: int = 1, test_dir: Path | None = None, seed: int | None = None) -> SelectorReport:
-    """Simulate the engine of `selector` on `tokens` [S, N, D] and compare with the reference."""
+                    thresholds=None, throttle: int = 1, test_dir: Path | None = None,
+                    seed: int | None = None) -> SelectorReport:
+    """Simulate the engine of `selector` on `tokens` [S, N, D] and compare with the reference (at
+    `thresholds[s]` per sample when given, else the selector's threshold)."""
+    import dataclasses
+
     node = plan_token_selector(selector, name=name, input=f"{name}.in", in_type=in_type)
     x = torch.as_tensor(tokens).to(torch.int64)
-    sim = simulate_selector(node, x, throttle=throttle, test_dir=test_dir, seed=seed)
+    sim = simulate_selector(node, x, thresholds=thresholds, throttle=throttle, test_dir=test_dir, seed=seed)
     report = SelectorReport(name=name, samples=len(x))
-    for s, want in enumerate(selector.select(x)):
+    wants = selector.select(x) if thresholds is None else \
+        [dataclasses.replace(selector, threshold=int(t)).select(x[s:s + 1])[0] for s, t in enumerate(thresholds)]
+    for s, want in enumerate(wants):
         report.counts.append(want.count)
         report.cycles_simulated.append(sim.cycles[s])
         report.cycles_predicted.append(node.cycles(want.count))

@@ -1,7 +1,8 @@
 """cocotb testbench of a token selector engine in the bulk-load Harness (host: `cdsl.sim.token_selector`).
 
-`$CDSL_SELECTOR_CASE` is an .npz with `tokens` int64 [S, N*D] (one row per sample) and `throttle`
-(int64 [1]: an LFSR seed, 0 for none). Every sample is run once with the outputs always ready (its
+`$CDSL_SELECTOR_CASE` is an .npz with `tokens` int64 [S, N*D] (one row per sample), `thresholds`
+int64 [S] (the `threshold` input during each sample) and `throttle` (int64 [1]: an LFSR seed, 0 for
+none). Every sample is run once with the outputs always ready (its
 cycles are the cycle model's) and, with a throttle seed, once more under random back-pressure.
 The outputs go to `$CDSL_SELECTOR_OUT` (.npz): `out`, `out_len`, `count` and `cycles` per sample
 (clean run), `out_throttled`, `out_len_throttled`, `count_throttled` (throttled run, when asked).
@@ -20,7 +21,7 @@ from cdsl.sim.drivers import HarnessDriver, write_results
 @cocotb.test()
 async def selector_samples(dut):
     with np.load(os.environ["CDSL_SELECTOR_CASE"]) as case:
-        tokens, throttle = case["tokens"], int(case["throttle"][0])
+        tokens, thresholds, throttle = case["tokens"], case["thresholds"], int(case["throttle"][0])
     drv = HarnessDriver.from_env(dut)
     await drv.reset()
     depth = drv.ports["o"].depth
@@ -31,6 +32,7 @@ async def selector_samples(dut):
         lengths = np.zeros(len(tokens), dtype=np.int64)
         counts = np.full(len(tokens), -1, dtype=np.int64)
         for s, row in enumerate(tokens):
+            dut.threshold.value = int(thresholds[s])
             run = await drv.run({"i": row.tolist()}, seed=seed if seed is None else (seed + s) % 0xFFFF + 1)
             words, count = run.outputs["o"], run.outputs["count"]
             out[s, :len(words)] = words[:depth]

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from cdsl.contract import codec
 from cdsl.contract.ref.int_sigmoid import OUT_BITS as SIGMOID_BITS
-from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS, SCORE_ONE, TokenSelector
+from cdsl.contract.intmodel import Setting
+from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS, MAX_THRESHOLD, SCORE_ONE, TokenSelector
 from cdsl.hw.plan import Node, StreamType
 from cdsl.hw.widths import dot_range, signed_width
 
@@ -126,6 +127,10 @@ class TokenSelectorNode(Node):
             raise ValueError(f"count must be in 1..{self.tokens}, got {count!r}")
         p = self.phase_cycles()
         return sum(v for k, v in p.items() if k != "package") + (p["package"] if count < self.tokens else 0)
+
+    def settings(self) -> tuple[Setting, ...]:
+        return (Setting("threshold", 0, MAX_THRESHOLD, self.selector.threshold,
+                        "keep threshold of the token scores, in 1/256 (257: only the class token)"),)
 
     def delay(self, settings=None) -> int:
         """Worst case (a package token): cycles from the last input word to the last output word."""

@@ -1,0 +1,117 @@
+"""Token selector engine against the integer reference, element by element: in Amaranth's simulator
+(fast, with stalls) and in Verilator through the bulk-load harness (slow). Cases: all tokens kept,
+only the class token kept, ties at the threshold, extreme scores (saturated logits) and extreme
+tokens (all max, all min, zeros), N and D that are multiples of nothing inside (17 tokens, 3 heads
+of 2 features), random. The expected values are the reference's (`TokenSelector.select`), the
+expected cycles the cycle model's (`TokenSelectorNode.cycles`)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tb.pysim import run_graph
+from tb.selector_cases import random_selector, random_tokens
+
+from cdsl.contract.ref.token_selector import MAX_THRESHOLD
+from cdsl.hw.kinds.token_selector import plan_token_selector
+from cdsl.hw.plan import StreamType
+
+CONFIGS = {  # name: (N, D, heads, L, J, logit_spread)
+    "vit": (17, 32, 2, 8, 8, 3.0),
+    "odd": (17, 6, 3, 3, 5, 3.0),
+    "extreme": (13, 10, 2, 3, 4, 60.0),  # logits far beyond the sigmoid's knees: scores 0 or 256
+    "tiny": (2, 2, 1, 1, 1, 3.0),
+}
+
+
+def build(config: str, seed: int):
+    n, dim, heads, nl, nj, spread = CONFIGS[config]
+    rng = np.random.default_rng(seed)
+    x = random_tokens(rng, 10, n, dim)
+    sel = random_selector(rng, x, heads=heads, local=nl, hidden=nj, logit_spread=spread)
+    corner = torch.stack([torch.full((n, dim), 127), torch.full((n, dim), -128), torch.zeros(n, dim, dtype=torch.int64)])
+    x = torch.cat([x, corner])
+    # thresholds: the selector's, all kept (0), only the class token (257), and ties with a token's score
+    scores = sel.scores(x)
+    thresholds = [128, 0, MAX_THRESHOLD] + [int(scores[s, 1 + s % (n - 1)]) for s in range(3, len(x))]
+    node = plan_token_selector(sel, name="sel", input="t", in_type=StreamType(8, True, (n, dim)))
+    return sel, node, x, thresholds
+
+
+def expected(sel, x, thresholds):
+    return [dataclasses.replace(sel, threshold=t).select(x[s:s + 1])[0] for s, t in enumerate(thresholds)]
+
+
+def test_cases_cover_what_they_claim():
+    for config in CONFIGS:
+        sel, node, x, thresholds = build(config, 0)
+        want = expected(sel, x, thresholds)
+        n = x.shape[1]
+        assert want[1].count == n and want[1].package is None  # all kept
+        assert want[2].count == 1 and want[2].package is not None  # only the class token
+        ties = [s for s in range(3, len(x)) if int(want[s].scores[1 + s % (n - 1)]) == thresholds[s]]
+        assert len(ties) == len(x) - 3 and all(bool(want[s].keep[1 + s % (n - 1)]) for s in ties)
+        if config != "tiny":
+            assert len({w.count for w in want}) >= 3  # the output length really varies
+    _, _, x, thresholds = build("extreme", 0)
+    sel = build("extreme", 0)[0]
+    s, z = sel.head_scores(x), sel.logits(x)
+    assert ((s == 0) | (s == 256)).float().mean() > 0.8  # saturated head scores
+    assert {0, 256} <= set(s.unique().tolist()) and {-128, 127} <= set(z.unique().tolist())  # clamped logits
+    assert {0, 256} <= set(sel.scores(x)[:, 1:].unique().tolist())
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_engine_in_pysim(config, stall):
+    seed = 1
+    sel, node, x, thresholds = build(config, seed)
+    picks = range(len(x)) if config in ("tiny", "odd") else [0, 1, 2, 3, 10, 11]
+    for s in picks:
+        want = expected(sel, x[s:s + 1], thresholds[s:s + 1])[0]
+        got, cycles = run_graph(node.component(), {"i": x[s].reshape(-1).tolist()},
+                                {"o": want.length * node.dim, "count": 1}, ports={"threshold": thresholds[s]},
+                                seed=s, in_stall=stall, out_stall=stall)
+        assert got["count"] == [want.count], f"seed={seed} sample {s}"
+        assert got["o"] == want.tokens.reshape(-1).tolist(), f"seed={seed} sample {s} threshold {thresholds[s]}"
+        if stall == 0.0:
+            assert cycles == node.cycles(want.count), f"seed={seed} sample {s}"
+
+
+def test_cycle_model_phases():
+    _, node, _, _ = build("vit", 0)
+    p = node.phase_cycles()
+    assert p["local"] == 16 * 2 * 8 * 17 and p["score"] == 16 * 2 * (8 * 17 + 9)
+    assert node.cycles(17) + 32 == node.cycles(16) == node.cycles(1)
+    assert node.delay() == node.cycles(1) - 17 * 32
+    with pytest.raises(ValueError, match="count"):
+        node.cycles(18)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["vit", "odd", "extreme"])
+def test_engine_in_verilator(config, tmp_path):
+    from cdsl.sim.token_selector import simulate_selector
+
+    seed = 2
+    sel, node, x, thresholds = build(config, seed)
+    sim = simulate_selector(node, x, thresholds=thresholds, throttle=7, test_dir=tmp_path)
+    for s, want in enumerate(expected(sel, x, thresholds)):
+        for label, tokens, count in (("clean", sim.tokens[s], sim.counts[s]),
+                                     ("throttled", sim.throttled_tokens[s], sim.throttled_counts[s])):
+            assert count == want.count, f"seed={seed} sample {s} {label}"
+            assert np.asarray(tokens).tolist() == want.tokens.tolist(), f"seed={seed} sample {s} {label}"
+        assert sim.cycles[s] == node.cycles(want.count), f"seed={seed} sample {s}"
+
+
+@pytest.mark.slow
+def test_verify_selector_reports_a_wrong_reference(tmp_path):
+    """verify_selector passes on the engine's own selector and names the sample when the reference differs."""
+    from cdsl.sim.token_selector import verify_selector
+
+    sel, node, x, thresholds = build("odd", 3)
+    ok = verify_selector(sel, x, in_type=node.in_types[0], thresholds=thresholds, test_dir=tmp_path / "a")
+    assert ok.ok and ok.cycles_simulated == ok.cycles_predicted, ok.mismatches[:3]
+    assert "13/13 samples bit-exact" in ok.summary()
