@@ -93,7 +93,7 @@ def test_cycle_model_phases():
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["vit", "odd", "extreme"])
 def test_engine_in_verilator(config, tmp_path):
-    from cdsl.sim.token_selector import simulate_selector
+    from cdsl.sim.blocks.token_selector import simulate_selector
 
     seed = 2
     sel, node, x, thresholds = build(config, seed)
@@ -109,9 +109,56 @@ def test_engine_in_verilator(config, tmp_path):
 @pytest.mark.slow
 def test_verify_selector_reports_a_wrong_reference(tmp_path):
     """verify_selector passes on the engine's own selector and names the sample when the reference differs."""
-    from cdsl.sim.token_selector import verify_selector
+    from cdsl.sim.blocks.token_selector import verify_selector
 
     sel, node, x, thresholds = build("odd", 3)
     ok = verify_selector(sel, x, in_type=node.in_types[0], thresholds=thresholds, test_dir=tmp_path / "a")
     assert ok.ok and ok.cycles_simulated == ok.cycles_predicted, ok.mismatches[:3]
     assert "13/13 samples bit-exact" in ok.summary()
+
+
+def test_blocks_are_found_inside_payloads():
+    from tb.selector_layer import selector_model
+
+    from cdsl.sim.blocks import blocks_of
+
+    sel, _, _, _ = build("odd", 4)
+    blocks = blocks_of(selector_model(sel, 17, 6))
+    assert [(b.layer.name, b.path) for b in blocks] == [("s", "s.payload.selector")] and blocks[0].value is sel
+
+
+def test_compare_names_sample_token_and_feature():
+    from cdsl.sim.blocks.token_selector import _compare
+
+    sel, node, x, _ = build("odd", 5)
+    want = sel.select(x[:1])[0]
+    assert want.count < 17
+    good = want.tokens.numpy().copy()
+    assert _compare(0, "", want, good, want.count, 17) == []
+    bad = good.copy()
+    bad[want.count, 2] += 1
+    assert _compare(4, "", want, bad, want.count, 17) == [f"4: package token, feature 2: {bad[want.count, 2]}, "
+                                                          f"expected {good[want.count, 2]}"]
+    assert "count" in _compare(0, "", want, good, want.count + 1, 17)[0]
+    assert "words out" in _compare(0, "", want, good[:-1], want.count, 17)[0]
+    swapped = good.copy()
+    swapped[[1, 2]] = swapped[[2, 1]]
+    if not (good[1] == good[2]).all():
+        assert "kept token 1" in _compare(0, "", want, swapped, want.count, 17)[0]
+
+
+@pytest.mark.slow
+def test_verify_blocks_on_the_golden_trace(tmp_path):
+    """A model whose layer holds a selector: verify_blocks feeds the selector the golden trace of the
+    layer's input (here a ReLU's output), every sample, and the RTL agrees."""
+    from tb.selector_layer import selector_model
+
+    from cdsl.sim.blocks import verify_blocks
+
+    sel, _, x, _ = build("odd", 6)
+    sel = dataclasses.replace(sel, threshold=100)
+    reports = verify_blocks(selector_model(sel, 17, 6), x, test_dir=tmp_path)
+    assert len(reports) == 1 and reports[0].ok, reports[0].mismatches[:3]
+    assert reports[0].samples == len(x) and reports[0].name == "s.payload.selector"
+    relu = x.clamp(min=0)
+    assert reports[0].counts == [s.count for s in sel.select(relu)]

@@ -1,4 +1,4 @@
-"""cocotb testbench of a token selector engine in the bulk-load Harness (host: `cdsl.sim.token_selector`).
+"""cocotb testbench of a token selector engine in the bulk-load Harness (host: `cdsl.sim.blocks.token_selector`).
 
 `$CDSL_SELECTOR_CASE` is an .npz with `tokens` int64 [S, N*D] (one row per sample), `thresholds`
 int64 [S] (the `threshold` input during each sample) and `throttle` (int64 [1]: an LFSR seed, 0 for

@@ -24,6 +24,7 @@ import torch
 from cdsl.contract.ref.token_selector import TokenSelector
 from cdsl.hw.kinds.token_selector import TokenSelectorNode, plan_token_selector
 from cdsl.hw.plan import StreamType
+from cdsl.sim.blocks import register_block
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throt
     np.savez(case, tokens=x.reshape(len(x), -1), thresholds=thr, throttle=np.array([throttle], dtype=np.int64))
     harness = _harness(node)
     result = run_cocotb(verilog=verilog_text(harness, name="selector_top"), toplevel="selector_top",
-                        test_module="cdsl.sim.token_selector_bench", test_dir=test_dir / "sim", seed=seed,
+                        test_module="cdsl.sim.blocks._token_selector_bench", test_dir=test_dir / "sim", seed=seed,
                         extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_SELECTOR_CASE": str(case),
                                    "CDSL_SELECTOR_OUT": str(out)})
     if not result.passed:
@@ -145,3 +146,13 @@ def _compare(s: int, label: str, want, got: np.ndarray, count: int, n: int) -> l
             f"{int(torch.nonzero(want.keep)[t])})"
         return [f"{s}{label}: {what}, feature {f}: {int(got[t, f])}, expected {int(ref[t, f])}"]
     return []
+
+
+@register_block(TokenSelector)
+def check_selector(block: TokenSelector, *, layer, path: str, inputs, test_dir: Path) -> SelectorReport:
+    """A selector held by `layer`'s payload selects among the tokens arriving at that layer (its first
+    input, [S, N, D]): simulate it on them, every sample, against the reference."""
+    x = inputs[0]
+    in_type = layer.in_types[0]
+    stream = StreamType(in_type.bits, in_type.signed, tuple(int(v) for v in x.shape[1:]))
+    return verify_selector(block, x, in_type=stream, name=path, test_dir=test_dir)
