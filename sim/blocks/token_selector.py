@@ -43,6 +43,7 @@ class SelectorReport:
     name: str
     samples: int
     mismatches: list[str] = field(default_factory=list)  # one line per differing sample and what differs
+    bad_samples: set[int] = field(default_factory=set)
     cycles_simulated: list[int] = field(default_factory=list)
     cycles_predicted: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
@@ -52,7 +53,7 @@ class SelectorReport:
         return not self.mismatches
 
     def summary(self) -> str:
-        good = self.samples - len({m.split(":")[0] for m in self.mismatches})
+        good = self.samples - len(self.bad_samples)
         kept = np.mean(self.counts) if self.counts else 0.0
         same = sum(a == b for a, b in zip(self.cycles_simulated, self.cycles_predicted))
         return (f"{self.name}: {good}/{self.samples} samples bit-exact (tokens, order, package token, count); "
@@ -125,10 +126,13 @@ def verify_selector(selector: TokenSelector, tokens, *, in_type: StreamType, nam
         runs = [("", sim.tokens[s], sim.counts[s])]
         if sim.throttled_tokens is not None:
             runs.append((" (back-pressure)", sim.throttled_tokens[s], sim.throttled_counts[s]))
+        before = len(report.mismatches)
         for label, got, count in runs:
             report.mismatches += _compare(s, label, want, np.asarray(got), count, node.tokens)
         if sim.cycles[s] != node.cycles(want.count):
             report.mismatches.append(f"{s}: cycles {sim.cycles[s]}, the model predicts {node.cycles(want.count)}")
+        if len(report.mismatches) > before:
+            report.bad_samples.add(s)
     return report
 
 
