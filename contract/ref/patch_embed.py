@@ -20,7 +20,7 @@ from cdsl.contract import codec
 from cdsl.contract.intmodel import Payload, Requant
 from cdsl.contract.ref import _checks as c
 from cdsl.contract.ref._tensor import as_int64
-from cdsl.contract.ref._vit import ACC_BOUND, IntLinear, requant_ok
+from cdsl.contract.ref._vit import ACC_BOUND, IntLinear
 from cdsl.contract.ref.dense import dense
 
 
@@ -60,7 +60,6 @@ class PatchEmbedPayload(Payload):
         IntLinear(self.weight, self.bias, self.requant).check("payload", k, d)
         c.int_array(self.cls, "payload.cls", shape=(d,), lo=-ACC_BOUND, hi=ACC_BOUND - 1)
         c.int_array(self.pos, "payload.pos", shape=(n1, d), lo=-ACC_BOUND, hi=ACC_BOUND - 1)
-        requant_ok(self.requant, "payload.requant", 1)
 
     def run(self, layer, inputs, settings):
         (x,) = inputs
