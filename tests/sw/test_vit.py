@@ -46,7 +46,7 @@ def test_fake_quant_equals_golden_layer_by_layer(run):
 def test_integer_blocks_track_their_float_twins(run):
     """Each integer block, on the codes the golden model feeds it, against the float block (float
     layer norm, softmax, GELU; the same quantized weights) on the same input values: the error stays
-    within a few output steps. Independent of the integer reference's own code."""
+    within 3 output steps on average (measured 1-2). Independent of the integer reference's own code."""
     net, im = run.net, run.intmodel
     x = run.data.x_test[:100]
     _, gold = golden(im, quantize_input(im, x), trace=True)
@@ -65,6 +65,8 @@ def test_integer_blocks_track_their_float_twins(run):
                 mod.set_compress(saved) if hasattr(mod, "set_compress") else None
         err = (gold[name].double() * s_out - y_float.double()).abs()
         spread = y_float.double().abs().max().item()
+        print(f"{name}: mean |error| {err.mean():.4f} = {err.mean() / s_out:.2f} output steps, max {err.max() / s_out:.1f} steps")
+        assert err.mean().item() <= 3 * s_out, f"{name}: mean error {err.mean() / s_out:.2f} output steps"
         assert err.mean().item() <= 0.05 * spread, f"{name}: mean error {err.mean():.4f} vs range {spread:.3f}"
 
 
