@@ -12,6 +12,12 @@ intermediate requantized onto its own 8-bit grid (scales fixed at export):
     f  = fc1(norm2(x1))
     g  = requantize(int_gelu(f, cut, c), gelu)        i-GELU       (cdsl.contract.ref.int_gelu)
     y  = add(x1, fc2(g))
+
+With an `@tokens` selector (`selector`, the vit-hw reference `cdsl.contract.ref.token_selector`),
+the block first selects each sample's tokens: the class token, the kept candidates in their order
+and the package token (when something was pruned), `length` tokens in all, and runs on those only,
+so the number of tokens varies per sample. The output is [N, D] with the block's `length` output
+tokens first and zero rows after them (the class token stays at row 0).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from cdsl.contract.ref._vit import IntLinear, IntNorm, requant_ok
 from cdsl.contract.ref.add import AddPayload, add
 from cdsl.contract.ref.int_gelu import int_gelu
 from cdsl.contract.ref.int_softmax import shiftmax
+from cdsl.contract.ref.token_selector import TokenSelector
 
 
 def _add(p: AddPayload, a, b):
@@ -53,6 +60,7 @@ class EncoderPayload(Payload):
     gelu: Requant  # i-GELU's output onto the grid of g
     fc2: IntLinear
     add2: AddPayload
+    selector: TokenSelector | None = None
 
     def check(self, layer):
         (shape,) = layer.in_shapes
@@ -72,6 +80,8 @@ class EncoderPayload(Payload):
         c.at_least(self.gelu_c, "payload.gelu_c", 1)
         requant_ok(self.gelu, "payload.gelu", 1)
         self.fc2.check("payload.fc2", m, d)
+        if self.selector is not None:
+            self.selector.check(shape[0], d, layer.in_types[0])
 
     def run(self, layer, inputs, settings):
         (x,) = inputs
@@ -79,8 +89,22 @@ class EncoderPayload(Payload):
 
 
 def encoder(p: EncoderPayload, x) -> torch.Tensor:
-    """The block on int64 tokens [B, N, D] -> [B, N, D]."""
+    """The layer on int64 tokens [B, N, D] -> [B, N, D]: the selector (if any), then the block."""
     x = as_int64(x, what="encoder input")
+    if p.selector is None:
+        return block(p, x)
+    selections = p.selector.select(x)
+    out = torch.zeros_like(x)
+    by_length: dict[int, list[int]] = {}
+    for i, s in enumerate(selections):
+        by_length.setdefault(s.length, []).append(i)
+    for length, rows in by_length.items():  # samples with as many tokens run together
+        out[rows, :length] = block(p, torch.stack([selections[i].tokens for i in rows]))
+    return out
+
+
+def block(p: EncoderPayload, x: torch.Tensor) -> torch.Tensor:
+    """The block proper on int64 tokens [B, n, D] -> [B, n, D] (any n >= 1)."""
     b, n, d = x.shape
     hd = d // p.heads
     qkv = p.qkv(p.norm1(x)).reshape(b, n, 3, p.heads, hd).permute(2, 0, 3, 1, 4)
