@@ -19,7 +19,8 @@ The forward value, with quantization on, is the integer reference (see `cdsl.sw.
 selector exported from the current state (`export(in_scale)`) picks the tokens. Its threshold is our
 choice, not HeatViT's fixed 0.5: a moving average (momentum THRESHOLD_MOMENTUM) of the integer score
 that keeps the spec's share of the candidates in each training batch, so the measured keep ratio at
-inference lands near `keep`. Weights are quantized per head to the encoder's `@quant(w=...)` bits.
+inference lands near `keep`. Weights are quantized per head to the encoder's `@quant(w=...)` bits. Every candidate starts with
+keep probability `keep`; the parameters learn GAIN times faster than the backbone's (see GAIN).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ LOGIT_BITS = 12  # |logit| < 8
 FEATURE_BITS = 8  # local and hidden features: unsigned
 RATIO_WEIGHT = 2.0  # DynamicViT's ratio_weight
 THRESHOLD_MOMENTUM = 0.9
+# The selector trains in a short late stage at the end of a cosine schedule: its parameters are
+# stored divided by GAIN and used times GAIN, so that Adam's steps (about lr each) move them GAIN
+# times faster than the backbone's, without a learning rate of their own.
+GAIN = 10.0
 
 
 class SelectorTwin(nn.Module):
@@ -49,14 +54,20 @@ class SelectorTwin(nn.Module):
         d = dim // heads
         n_l = n_j = max(1, d // 2)
         self.heads, self.keep_target = heads, float(keep)
-        self.w_local = nn.Parameter(torch.randn(heads, n_l, d) / math.sqrt(d))
+        g = 1.0 / GAIN  # parameters are stored divided by GAIN (see GAIN)
+        self.w_local = nn.Parameter(g * torch.randn(heads, n_l, d) / math.sqrt(d))
         self.b_local = nn.Parameter(torch.zeros(heads, n_l))
-        self.w_hidden = nn.Parameter(torch.randn(heads, n_j, 2 * n_l) / math.sqrt(2 * n_l))
+        self.w_hidden = nn.Parameter(g * torch.randn(heads, n_j, 2 * n_l) / math.sqrt(2 * n_l))
         self.b_hidden = nn.Parameter(torch.zeros(heads, n_j))
-        self.w_score = nn.Parameter(torch.randn(heads, n_j) / math.sqrt(n_j))
-        # start keeping most tokens (DynamicViT starts from the full model)
-        self.b_score = nn.Parameter(torch.full((heads,), 2.0))
+        self.w_score = nn.Parameter(g * torch.randn(heads, n_j) / math.sqrt(n_j))
+        # every token starts with keep probability `keep` (the ratio loss's target)
+        k = min(max(float(keep), 0.01), 0.99)
+        self.b_score = nn.Parameter(torch.full((heads,), g * math.log(k / (1 - k))))
         self.head_logits = nn.Parameter(torch.zeros(heads))
+
+    def p(self, name: str) -> torch.Tensor:
+        """A parameter's value (stored divided by GAIN)."""
+        return getattr(self, name) * GAIN
         self.wq = nn.ModuleDict({n: WeightQuant(bits=w_bits, channels=heads, per_channel=True, learned=False)
                                  for n in ("local", "hidden", "score")})
         for q in self.wq.values():  # max-abs scales at every step: nothing to calibrate
@@ -95,11 +106,13 @@ class SelectorTwin(nn.Module):
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         b, n, dim = x.shape
         xh = x[:, 1:].reshape(b, n - 1, self.heads, dim // self.heads)
-        local, _ = self.a_local(torch.einsum("bchk,hlk->bchl", xh, self._fq("local", self.w_local)) + self.b_local)
+        local, _ = self.a_local(torch.einsum("bchk,hlk->bchl", xh, self._fq("local", self.p("w_local")))
+                                + self.p("b_local"))
         glob = local.mean(dim=1, keepdim=True).expand_as(local)
         feat = torch.cat([local, glob], dim=-1)
-        hid, _ = self.a_hidden(torch.einsum("bchf,hjf->bchj", feat, self._fq("hidden", self.w_hidden)) + self.b_hidden)
-        z = torch.einsum("bchj,hj->bch", hid, self._fq("score", self.w_score)) + self.b_score
+        hid, _ = self.a_hidden(torch.einsum("bchf,hjf->bchj", feat, self._fq("hidden", self.p("w_hidden")))
+                               + self.p("b_hidden"))
+        z = torch.einsum("bchj,hj->bch", hid, self._fq("score", self.p("w_score"))) + self.p("b_score")
         lim = 1 << (LOGIT_BITS - 1)
         z = fake_quant(z, torch.tensor(2.0 ** -LOGIT_FRAC), -lim, lim - 1)
         return (torch.sigmoid(z) * torch.softmax(self.head_logits, dim=0)).sum(dim=-1)
@@ -155,7 +168,7 @@ class SelectorTwin(nn.Module):
         """The integer selector for tokens on a grid of `in_scale`, from the current state."""
         s_loc, s_hid = scale_of(self.a_local), scale_of(self.a_hidden)
         ws = {}
-        for name, w in (("local", self.w_local), ("hidden", self.w_hidden), ("score", self.w_score)):
+        for name, w in (("local", self.p("w_local")), ("hidden", self.p("w_hidden")), ("score", self.p("w_score"))):
             q = self.wq[name]
             s = q.effective_scale(w).detach().double()
             ws[name] = (q.codes(w, s.float()).detach().to(torch.int64).numpy(), s)
@@ -172,11 +185,11 @@ class SelectorTwin(nn.Module):
         fmax = (1 << FEATURE_BITS) - 1
         return TokenSelector(
             heads=self.heads, w_bits=self.wq["local"].bits,
-            w_local=ws["local"][0], b_local=bias(self.b_local, u_local),
+            w_local=ws["local"][0], b_local=bias(self.p("b_local"), u_local),
             rq_local=requant((u_local / s_loc).numpy(), 0, fmax),
-            w_hidden=ws["hidden"][0], b_hidden=bias(self.b_hidden, u_hidden),
+            w_hidden=ws["hidden"][0], b_hidden=bias(self.p("b_hidden"), u_hidden),
             rq_hidden=requant((u_hidden / s_hid).numpy(), 0, fmax),
-            w_score=ws["score"][0], b_score=bias(self.b_score, u_score),
+            w_score=ws["score"][0], b_score=bias(self.p("b_score"), u_score),
             rq_score=requant((u_score * 2.0 ** LOGIT_FRAC).numpy(), -lim, lim - 1),
             logit_frac=LOGIT_FRAC, head_weights=head_weights(self.head_logits.detach()),
             threshold=self.threshold())
