@@ -175,12 +175,12 @@ def test_sign_layer_exports_and_matches(numpy_evaluator):
     assert r.metrics["golden"]["agreement"] >= 0.99
 
 
-def test_vit_trains_but_integer_export_is_refused():
+def test_vit_trains_prunes_and_exports():
     torch.set_num_threads(1)
     spec = parse(VIT)
     r = train(spec, float_twin=False)
-    assert r.intmodel is None
-    assert "integer export of patch_embed" in r.metrics["export_error"]
+    assert r.intmodel is not None, r.metrics.get("export_error")
+    assert [lay.kind for lay in r.intmodel.layers] == ["patch_embed", "encoder", "cls_head"]
     hist = r.metrics["compressed"]["history"]
     assert hist[-1]["loss"] < hist[0]["loss"]  # it trains (a tiny ViT needs many epochs to get far)
     assert r.metrics["compressed"]["sparsity"]["e1"] == pytest.approx(0.5)
@@ -189,8 +189,9 @@ def test_vit_trains_but_integer_export_is_refused():
         mod = getattr(net.blocks["e1"], lin)
         assert torch.all(mod.weight[mod.mask == 0] == 0)
         assert mod.wq.bits == 8
-    with pytest.raises(CdslError, match="not supported yet"):
-        export(r.net)
+    w = r.intmodel.layer("e1").payload.fc1.weight.reshape(-1, 4)
+    assert np.all((w != 0).sum(axis=1) <= 2)  # 2:4 survives export
+    assert r.metrics["golden"]["agreement"] == 1.0
 
 
 def test_export_requires_weight_quant():

@@ -1,0 +1,133 @@
+"""`cdsl eval RUN --keeps 1.0,0.7,0.5`: accuracy, measured keep ratio and MACs per block of a run
+whose encoders carry `@tokens` selectors, and of the same spec without selectors.
+
+For each keep ratio r, every selector's threshold is set (a runtime value of the trained selector, no
+retraining) to the integer score that keeps a share r of the candidates over the training split
+(r = 1.0: threshold 0, every token kept). The integer golden model then runs the test split; the
+measured keep ratio is the mean over test samples of kept candidates / candidates, and the MACs of
+each block are counted per sample from its actual token count (class token, kept tokens, package
+token), then averaged. The row "as trained" uses the threshold training settled on. The baseline
+"no selector" is the spec without `@tokens`, same seed and epochs (`_baseline`). The selectors' own
+scoring MLPs are not counted in the MACs (as `cdsl check` does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from cdsl.contract.golden import argmax_lowest, golden, quantize_input
+from cdsl.contract.intmodel import IntModel
+from cdsl.contract.ref.token_selector import MAX_THRESHOLD
+from cdsl.dsl import ir
+from cdsl.errors import CdslError
+from cdsl.sw.evaluations import EvalContext, Section, register_evaluation
+from cdsl.sw.evaluations._baseline import baseline
+
+
+def parse_keeps(text: str | None) -> tuple[float, ...]:
+    if text is None:
+        return (1.0, 0.7, 0.5)
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or any(not 0.0 < v <= 1.0 for v in values):
+        raise CdslError(f"--keeps {text!r}: expected keep ratios in (0, 1] separated by commas, e.g. 1.0,0.7,0.5",
+                        name="cdsl eval")
+    return values
+
+
+def _selectors(im: IntModel) -> dict[str, object]:
+    return {lay.name: lay.payload.selector for lay in im.layers if getattr(lay.payload, "selector", None) is not None}
+
+
+def with_thresholds(im: IntModel, thresholds: dict[str, int]) -> IntModel:
+    layers = tuple(dataclasses.replace(lay, payload=dataclasses.replace(
+        lay.payload, selector=dataclasses.replace(lay.payload.selector, threshold=thresholds[lay.name])))
+        if lay.name in thresholds else lay for lay in im.layers)
+    return dataclasses.replace(im, layers=layers)
+
+
+def threshold_for(selector, tokens: torch.Tensor, keep: float) -> int:
+    """The integer threshold that keeps a share `keep` of the candidates of `tokens` [B, N, D]."""
+    if keep >= 1.0:
+        return 0
+    cand = selector.scores(tokens)[:, 1:].reshape(-1).sort(descending=True).values
+    k = min(max(round(keep * cand.numel()), 1), cand.numel())
+    t = int(cand[k - 1])  # keeps at least k (more on ties); t + 1 keeps fewer than k: take the nearer
+    kept = [int((cand >= v).sum()) for v in (t, t + 1)]
+    best = t if abs(kept[0] - keep * cand.numel()) <= abs(kept[1] - keep * cand.numel()) else t + 1
+    return min(best, MAX_THRESHOLD)
+
+
+def measure(im: IntModel, model: ir.Model, x_int: torch.Tensor, y: torch.Tensor) -> dict:
+    """Golden accuracy, keep ratio per selector and mean MACs per layer on samples x_int."""
+    out, trace = golden(im, x_int, trace=True)
+    out = out if not isinstance(out, dict) else out[im.outputs[0]]
+    acc = float((argmax_lowest(out) == y).double().mean())
+    env = dict(trace)
+    env.update({i.name: x_int for i in im.inputs})
+    macs, keep = {}, {}
+    for lay in model.layers:
+        ins = tuple(tuple(model.shape_of(n)) for n in lay.inputs)
+        sel = _selectors(im).get(lay.name)
+        if sel is None:
+            macs[lay.name] = float(lay.op.macs(ins, tuple(lay.shape), lay.annotations))
+            continue
+        chosen = sel.select(env[lay.inputs[0]])
+        n, d = ins[0]
+        plain = dataclasses.replace(lay.annotations, tokens=None)
+        per = [lay.op.macs(((s.length, d),), (s.length, d), plain) for s in chosen]
+        macs[lay.name] = sum(per) / len(per)
+        keep[lay.name] = sum((s.count - 1) / (n - 1) for s in chosen) / len(chosen)
+    return {"acc": acc, "macs": macs, "keep": keep}
+
+
+@register_evaluation("tokens", options={"keeps": "keep ratios of the @tokens selectors to evaluate, "
+                                                 "e.g. 1.0,0.7,0.5 (the default)"})
+def token_selection(ctx: EvalContext) -> list[Section]:
+    if ctx.intmodel is None:
+        raise CdslError(f"{ctx.run_dir} has no integer model: nothing to evaluate", name="cdsl eval")
+    keeps = parse_keeps(ctx.options.get("keeps"))
+    model = ctx.spec.model
+    im = ctx.intmodel
+    sels = _selectors(im)
+    data = ctx.dataset
+    x_test = quantize_input(im, data.x_test)
+    x_train = quantize_input(im, data.x_train)
+    _, train_trace = golden(im, x_train, trace=True)
+    train_env = dict(train_trace)
+    train_env.update({i.name: x_train for i in im.inputs})
+    blocks = [lay.name for lay in model.layers if not isinstance(lay.op, ir.Flatten)]
+    base = baseline(ctx, "tokens")
+
+    def row(label, threshold_text, res, ref_total):
+        total = sum(res["macs"].values())
+        kept = ", ".join(f"{res['keep'][n]:.3f}" for n in sels) if res["keep"] else "1 (no selector)"
+        return (label, threshold_text, kept, f"{100 * res['acc']:.2f}%",
+                *(f"{res['macs'][n]:,.0f}" for n in blocks), f"{total:,.0f}", f"{total / ref_total:.3f}")
+
+    ref = measure(base.intmodel, base.spec.model, x_test, data.y_test)
+    ref_total = sum(ref["macs"].values())
+    rows = [row("no selector", "-", ref, ref_total)]
+    for keep in keeps:
+        th = {name: threshold_for(sel, train_env[model.layer(name).inputs[0]], keep)
+              for name, sel in sels.items()}
+        res = measure(with_thresholds(im, th), model, x_test, data.y_test)
+        rows.append(row(f"keep {keep:g}", ", ".join(str(t) for t in th.values()), res, ref_total))
+    trained = measure(im, model, x_test, data.y_test)
+    rows.append(row("as trained", ", ".join(str(s.threshold) for s in sels.values()), trained, ref_total))
+    return [Section(
+        title=f"token selection ({', '.join(sels)}): integer golden accuracy and MACs per block, "
+              f"{len(data.y_test)} test samples",
+        columns=("selector", "thr", "kept", "acc", *blocks, "total", "ratio"),
+        rows=tuple(rows),
+        notes=("thr: selector threshold (0..257, score 256 = 1.0); kept: measured keep ratio; ratio: MACs total / "
+               "no selector's",
+               "keep r: each selector's threshold set to keep a share r of the candidates over the training split "
+               "(the trained selector, not retrained); keep ratio: kept candidates / candidates, measured on the "
+               "test split; MACs: per sample from the actual token count (class, kept and package tokens), averaged; "
+               "the selectors' own scoring MLPs are not counted",
+               f"no selector: {base.how}"))]

@@ -1,0 +1,100 @@
+"""Shared by the ViT kinds (patch_embed, encoder, cls_head): their training twins and exports.
+
+With quantization on, a ViT module's forward value is the integer reference itself: the module
+builds its payload from its current weights and scales (`payload(in_grid)`, the same function
+export calls), runs the payload's integer step on the input codes, and returns those integers
+times the output scale. The gradient is that of a fake-quant float surrogate computed alongside
+(float layer norm, softmax and GELU, fake-quantized weights, an activation quantizer at every
+point the integer block requantizes, which is also where those grids' scales are observed):
+value = integer result, gradient = surrogate's (straight through). So the fake-quant network and
+the golden model agree exactly, by construction (tests/sw/test_vit.py holds them equal).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from cdsl.contract.intmodel import QType, Requant, round_half_up
+from cdsl.contract.ref._vit import ACC_BOUND, IntLinear, IntNorm
+from cdsl.contract.ref.int_layernorm import FRAC_BITS
+from cdsl.contract.ref.requant import quantize_multiplier
+from cdsl.errors import CdslError
+from cdsl.sw.layers import ActQuant, Grid, QLinear
+from cdsl.sw.registry import SwKind
+
+GAMMA_BITS = 8
+
+
+def scale_of(aq: ActQuant) -> float:
+    """The current scale of an activation quantizer, as a Python float."""
+    return float(torch.exp(aq.log_scale)) if aq.learned else float(aq.ema_scale)
+
+
+def requant(reals, qmin: int, qmax: int) -> Requant:
+    """Requantization parameters for real multipliers (one per channel, or one)."""
+    pairs = [quantize_multiplier(float(r)) for r in np.atleast_1d(np.asarray(reals, dtype=np.float64))]
+    return Requant(np.array([m for m, _ in pairs], dtype=np.int64), np.array([s for _, s in pairs], dtype=np.int64),
+                   qmin, qmax)
+
+
+def codes(x: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """The integer codes of a tensor on a grid."""
+    return round_half_up(x.detach().double() / float(grid.scale)).to(torch.int64).clamp(grid.qmin, grid.qmax)
+
+
+def int_linear(lin: QLinear, s_in: float, s_out, qmin: int, qmax: int) -> IntLinear:
+    """A QLinear's integers: weight codes, bias in accumulator units, requantization onto `s_out`
+    (a float or one per output channel)."""
+    w = lin.masked_weight().detach()
+    s_w = lin.wq.effective_scale(w).detach()
+    w_codes = lin.wq.codes(w, s_w).detach().to(torch.int64)
+    unit = (s_in * s_w.double()).expand(w.shape[0])
+    bias = torch.zeros(w.shape[0], dtype=torch.float64) if lin.bias is None else lin.bias.detach().double()
+    b = round_half_up(bias / unit).clamp(-ACC_BOUND, ACC_BOUND - 1).to(torch.int64)
+    reals = unit.numpy() / np.broadcast_to(np.asarray(s_out, dtype=np.float64), (w.shape[0],))
+    return IntLinear(w_codes.numpy(), b.numpy(), requant(reals, qmin, qmax))
+
+
+def int_norm(ln: nn.LayerNorm, s_out: float, qmin: int, qmax: int) -> IntNorm:
+    """A LayerNorm's integers: gamma as 8-bit codes (max-abs scale), beta at gamma's scale * 2**-F."""
+    g = ln.weight.detach().double()
+    qg = (1 << (GAMMA_BITS - 1)) - 1
+    s_g = float(g.abs().max().clamp(min=1e-8)) / qg
+    gamma = round_half_up(g / s_g).clamp(-qg, qg).to(torch.int64)
+    unit = s_g * 2.0 ** -FRAC_BITS
+    beta = round_half_up(ln.bias.detach().double() / unit).clamp(-ACC_BOUND, ACC_BOUND - 1).to(torch.int64)
+    return IntNorm(gamma.numpy(), beta.numpy(), requant(unit / s_out, qmin, qmax))
+
+
+def straight_through(y_int: torch.Tensor, grid: Grid, surrogate: torch.Tensor) -> torch.Tensor:
+    """The integer result as a float value, with the surrogate's gradient."""
+    value = y_int.to(surrogate.dtype) * grid.scale.detach()
+    return value + (surrogate - surrogate.detach())
+
+
+class VitKind(SwKind):
+    """A ViT kind: exports when its layer has @quant(w=..., a=...)."""
+
+    annotations = frozenset({"quant", "prune"})
+    name = ""
+
+    def problems(self, model, layer):
+        out = super().problems(model, layer)
+        q = layer.annotations.quant
+        if q is None or q.w is None or q.a is None:
+            out.append(("export", CdslError(
+                f"integer export of {self.name} (layer {layer.name!r}) needs @quant(w=..., a=...)", span=layer.span)))
+        return out
+
+    def export(self, module, layer, ctx):
+        if not (module.quant_on and module.aq is not None and ctx.in_grids[0] is not None):
+            raise self.no_integer_form(layer)
+        payload = module.payload(ctx.in_grids[0])
+        grid = ctx.out_grid
+        return payload, QType(grid.bits, grid.signed, float(grid.scale))
+
+    def no_integer_form(self, layer):
+        return CdslError(f"integer export of {self.name} (layer {layer.name!r}) needs @quant(w=..., a=...) and a "
+                         "quantized input", span=layer.span)

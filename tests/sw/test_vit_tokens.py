@@ -1,0 +1,132 @@
+"""`@tokens` on an encoder: the selector's training twin exports into the vit-hw integer reference
+(`cdsl.contract.ref.token_selector`), the training forward equals the golden model on the pruned,
+variable-length token streams, and `cdsl eval` reports accuracy, keep ratio and MACs per block."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from cdsl.contract.golden import golden, quantize_input
+from cdsl.contract.ref.encoder import block
+from cdsl.contract.ref.token_selector import MAX_THRESHOLD, SCORE_ONE, TokenSelector
+from cdsl.dsl import parse
+from cdsl.sw.train import save_run, train
+
+SPEC = """
+model tiny_vit {
+  input x: ufixed<8,4>[1, 8, 8]
+  t = patch_embed(x, patch=2, dim=16) @quant(w=8, a=8)
+  e1 = encoder(t, heads=2, mlp=32) @quant(w=8, a=8)
+  e2 = encoder(e1, heads=2, mlp=32) @quant(w=8, a=8) @tokens(keep=0.5, heads=2)
+  y = cls_head(e2, classes=10) @quant(w=8, a=8)
+  output y
+}
+train { optimizer = adamw  lr = 0.002  weight_decay = 0.05  seed = 2
+  stage base(epochs=2, compress=[quant])
+  stage prune(epochs=2, compress=all) }
+"""
+
+
+@pytest.fixture(scope="module")
+def run():
+    torch.set_num_threads(1)
+    return train(parse(SPEC), float_twin=False)
+
+
+def _e2_input(run, n=120):
+    im = run.intmodel
+    x = quantize_input(im, run.data.x_test[:n])
+    _, tr = golden(im, x, trace=True)
+    return x, tr
+
+
+def test_selector_exports_into_the_reference(run):
+    sel = run.intmodel.layer("e2").payload.selector
+    assert isinstance(sel, TokenSelector) and sel.heads == 2
+    assert 0 < sel.threshold <= MAX_THRESHOLD
+    lay = run.intmodel.layer("e2")
+    lay.payload.check(lay)
+    assert run.intmodel.layer("e1").payload.selector is None
+
+
+def test_fake_quant_equals_golden_on_pruned_streams(run):
+    x = run.data.x_test[:150]
+    fq = run.net.trace_codes(x)
+    _, gold = golden(run.intmodel, quantize_input(run.intmodel, x), trace=True)
+    for name in ("t", "e1", "e2", "y"):
+        assert torch.equal(fq[name], gold[name]), f"layer {name}"
+    assert run.metrics["golden"]["agreement"] == 1.0
+
+
+def test_twin_scores_track_the_integer_selector(run):
+    """The training twin's float scores (sigmoid, float means) against the reference's integer scores
+    (PLAN sigmoid, rounded means) on the same tokens: close (measured mean 1.6, max 2.6 of 256), and
+    equal keep decisions wherever the integer score is not within the error band of the threshold."""
+    _, tr = _e2_input(run)
+    im = run.intmodel
+    sel = im.layer("e2").payload.selector
+    twin = run.net.blocks["e2"].selector
+    xin = tr["e1"].double().float() * im.type_of("e1").scale
+    with torch.no_grad():
+        f = twin.scores(xin) * SCORE_ONE
+    i = sel.scores(tr["e1"])[:, 1:].double()
+    err = (f.double() - i).abs()
+    print(f"twin vs integer score: mean {err.mean():.2f}, max {err.max():.2f} (of 256)")
+    assert err.mean() <= 4 and err.max() <= 8
+    clear = (i - sel.threshold).abs() > 8  # decisions away from the threshold band are the same
+    assert torch.equal((f >= sel.threshold)[clear], (i >= sel.threshold)[clear])
+
+
+def test_pruned_stream_lengths_and_rows(run):
+    x, tr = _e2_input(run)
+    p = run.intmodel.layer("e2").payload
+    chosen = p.selector.select(tr["e1"])
+    out = tr["e2"]
+    n = tr["e1"].shape[1]
+    lengths = [s.length for s in chosen]
+    assert min(lengths) < n  # something was pruned
+    for b, s in enumerate(chosen):
+        assert s.length == s.count + (s.count < n)
+        assert torch.all(out[b, s.length:] == 0)
+        assert torch.equal(out[b, : s.length], block(p, s.tokens[None])[0])
+        kept = torch.nonzero(s.keep).flatten().tolist()
+        assert kept[0] == 0 and kept == sorted(kept)  # class token first, original order
+
+
+def test_keep_all_and_keep_none(run):
+    """Threshold 0 keeps every token (no package): the unpruned block. The largest threshold keeps only
+    the class token and packs every candidate into one token: a two-token stream."""
+    _, tr = _e2_input(run, 40)
+    p = run.intmodel.layer("e2").payload
+    x = tr["e1"]
+    every = dataclasses.replace(p, selector=dataclasses.replace(p.selector, threshold=0))
+    assert torch.equal(every.run(None, [x], {}), block(p, x))
+    none = dataclasses.replace(p, selector=dataclasses.replace(p.selector, threshold=MAX_THRESHOLD))
+    out = none.run(None, [x], {})
+    assert torch.all(out[:, 2:] == 0)
+    sel = none.selector.select(x)
+    assert all(s.count == 1 and s.length == 2 for s in sel)
+
+
+def test_tokens_encoder_must_feed_cls_head(tmp_path):
+    from cdsl.cli import main
+
+    spec = tmp_path / "v.cdsl"
+    spec.write_text(SPEC.replace("y = cls_head(e2, classes=10)", "e3 = encoder(e2, heads=2, mlp=32) @quant(w=8, a=8)\n"
+                                 "  y = cls_head(e3, classes=10)"))
+    assert main(["train", str(spec), "-o", str(tmp_path / "r")]) == 2
+
+
+def test_eval_table(run, tmp_path, capsys, monkeypatch):
+    from cdsl.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    folder = tmp_path / "run"
+    save_run(run, folder, spec_text=SPEC)
+    assert main(["eval", str(folder), "--keeps", "1.0,0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "no selector" in out and "keep 1" in out and "keep 0.5" in out and "as trained" in out
+    assert main(["eval", str(folder), "--keeps", "0.5,2"]) == 2
