@@ -69,10 +69,12 @@ def _harness(node: TokenSelectorNode):
 
 
 def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throttle: int = 1,
-                      test_dir: Path | None = None, seed: int | None = None) -> SelectorOutputs:
+                      test_dir: Path | None = None, seed: int | None = None,
+                      simulator: str = "verilator") -> SelectorOutputs:
     """Run every sample of `tokens` [S, N, D] through the engine of `node` in Verilator (see the module
     docstring), with the `threshold` input at `thresholds[s]` (default: the selector's own);
-    `throttle` 0 skips the back-pressure runs."""
+    `throttle` 0 skips the back-pressure runs; `simulator` "icarus" runs the same Verilog in Icarus
+    (measured: no sample finished in 10 minutes on the 13-sample block test, so it is not tested)."""
     from cdsl.hw.verilog_text import verilog_text
     from cdsl.sim.runner import run_cocotb
 
@@ -88,6 +90,7 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throt
     harness = _harness(node)
     result = run_cocotb(verilog=verilog_text(harness, name="selector_top"), toplevel="selector_top",
                         test_module="cdsl.sim.blocks._token_selector_bench", test_dir=test_dir / "sim", seed=seed,
+                        simulator=simulator,
                         extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_SELECTOR_CASE": str(case),
                                    "CDSL_SELECTOR_OUT": str(out)})
     if not result.passed:
