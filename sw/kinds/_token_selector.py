@@ -45,7 +45,7 @@ THRESHOLD_MOMENTUM = 0.9
 # The selector trains in a short late stage at the end of a cosine schedule: its parameters are
 # stored divided by GAIN and used times GAIN, so that Adam's steps (about lr each) move them GAIN
 # times faster than the backbone's, without a learning rate of their own.
-GAIN = 10.0
+GAIN = 30.0
 
 
 class SelectorTwin(nn.Module):
