@@ -100,7 +100,7 @@ def token_selection(ctx: EvalContext) -> list[Section]:
     _, train_trace = golden(im, x_train, trace=True)
     train_env = dict(train_trace)
     train_env.update({i.name: x_train for i in im.inputs})
-    blocks = [lay.name for lay in model.layers if not isinstance(lay.op, ir.Flatten)]
+    blocks = [lay.name for lay in model.layers]
     base = baseline(ctx, "tokens")
 
     def row(label, threshold_text, res, ref_total):

@@ -45,7 +45,7 @@ THRESHOLD_MOMENTUM = 0.9
 # The selector trains in a short late stage at the end of a cosine schedule: its parameters are
 # stored divided by GAIN and used times GAIN, so that Adam's steps (about lr each) move them GAIN
 # times faster than the backbone's, without a learning rate of their own.
-GAIN = 10.0
+GAIN = 30.0
 
 
 class SelectorTwin(nn.Module):
@@ -64,10 +64,6 @@ class SelectorTwin(nn.Module):
         k = min(max(float(keep), 0.01), 0.99)
         self.b_score = nn.Parameter(torch.full((heads,), g * math.log(k / (1 - k))))
         self.head_logits = nn.Parameter(torch.zeros(heads))
-
-    def p(self, name: str) -> torch.Tensor:
-        """A parameter's value (stored divided by GAIN)."""
-        return getattr(self, name) * GAIN
         self.wq = nn.ModuleDict({n: WeightQuant(bits=w_bits, channels=heads, per_channel=True, learned=False)
                                  for n in ("local", "hidden", "score")})
         for q in self.wq.values():  # max-abs scales at every step: nothing to calibrate
@@ -82,6 +78,10 @@ class SelectorTwin(nn.Module):
         self.register_buffer("trained", torch.tensor(False))
         self.register_buffer("threshold_ema", torch.tensor(-1.0))
         self.last_keep: torch.Tensor | None = None
+
+    def p(self, name: str) -> torch.Tensor:
+        """A parameter's value (stored divided by GAIN)."""
+        return getattr(self, name) * GAIN
 
     # ------------------------------------------------------------ float surrogate
 

@@ -1,6 +1,7 @@
 """The integer ViT (patch_embed, encoder, cls_head): the training forward equals the golden model
-layer by layer, the integer blocks track their float twins, the integer model survives save/load,
-and the payload checks catch bad data."""
+layer by layer, the integer blocks track their float twins, the encoder reference equals the block
+written out again with Python integers (math.isqrt, plain loops), the integer model survives
+save/load, and the payload checks catch bad data."""
 
 from __future__ import annotations
 
@@ -105,3 +106,91 @@ def test_export_needs_activation_quant(tmp_path):
                                  "e1 = encoder(t, heads=2, mlp=32) @quant(w=8)"))
     assert main(["train", str(spec), "-o", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ the encoder block in Python integers
+
+
+def _rq(acc, m, s, lo, hi):
+    return min(max((acc * m + ((1 << (s - 1)) if s else 0)) >> s, lo), hi)
+
+
+def _norm_py(row, norm):
+    import math
+
+    d = len(row)
+    c = [d * v - sum(row) for v in row]
+    v = sum(x * x for x in c) // d
+    std = max(math.isqrt(v << 20), 1)  # 10 extra bits of the square root
+    f = (1 << 41) // std
+    r = norm.requant
+    return [_rq(((ci * f + (1 << 22)) >> 23) * int(g) + int(b), int(r.multiplier[0]), int(r.shift[0]), r.qmin, r.qmax)
+            for ci, g, b in zip(c, norm.gamma, norm.beta)]
+
+
+def _linear_py(row, lin):
+    r = lin.requant
+    out = []
+    for o in range(lin.weight.shape[0]):
+        acc = sum(int(w) * x for w, x in zip(lin.weight[o], row)) + int(lin.bias[o])
+        k = o if r.multiplier.shape[0] > 1 else 0
+        out.append(_rq(acc, int(r.multiplier[k]), int(r.shift[k]), r.qmin, r.qmax))
+    return out
+
+
+def _shiftmax_python(row, x0):
+    # I-ViT's Shiftmax with Python integers (our exact-sum normalization), as in test_int_kernels
+    m = max(row)
+    es = []
+    for v in row:
+        d = v - m
+        d = d + (d >> 1) - (d >> 4)
+        d = max(d, 15 * x0)
+        q = d // x0
+        es.append(((d - q * x0 - 2 * x0) * 2 ** (15 - q)) // 2)
+    f = 2 ** 62 // sum(es)
+    return [(e * f) // 2 ** (62 - 7) for e in es]
+
+
+def _encoder_py(p, tokens):
+    """One sample's tokens (lists of ints) through the block, written from the module docstring."""
+    n, d = len(tokens), len(tokens[0])
+    hd = d // p.heads
+    qkv = [_linear_py(_norm_py(t, p.norm1), p.qkv) for t in tokens]
+    o = [[0] * d for _ in range(n)]
+    for h in range(p.heads):
+        sl = slice(h * hd, (h + 1) * hd)
+        q = [r[0:d][sl] for r in qkv]
+        k = [r[d:2 * d][sl] for r in qkv]
+        v = [r[2 * d:3 * d][sl] for r in qkv]
+        for i in range(n):
+            probs = _shiftmax_python([sum(a * b for a, b in zip(q[i], k[j])) for j in range(n)], p.softmax_x0)
+            for c in range(hd):
+                acc = sum(probs[j] * v[j][c] for j in range(n))
+                r = p.attn
+                o[i][h * hd + c] = _rq(acc, int(r.multiplier[0]), int(r.shift[0]), r.qmin, r.qmax)
+
+    def add(a, b, ap):
+        return [_rq(x * ap.mult_a + y * ap.mult_b, 1, ap.shift, ap.qmin, ap.qmax) for x, y in zip(a, b)]
+
+    out = []
+    for i in range(n):
+        x1 = add(tokens[i], _linear_py(o[i], p.proj), p.add1)
+        f = _linear_py(_norm_py(x1, p.norm2), p.fc1)
+        g = []
+        for q in f:
+            m = min(abs(q), p.gelu_cut)
+            e = (1 if q > 0 else -1 if q < 0 else 0) * (p.gelu_c - (p.gelu_cut - m) ** 2)
+            r = p.gelu
+            g.append(_rq(q * (e + p.gelu_c), int(r.multiplier[0]), int(r.shift[0]), r.qmin, r.qmax))
+        out.append(add(x1, _linear_py(g, p.fc2), p.add2))
+    return out
+
+
+def test_encoder_block_equals_python_integers(run):
+    im = run.intmodel
+    _, gold = golden(im, quantize_input(im, run.data.x_test[:3]), trace=True)
+    for name, src in (("e1", "t"), ("e2", "e1")):
+        p = im.layer(name).payload
+        for b in range(3):
+            assert _encoder_py(p, gold[src][b].tolist()) == gold[name][b].tolist(), f"layer {name}, sample {b}"
