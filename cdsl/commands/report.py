@@ -68,7 +68,8 @@ def run(args) -> int:
                       f"{tt['memory_bits']} memory bits ({syn['target']})")
     tim = report["timing"]
     cyc = report["cycles"]
-    console.print(f"cycles per inference: simulated {'-' if cyc['simulated'] is None else f"{cyc['simulated']:g}"}, modelled {cyc['predicted']}")
+    simulated = "-" if cyc["simulated"] is None else f"{cyc['simulated']:g}"
+    console.print(f"cycles per inference: simulated {simulated}, modelled {cyc['predicted']}")
     if tim["fmax_mhz"]:
         console.print(f"fmax {tim['fmax_mhz']:.1f} MHz on {tim['device']}: latency {tim['latency_us']:.1f} us, "
                       f"{tim['throughput_per_s']:,.0f} inferences/s")
