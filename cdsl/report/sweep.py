@@ -175,7 +175,7 @@ def sweep_figures(points, records: list[dict], optimal: list[bool], axes) -> lis
                        "x": [r["summary"][metric] * scale for _, r in front],
                        "y": [100 * r["summary"]["accuracy"] for _, r in front], "labels": []})
         figs.append({"id": f"pareto_{metric}", "title": f"Accuracy vs {label}", "kind": "scatter",
-                     "x_label": label, "y_label": "RTL accuracy (%)", "series": series})
+                     "x_label": label, "y_label": "golden accuracy (%), RTL bit-exact", "series": series})
     for axis in axes:
         if axis.name not in ("bits", "sparsity", "adc", "T", "keep") or len(axis.values) < 2:
             continue
@@ -185,7 +185,7 @@ def sweep_figures(points, records: list[dict], optimal: list[bool], axes) -> lis
             tag = ", ".join(f"{a.key}={p.params[a.key]}" for a in others) or "all"
             groups.setdefault(tag, []).append((p.params[axis.key], 100 * r["summary"]["accuracy"]))
         figs.append({"id": f"accuracy_vs_{axis.key}", "title": f"Accuracy vs {axis.key}", "kind": "line",
-                     "x_label": axis.key, "y_label": "RTL accuracy (%)",
+                     "x_label": axis.key, "y_label": "golden accuracy (%), RTL bit-exact",
                      "series": [{"name": tag, "x": [v for v, _ in sorted(pts)], "y": [a for _, a in sorted(pts)]}
                                 for tag, pts in groups.items()]})
     return figs
@@ -199,14 +199,15 @@ def write_sweep(points, records, axes, out_dir: Path, title: str) -> tuple[Path,
     for p, r, o in zip(points, records, optimal):
         s = r["summary"]
         if s is None:
-            rows.append([p.label, "failed", "-", "-", "-", "-", "-", "-", r.get("error") or ""])
+            rows.append([p.label, "failed", "-", "-", "-", "-", "-", "-", "-", r.get("error") or ""])
             classes.append("")
             continue
-        rows.append([p.label, "Pareto" if o else "", f"{100 * s['accuracy']:.2f}%", f"{s['cycles']:g}",
+        exact = f"{s['bit_exact']}/{s['rtl_samples']}" if s.get("rtl_samples") else "-"
+        rows.append([p.label, "Pareto" if o else "", f"{100 * s['accuracy']:.2f}%", exact, f"{s['cycles']:g}",
                      s["luts"] if s["luts"] is not None else "-", s["ffs"] if s["ffs"] is not None else "-",
                      f"{s['fmax_mhz']:.1f}" if s["fmax_mhz"] else "-", si(s["energy_j"], "J"), p.name])
         classes.append("pareto" if o else "")
-    sections = [("Points", table(["point", "Pareto", "RTL accuracy", "cycles", "LUT4", "FF", "fmax MHz",
+    sections = [("Points", table(["point", "Pareto", "accuracy (golden)", "RTL bit-exact", "cycles", "LUT4", "FF", "fmax MHz",
                                   "energy / inference", "folder or error"], rows, row_class=classes)
                  + "<p class=note>Pareto-optimal: no other point has at least the accuracy and at most the cycles, "
                    "LUTs and energy, and is better in one. Each point's own report: &lt;folder&gt;/run/report/"
