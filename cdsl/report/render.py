@@ -73,11 +73,12 @@ def sections(report: dict) -> list[tuple[str, str]]:
                 if role != "total" and not any(c.values()):
                     continue
                 rows.append([engine if first else "", role, c["luts"], c["ffs"], c["carries"], c["brams"],
-                             c["memory_bits"]])
+                             c["memory_bits"], c.get("dsps", 0)])
                 first = False
-        rows.append(["all", "total", *(syn["total"][k] for k in ("luts", "ffs", "carries", "brams", "memory_bits"))])
+        rows.append(["all", "total", *(syn["total"].get(k, 0) for k in ("luts", "ffs", "carries", "brams", "memory_bits",
+                                                                         "dsps"))])
         out.append((f"Synthesis ({syn['tool']})",
-                    table(["engine", "sub-block", "LUT4", "flip-flops", "carry", "block RAM", "memory bits"], rows)
+                    table(["engine", "sub-block", "LUT4", "flip-flops", "carry", "block RAM", "memory bits", "DSP"], rows)
                     + f"<p class=note>Hierarchy {syn['hierarchy']}. Memory bits are the RTL's memories "
                       "(weight ROMs, frame buffers) before mapping; block RAMs are those Yosys mapped them to. "
                       "Control is the window generator, the engine's own sequencing and its weight ROMs; (top) "

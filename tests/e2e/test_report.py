@@ -170,7 +170,7 @@ def test_synthesis_cells_are_grouped_by_engine_and_sub_block():
     assert (c.luts, c.carries, c.ffs, c.brams) == (10, 2, 4, 1)
 
     def cells(luts):
-        return {"luts": luts, "ffs": 0, "carries": 0, "brams": 0, "memory_bits": 0, "other": 0}
+        return {"luts": luts, "ffs": 0, "carries": 0, "brams": 0, "memory_bits": 0, "dsps": 0, "other": 0}
 
     modules = {"network": cells(1), "network.registers": cells(2), "network.h1": cells(3), "network.h1.frame": cells(5),
                "network.h1.reducer": cells(7), "network.h1.requant": cells(11), "network.h1.windows": cells(13),
