@@ -50,7 +50,8 @@ def draw(fig: dict) -> bytes:
                 right = right or ax.twinx()
                 target = right
                 right.set_ylabel(s["name"])
-            target.plot(s["x"], s["y"], marker="o", label=s["name"], color=COLORS[i % len(COLORS)])
+            target.plot(s["x"], s["y"], marker="os^Dv"[i % 5], linestyle=("-", "--", ":", "-.")[i % 4],
+                        label=s["name"], color=COLORS[i % len(COLORS)])
         if right is not None:
             lines = ax.get_legend_handles_labels()
             more = right.get_legend_handles_labels()
