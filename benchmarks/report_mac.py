@@ -37,7 +37,7 @@ def main() -> None:
     from cdsl.report.build import synthesis_table
     from cdsl.report.synth import synthesize
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=170)
     intmodel = load_run_intmodel(Path(args.run_dir))
     lay = intmodel.layer(args.layer)
     w_bits = lay.payload.w_bits
