@@ -5,6 +5,8 @@ and a small sweep on Ray."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -218,7 +220,12 @@ def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     (folder / "tiny.cdsl").write_text(TINY)
     run = folder / "run"
-    assert main(["run", str(folder / "tiny.cdsl"), "-o", str(run), "--n", "20"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(folder / "tiny.cdsl"), "-o", str(run), "--n", "20"]) == 0
+    # `cdsl run` ends by saying how to make the run's report, and where it will be
+    text = out.getvalue()
+    assert "cost report" in text and "cdsl report" in text and "report.html" in text
     return run
 
 
