@@ -106,6 +106,20 @@ def test_grid_sets_every_layer_with_the_annotation_or_one_layer():
     assert lanes.lanes == 16 and parse(lanes.spec_text).model.layer("h1").annotations.bitserial.lanes == 16
 
 
+@pytest.mark.parametrize("example, key, values, annotation, field", [
+    ("cnn", "adc", (4, 5), "cim", "adc"), ("bnn", "T", (4, 16), "aqfp", "T"), ("vit", "keep", (0.5, 0.7), "tokens", "keep"),
+    ("mlp", "abits", (6,), "quant", "a")])
+def test_grid_keys_of_each_annotation(example, key, values, annotation, field):
+    spec = parse((EXAMPLES / f"{example}.cdsl").read_text())
+    having = [lay.name for lay in spec.model.layers if getattr(lay.annotations, annotation) is not None]
+    pts = points(spec, parse_grid([f"{key}=" + ",".join(str(v) for v in values)]), example)
+    assert having and len(pts) == len(values)
+    for p, v in zip(pts, values):
+        assert p.error is None
+        s = parse(p.spec_text)
+        assert {getattr(getattr(s.model.layer(n).annotations, annotation), field) for n in having} == {v}
+
+
 def test_grid_refuses_keys_that_do_not_apply_and_marks_values_the_checker_refuses():
     spec = parse((EXAMPLES / "mlp.cdsl").read_text())
     with pytest.raises(CdslError, match="--grid adc does not apply: no layer of the model has @cim"):
