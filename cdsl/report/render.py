@@ -97,7 +97,7 @@ def sections(report: dict) -> list[tuple[str, str]]:
                si(lay["act_read_j"], "J"), f"{lay['adc_conversions']:,}", si(lay["adc_j"], "J"), si(lay["aqfp_j"], "J"),
                si(lay["total_j"], "J")] for lay in en["layers"]]
     tables = "".join(f"<li>{k}: {en['table_names'][k]} ({v})</li>" for k, v in en["tables"].items())
-    out.append(("Energy per inference", table(["layer", "on", "MACs", "MACs", "weight reads", "activation reads",
+    out.append(("Energy per inference", table(["layer", "on", "MACs", "MAC energy", "weight reads", "activation reads",
                                                 "ADC conversions", "ADC", "AQFP", "total"], e_rows)
                 + f"<p class=note>Counted: {en['counted']}. Tables:</p><ul class=note>{tables}</ul>"))
     if report.get("accuracy_vs_precision"):
