@@ -139,6 +139,11 @@ def run(args) -> int:
         intmodel = load_run_intmodel(run_dir)
         why = missing_hardware(intmodel)
         if why is not None and blocks_of(intmodel) and not (run_dir / "rtl").exists():
+            if args.simulator != "verilator":
+                from cdsl.errors import CdslError
+
+                raise CdslError(f"--simulator {args.simulator}: the hardware blocks of a model without "
+                                "whole-network RTL are verified in Verilator only", name=str(run_dir))
             ok = verify_blocks_run(run_dir, intmodel, n=args.n, settings=settings, console=console, why=why)
             return 0 if ok else 1
         report = verify_run(run_dir, n=args.n, settings=settings, console=console, simulator=args.simulator)
