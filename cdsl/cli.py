@@ -15,7 +15,7 @@ from cdsl import __version__
 from cdsl.errors import CdslError
 
 # Subcommands that exist and work. Add a name here only when its command really works.
-COMMANDS = ["check", "fmt", "doctor", "train", "eval", "gen", "sim", "verify", "run", "bench"]
+COMMANDS = ["check", "fmt", "doctor", "train", "eval", "gen", "sim", "verify", "run", "bench", "report", "sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ software and hardware paths never import each other):
     contract  cdsl.contract                      (IntModel schema, integer references, golden)
     sw, hw    cdsl.sw, cdsl.hw                   (the software and the hardware path)
     sim       cdsl.sim                           (co-simulation)
-    cli       cdsl.cli, cdsl.commands, cdsl.flow, cdsl.__main__
+    cli       cdsl.cli, cdsl.commands, cdsl.flow, cdsl.report, cdsl.__main__
 
 A *kind-dispatch site* is a test of an object's type against a kind's class (an IR op, a payload,
 a MAC core, a plan node: `isinstance`, `issubclass`, `type(x) is`) or of a layer's kind name
@@ -51,7 +51,7 @@ def modules() -> dict[str, Path]:
 def layer(module: str) -> str:
     for prefix, name in (("cdsl.dsl", "language"), ("cdsl.contract", "contract"), ("cdsl.sw", "sw"),
                          ("cdsl.hw", "hw"), ("cdsl.sim", "sim"), ("cdsl.commands", "cli"), ("cdsl.cli", "cli"),
-                         ("cdsl.flow", "cli"), ("cdsl.__main__", "cli")):
+                         ("cdsl.flow", "cli"), ("cdsl.report", "cli"), ("cdsl.__main__", "cli")):
         if module == prefix or module.startswith(prefix + "."):
             return name
     return "base"

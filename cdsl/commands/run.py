@@ -54,4 +54,5 @@ def run(args) -> int:
                             seed=args.seed, log=console.print, then=generate_and_verify, stages=STAGES)
     console.print(Rule())
     console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+    console.print(f"cost report (LUTs, fmax, energy, plots): cdsl report {run_dir}  -> {run_dir / 'report' / 'report.html'}")
     return 0 if reports[0].passed else 1

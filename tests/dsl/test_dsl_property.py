@@ -122,7 +122,7 @@ def models(draw):
     tname = draw(st.sampled_from(["fixed", "ufixed"]))
     dtype = f"{tname}<{bits},{frac}>" if draw(st.booleans()) else f"{'u' if tname == 'ufixed' else ''}int{bits}"
     lines = [f"input x: {dtype}[{', '.join(map(str, shape))}]"]
-    binary = bits == 1
+    binary = False  # only sign(...) gives +1/-1 (a 1-bit input holds 0/1 or -1/0: @binary is refused on it)
     prev = "x"
     produced = [("x", shape)]  # every tensor so far, for the second input of add
     n = draw(st.integers(1, 6))

@@ -5,6 +5,7 @@ and its temporary folder is removed by the next build. (Slow: these build Verila
 from __future__ import annotations
 
 import json
+import os
 
 import signal
 import subprocess
@@ -76,11 +77,15 @@ def test_a_killed_build_leaves_no_processes_and_the_next_build_cleans_up(tmp_pat
         text = verilog.convert(selftest_harness(), name="killed_top") + "// {uuid.uuid4().hex}\\n"
         build_verilog(verilog=text, toplevel="killed_top", cache_dir=__import__("pathlib").Path({str(cache)!r}))
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.time() + 120
-    while time.time() < deadline and not _descendants_alive(str(cache)):
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.time() + 600  # generous: a loaded 2-core CI machine starts Python slowly
+    while time.time() < deadline and proc.poll() is None and not _descendants_alive(str(cache)):
         time.sleep(0.2)
-    assert _descendants_alive(str(cache)), "the build never started"
+    if proc.poll() is not None:
+        pytest.fail(f"the build process ended (exit {proc.returncode}) before its build was seen:\n"
+                    f"{proc.stdout.read()[-3000:]}")
+    assert _descendants_alive(str(cache)), f"the build never started in 600 s; cache holds {sorted(os.listdir(cache)) if cache.exists() else 'nothing'}"
     time.sleep(1.0)  # inside make / c++
     proc.send_signal(signal.SIGKILL)
     proc.wait()
