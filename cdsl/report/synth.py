@@ -241,7 +241,10 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
             # in its XAIGER2 step): try once more with the classic ABC flow, and say so
             script = t.fallback
             fallback_note = f"; {err}, so synthesized again with '{script}'"
-            _synth_script(tool, tmp, script, timeout)
+            try:
+                _synth_script(tool, tmp, script, timeout)
+            except SynthUnavailable as again:
+                raise SynthUnavailable(f"{err}; again with '{script}': {again}") from None
         seconds = time.perf_counter() - t0
         mem = json.loads((tmp / "mem.json").read_text())["modules"]
         cells = json.loads((tmp / "cells.json").read_text())["modules"]

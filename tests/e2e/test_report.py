@@ -8,6 +8,7 @@ import base64
 import contextlib
 import io
 import json
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -331,3 +332,13 @@ def test_small_sweep_on_ray(tmp_path, capsys):
     # finished points are not run again
     assert main(args) == 1
     assert capsys.readouterr().out.count("finished before, not rerun") == 2
+
+
+def test_a_silent_synthesis_failure_names_the_step_its_log_reached(tmp_path):
+    from cdsl.report.synth import SynthUnavailable, _run
+
+    script = ("import sys; open('synth.log', 'w').write('2. Executing PROC pass.\\n'"
+              "'5.39.14.3. Executing XAIGER2 backend.\\nsome detail\\n'); sys.exit(1)")
+    with pytest.raises(SynthUnavailable) as err:
+        _run([sys.executable, "-c", script], tmp_path, 60, log=tmp_path / "synth.log")
+    assert "failed (exit 1): no message, during 'XAIGER2 backend.'" in str(err.value)
