@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from cdsl.contract.ref.int_gelu import gelu_constants, gelu_scale, int_gelu
 from cdsl.contract.ref.int_layernorm import FRAC_BITS, int_layernorm, isqrt, normalize
 from cdsl.contract.ref.int_softmax import OUT_BITS, shiftmax, shiftmax_x0
+from tb.plain_vit import shiftmax_python
 
 SOFTMAX_BOUND = 0.03  # |shiftmax / 2**7 - softmax|, probabilities, input scale <= 2**-6
 SOFTMAX_BOUND_COARSE = 0.045  # the same for input scales up to 0.1 (|x0| down to 10)
@@ -58,22 +59,6 @@ def test_shiftmax_error_bound(scale):
     assert worst <= bound, f"seed {seed}: shiftmax error {worst:.4f} > {bound} at scale {scale}"
 
 
-def _shiftmax_python(row, x0):
-    # I-ViT's Shiftmax written out with Python integers, one row (our exact-sum normalization)
-    m = max(row)
-    es = []
-    for v in row:
-        d = v - m
-        d = d + (d >> 1) - (d >> 4)
-        d = max(d, 15 * x0)
-        q = d // x0
-        r = d - q * x0
-        es.append(((r - 2 * x0) * 2 ** (15 - q)) // 2)
-    s = sum(es)
-    f = 2 ** 62 // s
-    return [(e * f) // 2 ** (62 - 7) for e in es]
-
-
 def test_shiftmax_matches_python_integers():
     g = _seeded(7)
     for scale in (1e-3, 0.05):
@@ -81,7 +66,7 @@ def test_shiftmax_matches_python_integers():
         x = torch.randint(-30000, 30000, (50, 17), generator=g)
         got = shiftmax(x, x0)
         for i in range(x.shape[0]):
-            assert got[i].tolist() == _shiftmax_python(x[i].tolist(), x0), f"seed 7 row {i}"
+            assert got[i].tolist() == shiftmax_python(x[i].tolist(), x0), f"seed 7 row {i}"
 
 
 def test_shiftmax_numpy_and_bad_x0():

@@ -15,6 +15,7 @@ from cdsl.contract.golden import golden, quantize_input
 from cdsl.contract.intmodel import IntModel
 from cdsl.dsl import parse
 from cdsl.sw.train import train
+from tb.plain_vit import shiftmax_python
 
 SPEC = """
 model tiny_vit {
@@ -138,20 +139,6 @@ def _linear_py(row, lin):
     return out
 
 
-def _shiftmax_python(row, x0):
-    # I-ViT's Shiftmax with Python integers (our exact-sum normalization), as in test_int_kernels
-    m = max(row)
-    es = []
-    for v in row:
-        d = v - m
-        d = d + (d >> 1) - (d >> 4)
-        d = max(d, 15 * x0)
-        q = d // x0
-        es.append(((d - q * x0 - 2 * x0) * 2 ** (15 - q)) // 2)
-    f = 2 ** 62 // sum(es)
-    return [(e * f) // 2 ** (62 - 7) for e in es]
-
-
 def _encoder_py(p, tokens):
     """One sample's tokens (lists of ints) through the block, written from the module docstring."""
     n, d = len(tokens), len(tokens[0])
@@ -164,7 +151,7 @@ def _encoder_py(p, tokens):
         k = [r[d:2 * d][sl] for r in qkv]
         v = [r[2 * d:3 * d][sl] for r in qkv]
         for i in range(n):
-            probs = _shiftmax_python([sum(a * b for a, b in zip(q[i], k[j])) for j in range(n)], p.softmax_x0)
+            probs = shiftmax_python([sum(a * b for a, b in zip(q[i], k[j])) for j in range(n)], p.softmax_x0)
             for c in range(hd):
                 acc = sum(probs[j] * v[j][c] for j in range(n))
                 r = p.attn
