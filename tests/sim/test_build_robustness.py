@@ -62,10 +62,22 @@ def test_a_failed_build_keeps_its_log(tmp_path):
 
 
 def _descendants_alive(marker: str) -> list[str]:
-    """Build processes (verilator, make, the compilers under make) working in the cache `marker`."""
-    out = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines()
-            if marker in line and ("make" in line or "verilator" in line) and "ps -eww" not in line]
+    """Build processes (verilator, make, the compilers under make) working in the cache `marker`: named
+    in their arguments, or running with their working directory inside it (make's children are given
+    relative paths)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if (marker in args or cwd.startswith(marker)) and ("make" in args or "verilator" in args
+                                                            or "cc1plus" in args or "++" in args):
+            found.append(f"{proc.name} {args[:200]} (in {cwd})")
+    return found
 
 
 def test_a_killed_build_leaves_no_processes_and_the_next_build_cleans_up(tmp_path):
@@ -77,15 +89,17 @@ def test_a_killed_build_leaves_no_processes_and_the_next_build_cleans_up(tmp_pat
         text = verilog.convert(selftest_harness(), name="killed_top") + "// {uuid.uuid4().hex}\\n"
         build_verilog(verilog=text, toplevel="killed_top", cache_dir=__import__("pathlib").Path({str(cache)!r}))
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    log = tmp_path / "builder.log"  # a file, not a pipe: a full pipe would stall the builder
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 600  # generous: a loaded 2-core CI machine starts Python slowly
     while time.time() < deadline and proc.poll() is None and not _descendants_alive(str(cache)):
         time.sleep(0.2)
     if proc.poll() is not None:
         pytest.fail(f"the build process ended (exit {proc.returncode}) before its build was seen:\n"
-                    f"{proc.stdout.read()[-3000:]}")
-    assert _descendants_alive(str(cache)), f"the build never started in 600 s; cache holds {sorted(os.listdir(cache)) if cache.exists() else 'nothing'}"
+                    f"{log.read_text()[-3000:]}")
+    assert _descendants_alive(str(cache)), (
+        f"the build never started in 600 s; cache holds {sorted(os.listdir(cache)) if cache.exists() else 'nothing'}; "
+        f"builder output:\n{log.read_text()[-3000:]}")
     time.sleep(1.0)  # inside make / c++
     proc.send_signal(signal.SIGKILL)
     proc.wait()
