@@ -88,12 +88,13 @@ class EncoderPayload(Payload):
         return encoder(self, x)
 
 
-def encoder(p: EncoderPayload, x) -> torch.Tensor:
-    """The layer on int64 tokens [B, N, D] -> [B, N, D]: the selector (if any), then the block."""
+def encoder(p: EncoderPayload, x, keep=None) -> torch.Tensor:
+    """The layer on int64 tokens [B, N, D] -> [B, N, D]: the selector (if any), then the block.
+    `keep`: the selector's keep decisions given instead of its threshold's (training only)."""
     x = as_int64(x, what="encoder input")
     if p.selector is None:
         return block(p, x)
-    selections = p.selector.select(x)
+    selections = p.selector.select(x, keep)
     out = torch.zeros_like(x)
     by_length: dict[int, list[int]] = {}
     for i, s in enumerate(selections):

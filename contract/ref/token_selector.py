@@ -216,13 +216,18 @@ class TokenSelector(codec.ArrayEq):
 
     # ------------------------------------------------------------ the whole selector
 
-    def select(self, x) -> list[Selection]:
-        """Tokens int64 [B, N, D] (or one sample [N, D]) -> one `Selection` per sample (steps 5-7)."""
+    def select(self, x, keep=None) -> list[Selection]:
+        """Tokens int64 [B, N, D] (or one sample [N, D]) -> one `Selection` per sample (steps 5-7).
+        `keep` (bool [B, N], training only) replaces step 5's threshold decisions with given ones (the
+        class token is kept whatever it says): the training forward keeps the tokens its sampled
+        policy kept, and steps 6-7 follow from them as always."""
         xt = _tokens(x)
         scores = self.scores(xt)
+        if keep is not None:
+            keep = torch.as_tensor(keep, dtype=torch.bool).reshape(xt.shape[0], xt.shape[1])
         out = []
         for b in range(xt.shape[0]):
-            kept = scores[b] >= self.threshold
+            kept = (scores[b] >= self.threshold) if keep is None else keep[b].clone()
             kept[0] = True
             pruned = ~kept
             package = None

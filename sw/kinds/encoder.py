@@ -48,10 +48,14 @@ class IntEncoder(EncoderBlock):
         x_int = codes(xs[0], grids[0])
         threshold = payload.selector.threshold if payload.selector is not None else 0
         y, grid = self.surrogate(xs[0], threshold)
+        keep = None
         with torch.no_grad():
             if payload.selector is not None and self.training:
                 self.selector.observe(payload.selector.scores(x_int))
-            y_int = encoder(payload, x_int)
+                # the forward value keeps the tokens the surrogate's sampled policy kept, so that the
+                # value and the gradient are about the same tokens (the threshold decides at inference)
+                keep = self._sampled > 0.5
+            y_int = encoder(payload, x_int, keep)
         return straight_through(y_int, grid, y), grid
 
     def surrogate(self, x, threshold: int = 0):
@@ -63,6 +67,7 @@ class IntEncoder(EncoderBlock):
         policy = None
         if self.selecting:
             mask, score = self.selector.policy(x, threshold)
+            self._sampled = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1).detach()
             w = (1 - mask) * score
             package = (w[..., None] * x[:, 1:]).sum(dim=1) / (w.sum(dim=1, keepdim=True) + 1e-6)
             x = torch.cat([x, package[:, None]], dim=1)

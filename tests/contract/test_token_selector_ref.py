@@ -29,8 +29,9 @@ def sigmoid256(z: int, frac: int) -> int:
     return pos if z >= 0 else 256 - pos
 
 
-def plain_select(sel: TokenSelector, x: list[list[int]]):
-    """(output tokens, count, scores) of one sample, in Python integers."""
+def plain_select(sel: TokenSelector, x: list[list[int]], keep: list[bool] | None = None):
+    """(output tokens, count, scores) of one sample, in Python integers; `keep`: given decisions
+    instead of the threshold's (the class token kept regardless)."""
     n, dim = len(x), len(x[0])
     hh, d, nl, nj = sel.heads, dim // sel.heads, sel.local_features, sel.hidden
     w_l, b_l, w_h, b_h, w_s, b_s = (getattr(sel, f).tolist() for f in
@@ -48,7 +49,7 @@ def plain_select(sel: TokenSelector, x: list[list[int]]):
             z = rq(sum(v * w for v, w in zip(hid, w_s[h])) + b_s[h], sel.rq_score, h)
             fused += int(sel.head_weights[h]) * sigmoid256(z, sel.logit_frac)
         scores.append(floor(Fraction(fused, 256) + HALF))
-    kept = [i for i in range(n) if i == 0 or scores[i] >= sel.threshold]
+    kept = [i for i in range(n) if i == 0 or (scores[i] >= sel.threshold if keep is None else keep[i])]
     pruned = [i for i in range(1, n) if i not in kept]
     out = [x[i] for i in kept]
     if pruned:
@@ -162,3 +163,22 @@ def test_check_refuses_a_local_requant_without_relu():
     bad = dataclasses.replace(sel, rq_local=dataclasses.replace(sel.rq_local, qmin=-128, qmax=127))
     with pytest.raises(ValueError, match="rq_local"):
         bad.check(9, 8, QType(8, True, 0.1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_given_keep_decisions_replace_the_threshold(seed):
+    """Training passes its sampled decisions: those tokens are kept (the class token always), the rest
+    folded into the package token with their scores, exactly as the plain statement does."""
+    rng = np.random.default_rng(seed)
+    n, dim = 9, 8
+    x = random_tokens(rng, 4, n, dim)
+    sel = random_selector(rng, x, heads=2, local=2, hidden=3, threshold=int(rng.integers(60, 200)))
+    keep = rng.random((4, n)) < 0.5
+    keep[:, 0] = False  # overridden: the class token is kept whatever the decision says
+    keep[1, 1:] = True  # nothing pruned: no package token
+    got = sel.select(torch.as_tensor(x), keep=torch.as_tensor(keep))
+    for b in range(4):
+        want_tokens, want_count, _ = plain_select(sel, x[b].tolist(), keep[b].tolist())
+        assert got[b].tokens.tolist() == want_tokens, f"seed {seed} sample {b}"
+        assert got[b].count == want_count == 1 + int(keep[b, 1:].sum()), f"seed {seed} sample {b}"
+    assert got[1].package is None
