@@ -62,7 +62,7 @@ def run(args) -> int:
             t = roles["total"]
             parts = ", ".join(f"{r} {roles[r]['luts']}" for r in roles if r != "total" and roles[r]["luts"])
             console.print(f"  {engine}: {t['luts']} LUT4, {t['ffs']} FF, {t['carries']} carry, "
-                          f"{t['memory_bits']} memory bits  ({parts})")
+                          f"{t['memory_bits']} memory bits" + (f"  ({parts})" if parts else ""))
         tt = syn["total"]
         console.print(f"total: {tt['luts']} LUT4, {tt['ffs']} FF, {tt['carries']} carry, {tt['brams']} block RAM, "
                       f"{tt['memory_bits']} memory bits ({syn['target']})")

@@ -33,6 +33,7 @@ class IntEncoder(EncoderBlock):
             self.points = torch.nn.ModuleDict(
                 {n: ActQuant(bits=quant.a, signed=True, mode=scales.act) for n in POINTS})
         self.selector = None
+        self._sampled: torch.Tensor | None = None  # the surrogate's last sampled keep decisions [B, N]
         if tokens is not None and quant is not None and quant.w is not None:
             self.selector = SelectorTwin(dim=dim, heads=tokens.heads, keep=tokens.keep, w_bits=quant.w,
                                          act_mode=scales.act)
