@@ -69,6 +69,9 @@ class SwKind:
     # The layer reads only the sign of its input (x >= 0 or not): a binary layer, whose integer output is
     # the margin against its threshold, may feed only such layers.
     reads_sign_only: bool = False
+    # The layer reads only the class token (row 0) of its token input: it may follow an `@tokens`
+    # encoder, whose output has a token count that varies per sample.
+    reads_class_token_only: bool = False
 
     def build(self, model: ir.Model, layer: ir.Layer, scales: "Scales") -> LayerModule:
         raise NotImplementedError

@@ -20,7 +20,7 @@ from cdsl.errors import CdslError
 from cdsl.sw.kinds._token_selector import SelectorTwin
 from cdsl.sw.kinds._vit import VitKind, codes, int_linear, int_norm, requant, scale_of, straight_through
 from cdsl.sw.layers import ActQuant, EncoderBlock
-from cdsl.sw.registry import register
+from cdsl.sw.registry import register, sw_kind
 
 # the grids the integer block requantizes onto, in order (each an 8-bit activation quantizer)
 POINTS = ("norm1", "q", "k", "v", "attn", "proj", "add1", "norm2", "fc1", "gelu", "fc2")
@@ -144,7 +144,7 @@ class EncoderKind(VitKind):
                 out.append(("train", CdslError(f"@tokens on layer {layer.name!r} needs @quant(w=...) (the selector's "
                                                "weights take its bits)", span=tokens.span)))
             for reader in model.layers:
-                if layer.name in reader.inputs and not isinstance(reader.op, ir.ClsHead):
+                if layer.name in reader.inputs and not sw_kind(reader.op).reads_class_token_only:
                     out.append(("train", CdslError(
                         f"the tokens of layer {layer.name!r} vary in number per sample after @tokens; "
                         f"layer {reader.name!r} cannot read them (only cls_head can, so far)", span=tokens.span)))

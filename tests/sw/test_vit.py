@@ -15,7 +15,7 @@ from cdsl.contract.golden import golden, quantize_input
 from cdsl.contract.intmodel import IntModel
 from cdsl.dsl import parse
 from cdsl.sw.train import train
-from tb.plain_vit import shiftmax_python
+from tb.plain_vit import assert_fake_quant_equals_golden, shiftmax_python
 
 SPEC = """
 model tiny_vit {
@@ -37,12 +37,7 @@ def run():
 
 
 def test_fake_quant_equals_golden_layer_by_layer(run):
-    x = run.data.x_test[:200]
-    fq = run.net.trace_codes(x)
-    _, gold = golden(run.intmodel, quantize_input(run.intmodel, x), trace=True)
-    for name in ("t", "e1", "e2", "y"):
-        assert torch.equal(fq[name], gold[name]), f"layer {name}: fake quant and golden differ"
-    assert run.metrics["golden"]["agreement"] == 1.0
+    assert_fake_quant_equals_golden(run, 200)
 
 
 def test_integer_blocks_track_their_float_twins(run):

@@ -14,6 +14,7 @@ from cdsl.contract.ref.encoder import block
 from cdsl.contract.ref.token_selector import MAX_THRESHOLD, SCORE_ONE, TokenSelector
 from cdsl.dsl import parse
 from cdsl.sw.train import save_run, train
+from tb.plain_vit import assert_fake_quant_equals_golden
 
 SPEC = """
 model tiny_vit {
@@ -53,12 +54,7 @@ def test_selector_exports_into_the_reference(run):
 
 
 def test_fake_quant_equals_golden_on_pruned_streams(run):
-    x = run.data.x_test[:150]
-    fq = run.net.trace_codes(x)
-    _, gold = golden(run.intmodel, quantize_input(run.intmodel, x), trace=True)
-    for name in ("t", "e1", "e2", "y"):
-        assert torch.equal(fq[name], gold[name]), f"layer {name}"
-    assert run.metrics["golden"]["agreement"] == 1.0
+    assert_fake_quant_equals_golden(run, 150)
 
 
 def test_twin_scores_track_the_integer_selector(run):

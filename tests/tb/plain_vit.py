@@ -17,3 +17,18 @@ def shiftmax_python(row: list[int], x0: int) -> list[int]:
         es.append(((r - 2 * x0) * 2 ** (15 - q)) // 2)
     f = 2 ** 62 // sum(es)
     return [(e * f) // 2 ** (62 - 7) for e in es]
+
+
+def assert_fake_quant_equals_golden(run, samples: int) -> None:
+    """A trained run's network (fake quant) and its integer golden model give the same codes at every
+    layer on the first `samples` test inputs, and the run's recorded agreement is 100%."""
+    import torch
+
+    from cdsl.contract.golden import golden, quantize_input
+
+    x = run.data.x_test[:samples]
+    fq = run.net.trace_codes(x)
+    _, gold = golden(run.intmodel, quantize_input(run.intmodel, x), trace=True)
+    for lay in run.intmodel.layers:
+        assert torch.equal(fq[lay.name], gold[lay.name]), f"layer {lay.name}: fake quant and golden differ"
+    assert run.metrics["golden"]["agreement"] == 1.0
