@@ -22,6 +22,17 @@ per inference = max over the outputs of t + 1, i.e. from the first input offered
 taken, inclusive. (Why max composes exactly: each stream carries at most one word per cycle and no
 producer is ever stalled, so a lock-step join's k-th output follows the later of its k-th inputs.)
 
+Throughput model (back to back: inputs offered every cycle, one inference after another, outputs
+always taken). Every engine that holds a frame double-buffers it (`cdsl.hw.frame_buffer`): it loads
+frame k+1 while it computes frame k, so in the steady state each engine starts a frame every
+`node.interval(settings)` cycles at best (its busy cycles plus what its restart costs; a streaming
+engine moves one word per cycle), and the network's initiation interval (II) is the largest of
+these and of the inputs' words (one per cycle): II = max(max over inputs of words, max over nodes
+of interval). The join FIFOs are sized so that no fork ever waits on them back to back: input k
+of a join holds `words * (1 + 2 * e)` words, e the engines feeding the join's other inputs that do
+not feed input k (each holds at most two frames). A node whose interval depends on the data (the
+token selector's kept count) states a bound (`interval_exact = False`), and the report says so.
+
 Lanes: a node that can trade area for cycles is `Foldable`. A layer's lanes come from the spec's
 mapping annotation (fixed), the `lanes` override, `default_lanes`, or, given `target_cycles`,
 FINN-style folding: every free foldable node starts at 1 lane and the busiest one doubles until the
@@ -43,7 +54,8 @@ from cdsl.hw.registry import UnsupportedModel, load_all, plan_layer
 
 __all__ = [
     "StreamType", "Node", "Foldable", "Alias", "PlanInput", "PlanOutput", "Buffer", "Register", "NetworkPlan",
-    "PlanContext", "plan_network", "network_cycles", "output_cycles", "cycle_report", "UnsupportedModel",
+    "PlanContext", "plan_network", "network_cycles", "output_cycles", "initiation_interval", "cycle_report",
+    "UnsupportedModel",
 ]
 
 NodeSettings = Mapping[str, Mapping[str, int]]  # node name -> setting name -> value
@@ -98,13 +110,24 @@ class Node(codec.ArrayEq):
         """Cycles from the engine's last input transfer to its last output transfer."""
         raise NotImplementedError
 
+    interval_exact = True  # False when `interval` is a bound (a data-dependent schedule)
+
+    def interval(self, settings: Mapping[str, int]) -> int:
+        """Back to back, the fewest cycles between the starts of two inferences in this engine.
+        The default is a streaming engine's: one word per cycle, nothing held."""
+        return self.out_type.words
+
+    def memory_bits(self) -> int:
+        """Bits of frame storage the engine holds (double-buffered frames included)."""
+        return 0
+
     def describe(self) -> str:
         """One line for `cdsl gen`: what the engine is and how it is mapped."""
         return type(self).__name__
 
     def figures(self, settings: Mapping[str, int]) -> dict:
         """Per-engine figures for the manifest and reports (cycles, widths, memory words...)."""
-        return {"delay": self.delay(settings)}
+        return {"delay": self.delay(settings), "interval": self.interval(settings)}
 
 
 class Foldable:
@@ -286,13 +309,28 @@ def plan_network(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: i
     if not nodes:
         raise UnsupportedModel(f"{intmodel.name!r} has no layer that needs hardware")
     outputs = tuple(PlanOutput(o, streams[o], types[streams[o]]) for o in intmodel.outputs)
-    buffers = tuple(Buffer(n.name, k, t.words) for n in nodes if len(n.inputs) > 1 for k, t in enumerate(n.in_types))
+    buffers = join_buffers(inputs, nodes)
     registers = tuple(Register(addr, node, setting) for addr, (node, setting) in enumerate(
         (n.name, s) for n in nodes for s in n.settings()))
     plan = NetworkPlan(intmodel.name, inputs, outputs, tuple(nodes), buffers, registers)
     if target_cycles is not None:
         plan = fold(plan, target_cycles=target_cycles)
     return plan
+
+
+def join_buffers(inputs: tuple[PlanInput, ...], nodes: list[Node]) -> tuple[Buffer, ...]:
+    """The FIFOs in front of every input of every join, sized for back-to-back inferences (module docstring)."""
+    feeders: dict[str, frozenset[str]] = {i.name: frozenset() for i in inputs}  # stream -> engines upstream, itself included
+    for n in nodes:
+        feeders[n.name] = frozenset({n.name}).union(*(feeders[s] for s in n.inputs))
+    out = []
+    for n in nodes:
+        if len(n.inputs) < 2:
+            continue
+        for k, (s, t) in enumerate(zip(n.inputs, n.in_types)):
+            others = frozenset().union(*(feeders[o] for j, o in enumerate(n.inputs) if j != k))
+            out.append(Buffer(n.name, k, t.words * (1 + 2 * len(others - feeders[s]))))
+    return tuple(out)
 
 
 def _check_node(lay: IntLayer, node: Node, ctx: PlanContext) -> None:
@@ -342,10 +380,31 @@ def network_cycles(plan: NetworkPlan, *, settings: NodeSettings | None = None) -
     return max(output_cycles(plan, settings=settings).values())
 
 
+def initiation_interval(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> tuple[int, str]:
+    """Back to back: (cycles between inferences in the steady state, the engine or input that sets it)."""
+    values = plan.node_settings(settings)
+    paces = [(i.type.words, f"input {i.name}") for i in plan.inputs]
+    paces += [(n.interval(values[n.name]), n.name) for n in plan.nodes]
+    ii, _ = max(paces, key=lambda p: p[0])
+    return ii, next(name for cycles, name in paces if cycles == ii)
+
+
+def memory_bits(plan: NetworkPlan) -> dict[str, int]:
+    """Bits of storage for frames in flight: the engines' frame buffers and the join FIFOs."""
+    engines = sum(n.memory_bits() for n in plan.nodes)
+    fifos = sum(b.depth * (plan.node(b.node).in_types[b.index].bits + 1) for b in plan.buffers)  # + `last`
+    return {"engines": engines, "join_fifos": fifos, "total": engines + fifos}
+
+
 def cycle_report(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> dict:
     values = plan.node_settings(settings)
+    ii, pace = initiation_interval(plan, settings=settings)
     return {
         "cycles_per_inference": network_cycles(plan, settings=settings),
+        "initiation_interval": ii,
+        "initiation_interval_exact": all(n.interval_exact for n in plan.nodes),
+        "bottleneck": pace,
+        "memory_bits": memory_bits(plan),
         "per_output": output_cycles(plan, settings=settings),
         "engines": {n.name: n.figures(values[n.name]) for n in plan.nodes},
     }

@@ -63,6 +63,9 @@ class AqfpUnit(MacUnit):
         m.d.comb += [rd.addr.eq(step.row), rd.en.eq(advance), reducer.i.payload.tau.eq(rd.data),
                      reducer.T.eq(engine.T), reducer.lfsr_seed.eq(engine.seed)]
 
+    def step_cycles(self, node, row, settings):
+        return max(settings.get("T", self.core.T), 1)
+
     def busy_cycles(self, node, settings):
         return node.out_shape[0] * node.pixels * node.steps * max(settings.get("T", self.core.T), 1)
 

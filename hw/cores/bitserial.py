@@ -56,6 +56,11 @@ class BitSerialUnit(MacUnit):
         p = node.w_bits if p == 0 or p > node.w_bits else p
         return node.pixels * sum(node.steps * max(1, len(ref.active_planes(mask, node.w_bits, p))) for mask in self.masks)
 
+    def step_cycles(self, node, row, settings):
+        p = settings.get("precision", 0)
+        p = node.w_bits if p == 0 or p > node.w_bits else p
+        return max(1, len(ref.active_planes(self.masks[row], node.w_bits, p)))
+
     def describe(self) -> str:
         return "bit-serial MAC"
 

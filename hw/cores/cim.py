@@ -236,6 +236,18 @@ class CimEngineNode(WeightedNode):
         return (START + FETCH + g + (self.activations - 1) * max(g, b) + b + TILE_LATENCY + STORE + READ
                 + REQUANT_LATENCY + self.out_type.words - 1)
 
+    def interval(self, settings):
+        """Back to back: a frame starts once the previous one's read-out has issued its last read
+        (the output buffer is single), i.e. the cycle after it; the next input frame loads meanwhile."""
+        g, b = self.gather_steps, self.in_steps
+        to_last_read = FETCH + g + (self.activations - 1) * max(g, b) + b + TILE_LATENCY + STORE + self.out_type.words
+        return max(to_last_read, self.in_types[0].words)
+
+    def memory_bits(self) -> int:
+        """The double-buffered input frame and the output buffer (one accumulator word per output)."""
+        frame = 2 * self.groups * self.in_shape[1] * self.in_shape[2] * self.lanes * self.in_types[0].bits
+        return frame + self.activations * self.out_shape[0] * self.duplicate * self.acc_width
+
     def used_cells(self) -> int:
         """Cells holding a weight slice (kernel copies included; a copy's shifted-out positions are empty)."""
         return self.fan_in * self.out_shape[0] * self.slices * self.duplicate
@@ -257,7 +269,8 @@ class CimEngineNode(WeightedNode):
 
     def figures(self, settings):
         core = self.core
-        return {"delay": self.delay(settings), "tiles": self.tiles, "row_tiles": self.row_tiles,
+        return {"delay": self.delay(settings), "interval": self.interval(settings), "frame_bits": self.memory_bits(),
+                "tiles": self.tiles, "row_tiles": self.row_tiles,
                 "col_tiles": self.col_tiles, "duplicate": self.duplicate,
                 "utilization": self.used_cells() / (self.tiles * core.rows * core.cols),
                 "adc_conversions": self.adc_conversions(), "activations": self.activations,

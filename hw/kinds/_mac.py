@@ -20,7 +20,7 @@ import numpy as np
 
 from cdsl.contract import codec
 from cdsl.contract.intmodel import IntLayer, Setting
-from cdsl.hw._engine import FETCH, START
+from cdsl.hw._engine import FETCH, RESTART, START
 from cdsl.hw.plan import Foldable, Node, PlanContext, StreamType
 from cdsl.hw.requant_unit import LATENCY as REQUANT_LATENCY
 from cdsl.hw.widths import dot_range, signed_width
@@ -48,6 +48,10 @@ class MacUnit(codec.ArrayEq):
 
     def busy_cycles(self, node: "MacEngineNode", settings: Mapping[str, int]) -> int:
         raise NotImplementedError
+
+    def step_cycles(self, node: "MacEngineNode", row: int, settings: Mapping[str, int]) -> int:
+        """Cycles the reducer takes per step of output channel `row` (1 for a bit-parallel MAC)."""
+        return 1
 
     def acc_range(self, node: "MacEngineNode") -> tuple[int, int]:
         """The range of the reducer's result plus the bias: a dot product of the inputs and the weights by
@@ -146,6 +150,20 @@ class MacEngineNode(WeightedNode):
     def delay(self, settings):
         return self.busy_cycles(settings) + START + FETCH + self.unit.latency + REQUANT_LATENCY
 
+    def interval(self, settings):
+        """Back to back: busy cycles, plus the generator's restart unless the reducer hides it (it
+        does when the frame's second-to-last step takes two cycles or more: `cdsl.hw._engine`)."""
+        co_n = self.out_shape[0]
+        if self.steps * self.pixels * co_n < 2:
+            restart = RESTART
+        else:
+            row = co_n - 1 if self.steps * self.pixels >= 2 else co_n - 2
+            restart = RESTART if self.unit.step_cycles(self, row, settings) < 2 else 0
+        return max(self.busy_cycles(settings) + restart, self.in_types[0].words, self.out_type.words)
+
+    def memory_bits(self) -> int:
+        return 2 * self.frame_words * self.lanes * self.in_types[0].bits
+
     def describe(self) -> str:
         return (f"{self.unit.describe()} {list(self.in_shape)} -> {list(self.out_shape)}, {self.lanes} lanes"
                 f"{' (fixed)' if self.lanes_fixed else ''}")
@@ -153,7 +171,8 @@ class MacEngineNode(WeightedNode):
     def figures(self, settings):
         return {"delay": self.delay(settings), "mac_cycles": self.busy_cycles(settings), "lanes": self.lanes,
                 "steps_per_output": self.steps, "acc_width": self.acc_width, "acc_range": list(self.acc_range),
-                "frame_words": self.frame_words, "weight_words": self.weight.shape[0] * self.steps,
+                "interval": self.interval(settings), "frame_words": self.frame_words,
+                "frame_bits": self.memory_bits(), "weight_words": self.weight.shape[0] * self.steps,
                 **self.unit.figures(self)}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cdsl.contract import codec
 from cdsl.contract.ref.pool import AvgPoolPayload, MaxPoolPayload
 from cdsl.dsl.ir import PoolKind
-from cdsl.hw._engine import FETCH, START
+from cdsl.hw._engine import FETCH, RESTART, START
 from cdsl.hw.plan import Node, StreamType
 from cdsl.hw.pool_reduce import LATENCY as REDUCE_LATENCY
 from cdsl.hw.registry import register
@@ -55,11 +55,18 @@ class PoolNode(Node):
         busy = math.prod(self.out_shape) * self.kernel * self.kernel
         return busy + START + FETCH + REDUCE_LATENCY + (REQUANT_LATENCY if self.requant is not None else 0)
 
+    def interval(self, settings):
+        return max(math.prod(self.out_shape) * self.kernel * self.kernel + RESTART, self.in_types[0].words)
+
+    def memory_bits(self) -> int:
+        return 2 * math.prod(self.in_shape) * self.in_types[0].bits
+
     def describe(self) -> str:
         return f"{self.reduce.value} pooling {self.kernel}x{self.kernel}/{self.stride}"
 
     def figures(self, settings):
-        return {"delay": self.delay(settings), "acc_width": self.acc_width, "frame_words": math.prod(self.in_shape)}
+        return {"delay": self.delay(settings), "interval": self.interval(settings), "frame_bits": self.memory_bits(),
+                "acc_width": self.acc_width, "frame_words": math.prod(self.in_shape)}
 
 
 def _node(layer, ctx, reduce: PoolKind, requant) -> PoolNode:

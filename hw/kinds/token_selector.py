@@ -136,6 +136,16 @@ class TokenSelectorNode(Node):
         """Worst case (a package token): cycles from the last input word to the last output word."""
         return self.cycles(1) - self.tokens * self.dim
 
+    interval_exact = False  # the phases that follow depend on the kept count
+
+    def interval(self, settings=None) -> int:
+        """A bound: one inference at a time, every phase (the package token's included), one more
+        cycle to return to loading."""
+        return self.cycles(1) + 1
+
+    def memory_bits(self) -> int:
+        return self.tokens * self.dim * self.in_types[0].bits
+
     def component(self):
         from cdsl.hw.token_selector import TokenSelectorEngine
 
