@@ -7,15 +7,20 @@ with whatever else the unit wires: a plane-mask ROM, a latched precision), the b
 `RequantUnit`, and the output's `last` flag. It emits one activation per transfer on `o`, in
 row-major (C, H, W) order.
 
+With `pe` > 1 (`MacEngineNode.pe`) the engine holds `pe` copies of the reducer in lock step: they
+read the same step (activations, first/last, and whatever else the unit wires, copied from the first
+copy's), each its own `lanes` weights of the ROM word, and their sums are taken together into a
+serializer that sends them one per cycle, in channel order, through the bias add and requantization.
+
 Schedule: load the frame (one activation per cycle as offered), then compute every output; the
-next frame may load once every read of the current one is issued. Ports: `i`, `o`, and one input
+frame buffer is double-buffered, so the next frame loads while this one computes. Ports: `i`, `o`, and one input
 per runtime setting of the unit (`precision` for a bit-serial MAC). The cycle model is
 `MacEngineNode.delay` (cdsl.hw.kinds._mac).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,16 +34,17 @@ from cdsl.hw.window_generator import WindowGenerator
 
 
 def weight_rom_words(node: MacEngineNode) -> list[list[int]]:
-    """The weight ROM contents: word co*steps + (g*k + ky)*k + kx holds lanes j = channels g*L + j."""
+    """The weight ROM contents: word r*steps + (g*k + ky)*k + kx holds, for each unit u < pe, lanes
+    u*L + j = the weight of output channel r*pe + u, input channel g*L + j."""
     co_n, ci_n, k, _ = node.weight.shape
-    lanes = node.lanes
+    lanes, pe = node.lanes, node.pe
     words = []
-    for co in range(co_n):
+    for r in range(co_n // pe):
         for g in range(node.groups):
             for ky in range(k):
                 for kx in range(k):
-                    words.append([int(node.weight[co, g * lanes + j, ky, kx]) if g * lanes + j < ci_n else 0
-                                  for j in range(lanes)])
+                    words.append([int(node.weight[r * pe + u, g * lanes + j, ky, kx]) if g * lanes + j < ci_n else 0
+                                  for u in range(pe) for j in range(lanes)])
     return words
 
 
@@ -66,8 +72,9 @@ class MacEngine(wiring.Component):
 
         m.submodules.frame = fb = FrameBuffer(shape=node.in_shape, lanes=lanes, a_width=in_type.bits,
                                               a_signed=in_type.signed)
+        pe = node.pe
         m.submodules.windows = gen = WindowGenerator(
-            in_shape=node.in_shape, out_shape=node.out_shape, kernel=node.kernel, stride=node.stride,
+            in_shape=node.in_shape, out_shape=(node.rows, *node.out_shape[1:]), kernel=node.kernel, stride=node.stride,
             padding=node.padding, groups=node.groups, depthwise=False)
         wiring.connect(m, wiring.flipped(self.i), fb.i)
         start = frame_schedule(m, fb=fb, gen=gen)
@@ -79,32 +86,81 @@ class MacEngine(wiring.Component):
         for j in range(lanes):
             m.d.comb += red.i.payload.x[j].eq(Mux(fetch.pad, 0, fb.rd_data[j]))
         words = weight_rom_words(node)
-        wrom = m.submodules.weights = memory.Memory(shape=data.ArrayLayout(signed(node.w_bits), lanes),
+        wrom = m.submodules.weights = memory.Memory(shape=data.ArrayLayout(signed(node.w_bits), pe * lanes),
                                                     depth=max(len(words), 2), init=words)
         wrd = wrom.read_port()
-        m.d.comb += [wrd.addr.eq(fetch.step.waddr), wrd.en.eq(fetch.advance), red.i.payload.w.eq(wrd.data)]
+        m.d.comb += [wrd.addr.eq(fetch.step.waddr), wrd.en.eq(fetch.advance)]
+        for j in range(lanes):
+            m.d.comb += red.i.payload.w[j].eq(wrd.data[j])
         node.unit.wire(m, node, self, red, step=fetch.step, advance=fetch.advance, start=start)
+        reducers = [red]
+        for u in range(1, pe):  # lock-step copies: the first copy's inputs, their own weights
+            m.submodules[f"reducer{u}"] = copy = node.unit.component(node)
+            _follow(m, copy, red)
+            for j in range(lanes):
+                m.d.comb += copy.i.payload.w[j].eq(wrd.data[u * lanes + j])
+            reducers.append(copy)
 
-        # ---- output side: bias add (per output channel), requantization, `last`
-        channel = Signal(index_shape(co_n))
-        pixel = Signal(index_shape(node.pixels))
-        with m.If(red.o.valid & red.o.ready):
-            m.d.sync += pixel.eq(Mux(pixel == node.pixels - 1, 0, pixel + 1))
-            with m.If(pixel == node.pixels - 1):
-                m.d.sync += channel.eq(Mux(channel == co_n - 1, 0, channel + 1))
+        # ---- output side: (the serializer of the pe sums), bias add per output channel, requantization, `last`
         per_channel = len(node.multipliers) > 1
         m.submodules.requant = rq = RequantUnit(
             acc_width=node.acc_width, channels=co_n if per_channel else 1, multipliers=node.multipliers,
             shifts=node.shifts, qmin=node.qmin, qmax=node.qmax, out_bits=node.out_type.bits,
             out_signed=node.out_type.signed)
-        acc = red.o.payload
+        if pe == 1:
+            channel = Signal(index_shape(co_n))
+            pixel = Signal(index_shape(node.pixels))
+            with m.If(red.o.valid & red.o.ready):
+                m.d.sync += pixel.eq(Mux(pixel == node.pixels - 1, 0, pixel + 1))
+                with m.If(pixel == node.pixels - 1):
+                    m.d.sync += channel.eq(Mux(channel == co_n - 1, 0, channel + 1))
+            acc, acc_valid = red.o.payload, red.o.valid
+            m.d.comb += red.o.ready.eq(rq.i.ready)
+        else:
+            acc, acc_valid, channel = self._serialize(m, reducers, ready=rq.i.ready)
         if node.bias is not None:
             with_bias = Signal(signed(node.acc_width))
             m.d.comb += with_bias.eq(acc + const_table(node.bias, signed(node.acc_width), channel))
             acc = with_bias
-        m.d.comb += [rq.i.valid.eq(red.o.valid), rq.i.payload.acc.eq(acc), red.o.ready.eq(rq.i.ready)]
+        m.d.comb += [rq.i.valid.eq(acc_valid), rq.i.payload.acc.eq(acc)]
         if per_channel:
             m.d.comb += rq.i.payload.ch.eq(channel)
         m.d.comb += [self.o.valid.eq(rq.o.valid), self.o.payload.data.eq(rq.o.payload), rq.o.ready.eq(self.o.ready)]
         drive_last(m, self.o, words=node.out_type.words)
         return m
+
+    def _serialize(self, m, reducers, *, ready):
+        """Take the pe units' sums together (one row: channels row*pe .. row*pe + pe - 1, one pixel) and
+        send them one per cycle; returns (sum, valid, channel). The next row's sums are taken as the
+        last one leaves, so with pe <= steps the units never wait."""
+        node = self._node
+        pe, acc_shape = node.pe, signed(node.acc_width)
+        held = Signal()
+        unit = Signal(index_shape(pe))
+        row = Signal(index_shape(node.rows))
+        sums = [Signal(acc_shape, name=f"sum{u}") for u in range(pe)]
+        leaving_last = held & ready & (unit == pe - 1)
+        take = reducers[0].o.valid & (~held | leaving_last)
+        for r in reducers:
+            m.d.comb += r.o.ready.eq(take)
+        with m.If(held & ready):
+            m.d.sync += unit.eq(Mux(unit == pe - 1, 0, unit + 1))
+            with m.If(unit == pe - 1):
+                m.d.sync += [held.eq(0), row.eq(Mux(row == node.rows - 1, 0, row + 1))]
+        with m.If(take):
+            m.d.sync += [held.eq(1), unit.eq(0)] + [sums[u].eq(r.o.payload) for u, r in enumerate(reducers)]
+        acc = Signal(acc_shape)
+        channel = Signal(index_shape(node.out_shape[0]))
+        m.d.comb += [acc.eq(Array(sums)[unit]), channel.eq(row * pe + unit)]
+        return acc, held, channel
+
+
+def _follow(m, copy, first) -> None:
+    """Drive every input of reducer `copy` but its weights from reducer `first`'s (lock step)."""
+    m.d.comb += copy.i.valid.eq(first.i.valid)
+    for name in copy.i.payload.shape().members:
+        if name != "w":
+            m.d.comb += getattr(copy.i.payload, name).eq(getattr(first.i.payload, name))
+    for name, member in copy.signature.members.items():
+        if name not in ("i", "o") and member.is_port and member.flow == In:
+            m.d.comb += getattr(copy, name).eq(getattr(first, name))

@@ -33,10 +33,17 @@ of a join holds `words * (1 + 2 * e)` words, e the engines feeding the join's ot
 not feed input k (each holds at most two frames). A node whose interval depends on the data (the
 token selector's kept count) states a bound (`interval_exact = False`), and the report says so.
 
-Lanes: a node that can trade area for cycles is `Foldable`. A layer's lanes come from the spec's
-mapping annotation (fixed), the `lanes` override, `default_lanes`, or, given `target_cycles`,
-FINN-style folding: every free foldable node starts at 1 lane and the busiest one doubles until the
-predicted cycles meet the target or no free node can grow.
+Folding: a node that can trade area for cycles is `Foldable`, in two dimensions as FINN folds: its
+`lanes` (SIMD, input channels per step) and its `pe` (processing elements, output channels computed
+at once; `pe_problem` says when a node cannot take a PE). Lanes come from the spec's mapping
+annotation (fixed), the `lanes` override, `default_lanes`, or folding; PE is 1 unless folding raises
+it (the spec's lanes fix SIMD only, so PE may still grow there). Folding starts every free node at 1
+lane (PE 1) and then
+- for `target_ii`: gives each foldable node the cheapest (lanes * pe MAC lanes, then fewer PE)
+  configuration whose back-to-back interval is at most the target; a node that cannot reach it takes
+  its fastest configuration and the plan falls short (`fold_report` says which node and why);
+- for `target_cycles` (latency, after any II folding): moves the busiest node that can still speed up
+  to its cheapest faster configuration, until the predicted cycles meet the target or no node can.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from cdsl.hw.registry import UnsupportedModel, load_all, plan_layer
 
 __all__ = [
     "StreamType", "Node", "Foldable", "Alias", "PlanInput", "PlanOutput", "Buffer", "Register", "NetworkPlan",
-    "PlanContext", "plan_network", "network_cycles", "output_cycles", "initiation_interval", "cycle_report",
+    "PlanContext", "plan_network", "fold", "fold_report", "network_cycles", "output_cycles", "initiation_interval", "cycle_report",
     "UnsupportedModel",
 ]
 
@@ -131,11 +138,13 @@ class Node(codec.ArrayEq):
 
 
 class Foldable:
-    """A node whose parallelism (`lanes`) can grow to `max_lanes` to save cycles; `lanes_fixed` when
-    the spec or an override chose its lanes (folding leaves it alone)."""
+    """A node whose parallelism can grow to save cycles: `lanes` (SIMD) up to `max_lanes`, `lanes_fixed`
+    when the spec or an override chose them (folding leaves them alone), and `pe` (parallel output
+    channels), which `pe_problem` allows or refuses."""
 
     lanes: int
     lanes_fixed: bool
+    pe: int
 
     @property
     def max_lanes(self) -> int:
@@ -143,6 +152,28 @@ class Foldable:
 
     def with_lanes(self, lanes: int) -> "Node":
         return dataclasses.replace(self, lanes=lanes)  # type: ignore[type-var]
+
+    def with_folding(self, lanes: int, pe: int) -> "Node":
+        return dataclasses.replace(self, lanes=lanes, pe=pe)  # type: ignore[type-var]
+
+    def pe_problem(self, pe: int, lanes: int | None = None) -> str | None:
+        """Why the node cannot run `pe` output channels at once (None when it can)."""
+        return None if pe == 1 else f"{type(self).__name__} runs one output channel at a time (PE 1)"
+
+    def pe_choices(self, lanes: int) -> tuple[int, ...]:
+        return (1,)
+
+    def lane_choices(self) -> tuple[int, ...]:
+        """The lanes worth trying: for each number of lane groups, the fewest lanes that give it."""
+        if self.lanes_fixed:
+            return (self.lanes,)
+        top = self.max_lanes
+        return tuple(sorted({-(-top // g) for g in range(1, top + 1)}))
+
+    def foldings(self) -> list[tuple[int, int]]:
+        """Every (lanes, pe) folding can choose, cheapest (lanes * pe) first, then fewer PE."""
+        return sorted(((la, pe) for la in self.lane_choices() for pe in self.pe_choices(la)),
+                      key=lambda c: (c[0] * c[1], c[1], c[0]))
 
     def busy_cycles(self, settings: Mapping[str, int]) -> int:
         """Cycles the engine's datapath is busy per inference (what more lanes shorten)."""
@@ -279,13 +310,16 @@ def stream_type(intmodel: IntModel, tensor: str) -> StreamType:
 
 
 def plan_network(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: int | None = None,
-                 lanes: Mapping[str, int] | None = None) -> NetworkPlan:
+                 target_ii: int | None = None, lanes: Mapping[str, int] | None = None) -> NetworkPlan:
     """The engines of `intmodel` (see the module docstring for streams, lanes and folding)."""
     from cdsl.hw._checks import check_int
 
     check_int("default_lanes", default_lanes, lo=1)
     if target_cycles is not None:
         check_int("target_cycles", target_cycles, lo=1)
+    if target_ii is not None:
+        check_int("target_ii", target_ii, lo=1)
+    folding = target_cycles is not None or target_ii is not None
     overrides = dict(lanes or {})
     unknown = sorted(set(overrides) - {lay.name for lay in intmodel.layers})
     if unknown:
@@ -297,7 +331,7 @@ def plan_network(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: i
     for lay in intmodel.layers:
         in_streams = tuple(streams[n] for n in lay.inputs)
         ctx = PlanContext(in_streams=in_streams, in_types=tuple(types[s] for s in in_streams),
-                          default_lanes=default_lanes, lanes=overrides, folding=target_cycles is not None)
+                          default_lanes=default_lanes, lanes=overrides, folding=folding)
         planned = plan_layer(lay, ctx)
         if isinstance(planned, Alias):
             streams[lay.name] = planned.stream
@@ -313,8 +347,8 @@ def plan_network(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: i
     registers = tuple(Register(addr, node, setting) for addr, (node, setting) in enumerate(
         (n.name, s) for n in nodes for s in n.settings()))
     plan = NetworkPlan(intmodel.name, inputs, outputs, tuple(nodes), buffers, registers)
-    if target_cycles is not None:
-        plan = fold(plan, target_cycles=target_cycles)
+    if folding:
+        plan = fold(plan, target_cycles=target_cycles, target_ii=target_ii)
     return plan
 
 
@@ -338,20 +372,71 @@ def _check_node(lay: IntLayer, node: Node, ctx: PlanContext) -> None:
         raise AssertionError(f"the planner of {lay.kind} returned a node that does not match layer {lay.name!r}")
 
 
-def fold(plan: NetworkPlan, *, target_cycles: int) -> NetworkPlan:
-    """Double the lanes of the busiest free foldable node until the target is met or nothing can grow."""
+def fold(plan: NetworkPlan, *, target_cycles: int | None = None, target_ii: int | None = None) -> NetworkPlan:
+    """Choose every free foldable node's (lanes, pe) for the targets (see the module docstring)."""
+    defaults = plan.node_settings(None)
     nodes = list(plan.nodes)
-    current = plan
+    if target_ii is not None:
+        for i, n in enumerate(nodes):
+            if not isinstance(n, Foldable):
+                continue
+            configs = [n.with_folding(la, pe) for la, pe in n.foldings()]
+            fits = [c for c in configs if c.interval(defaults[n.name]) <= target_ii]
+            nodes[i] = fits[0] if fits else min(configs, key=lambda c: c.interval(defaults[n.name]))
+    current = dataclasses.replace(plan, nodes=tuple(nodes))
+    if target_cycles is None:
+        return current
     while network_cycles(current) > target_cycles:
-        defaults = current.node_settings(None)
-        free = [(n.busy_cycles(defaults[n.name]), i) for i, n in enumerate(nodes)
-                if isinstance(n, Foldable) and not n.lanes_fixed and n.lanes < n.max_lanes]
-        if not free:
+        moves = []
+        for i, n in enumerate(nodes):
+            if not isinstance(n, Foldable):
+                continue
+            busy = n.busy_cycles(defaults[n.name])
+            faster = [c for c in (n.with_folding(la, pe) for la, pe in n.foldings())
+                      if c.busy_cycles(defaults[n.name]) < busy]
+            if faster:
+                moves.append((busy, i, faster[0]))
+        if not moves:
             break
-        _, i = max(free)
-        nodes[i] = nodes[i].with_lanes(min(2 * nodes[i].lanes, nodes[i].max_lanes))
+        _, i, nxt = max(moves, key=lambda mv: (mv[0], -mv[1]))
+        nodes[i] = nxt
         current = dataclasses.replace(plan, nodes=tuple(nodes))
     return current
+
+
+def fold_report(plan: NetworkPlan, *, target_cycles: int | None = None, target_ii: int | None = None) -> list[str]:
+    """What folding reached against each target, and when it falls short, why (one line each)."""
+    lines = []
+    if target_ii is not None:
+        ii, pace = initiation_interval(plan)
+        if ii <= target_ii:
+            lines.append(f"--target-ii {target_ii}: reached, II {ii} (set by {pace})")
+        else:
+            lines.append(f"--target-ii {target_ii} is out of reach: II {ii}, set by {pace}{_why(plan, pace)}")
+    if target_cycles is not None:
+        cycles = network_cycles(plan)
+        if cycles <= target_cycles:
+            lines.append(f"--target-cycles {target_cycles}: reached, {cycles} cycles per inference")
+        else:
+            lines.append(f"--target-cycles {target_cycles} is out of reach: {cycles} cycles per inference with "
+                         "every foldable engine at its fastest folding (lanes fixed by the spec stay)")
+    return lines
+
+
+def _why(plan: NetworkPlan, pace: str) -> str:
+    if pace.startswith("input "):
+        return " (an input's words arrive one per cycle)"
+    node = plan.node(pace)
+    if not isinstance(node, Foldable):
+        return f" ({node.describe()} does not fold)"
+    parts = [f"lanes {node.lanes}" + (" fixed by the spec" if node.lanes_fixed else f" of at most {node.max_lanes}")]
+    channels = node.out_type.shape[0] if node.out_type.shape else 1
+    bigger = [pe for pe in range(node.pe + 1, channels + 1) if channels % pe == 0]
+    problem = node.pe_problem(bigger[0]) if bigger else f"PE {node.pe} covers all its output channels"
+    parts.append(f"PE {node.pe}" + (f": {problem}" if problem else ""))
+    if node.out_type.words >= node.interval(plan.node_settings(None)[node.name]):
+        parts.append(f"its {node.out_type.words} outputs leave one per cycle")
+    return " (" + "; ".join(parts) + ")"
 
 
 # ---------------------------------------------------------------- cycle model

@@ -3,7 +3,8 @@
 Runtime setting `precision` (0 = all planes): the planes processed, latched when a frame starts
 computing. Per-row plane masks (`plane_masks`, from the weights at plan time, kept in the plan) skip
 planes with no set bit. Cycles: for each output, steps * max(1, active planes among the top
-`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`).
+`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`); with PE > 1 a row is a group of channels
+and its mask the OR of theirs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,20 @@ from cdsl.hw.registry import register_core
 class BitSerialUnit(MacUnit):
     masks: tuple[int, ...]  # per output channel: bit b set iff some weight of that row has bit b set
 
+    supports_pe = True
+
+    def row_masks(self, node) -> tuple[int, ...]:
+        """Per row of the engine: the OR of the masks of its `pe` channels (their units run in lock step;
+        a plane that is zero in one channel adds zero there, so the result is exact)."""
+        pe = node.pe
+        out = []
+        for r in range(len(self.masks) // pe):
+            mask = 0
+            for v in self.masks[r * pe:(r + 1) * pe]:
+                mask |= v
+            out.append(mask)
+        return tuple(out)
+
     @property
     def latency(self) -> int:
         from cdsl.hw.bitserial_mac import LATENCY
@@ -42,8 +57,9 @@ class BitSerialUnit(MacUnit):
                             acc_width=node.acc_width)
 
     def wire(self, m, node, engine, reducer, *, step, advance, start):
-        mrom = m.submodules.masks = memory.Memory(shape=unsigned(node.w_bits), depth=max(len(self.masks), 2),
-                                                  init=list(self.masks))
+        masks = self.row_masks(node)
+        mrom = m.submodules.masks = memory.Memory(shape=unsigned(node.w_bits), depth=max(len(masks), 2),
+                                                  init=list(masks))
         mrd = mrom.read_port()
         m.d.comb += [mrd.addr.eq(step.row), mrd.en.eq(advance), reducer.i.payload.mask.eq(mrd.data)]
         precision = Signal(range(node.w_bits + 1))
@@ -54,12 +70,13 @@ class BitSerialUnit(MacUnit):
     def busy_cycles(self, node, settings):
         p = settings.get("precision", 0)
         p = node.w_bits if p == 0 or p > node.w_bits else p
-        return node.pixels * sum(node.steps * max(1, len(ref.active_planes(mask, node.w_bits, p))) for mask in self.masks)
+        return node.pixels * sum(node.steps * max(1, len(ref.active_planes(mask, node.w_bits, p)))
+                                 for mask in self.row_masks(node))
 
     def step_cycles(self, node, row, settings):
         p = settings.get("precision", 0)
         p = node.w_bits if p == 0 or p > node.w_bits else p
-        return max(1, len(ref.active_planes(self.masks[row], node.w_bits, p)))
+        return max(1, len(ref.active_planes(self.row_masks(node)[row], node.w_bits, p)))
 
     def describe(self) -> str:
         return "bit-serial MAC"

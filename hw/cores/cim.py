@@ -236,6 +236,9 @@ class CimEngineNode(WeightedNode):
         return (START + FETCH + g + (self.activations - 1) * max(g, b) + b + TILE_LATENCY + STORE + READ
                 + REQUANT_LATENCY + self.out_type.words - 1)
 
+    def pe_problem(self, pe, lanes=None):
+        return None if pe == 1 else "a CIM engine maps its output channels onto tile columns already (PE 1 only)"
+
     def interval(self, settings):
         """Back to back: a frame starts once the previous one's read-out has issued its last read
         (the output buffer is single), i.e. the cycle after it; the next input frame loads meanwhile."""

@@ -1,6 +1,6 @@
 """The bit-parallel MAC core: `lanes` full multiplies per cycle (`cdsl.hw.mac.Mac`).
 
-Cycles: every output takes `steps` cycles, busy = outputs * steps.
+Cycles: every row (a group of `pe` output channels) takes `steps` cycles, busy = rows * pixels * steps.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from cdsl.hw.registry import register_core
 @codec.serializable("parallel_unit")
 @dataclass(frozen=True, eq=False)
 class ParallelUnit(MacUnit):
+    supports_pe = True
     @property
     def latency(self) -> int:
         from cdsl.hw.mac import LATENCY
@@ -30,7 +31,7 @@ class ParallelUnit(MacUnit):
                    acc_width=node.acc_width)
 
     def busy_cycles(self, node, settings):
-        return node.out_shape[0] * node.pixels * node.steps
+        return node.rows * node.pixels * node.steps
 
     def describe(self) -> str:
         return "bit-parallel MAC"

@@ -1,13 +1,21 @@
 """The plan node of a dense or conv2d layer on a MAC engine (`cdsl.hw.mac_engine.MacEngine`), and
 the `MacUnit` interface a MAC core implements (bit-parallel `Mac`, bit-serial `BitSerialMac`).
 
-A dense layer is a conv over a 1x1 image with K channels and a 1x1 kernel. Lanes run over input
-channels: a step reads `lanes` channels at one kernel position, so steps = ceil(Ci / lanes) * k * k.
+A dense layer is a conv over a 1x1 image with K channels and a 1x1 kernel. Lanes (FINN's SIMD) run
+over input channels: a step reads `lanes` channels at one kernel position, so steps = ceil(Ci / lanes)
+* k * k. PE (processing elements) run over output channels: `pe` copies of the MAC unit share each
+step's input word and compute `pe` consecutive output channels (a row of the engine is a group of
+`pe` channels; the weight ROM word holds `pe * lanes` weights); their sums leave one per cycle in
+channel order through one bias add and requantization. PE > 1 needs a unit that allows it
+(`MacUnit.supports_pe`), `pe` dividing the output channels, a one-pixel output (dense layers and
+1x1-output convs: the channel-major output order then needs no reordering buffer), and pe <= steps,
+so that the shared requantization (one output per cycle) never holds the MAC units up.
 
 Cycle model (`MacEngineNode.delay`): from the engine's last input transfer to its last output
-transfer, busy + START + FETCH + MAC latency + REQUANT_LATENCY, where `busy` is the unit's
-`busy_cycles` (outputs * steps for a bit-parallel MAC; for a bit-serial one, the sum over outputs
-of steps * max(1, active planes)).
+transfer, busy + START + FETCH + MAC latency + REQUANT_LATENCY (+ pe with pe > 1: the serializer's
+register and the group's other pe - 1 words), where `busy` is the unit's `busy_cycles` (rows * steps
+for a bit-parallel MAC; for a bit-serial one, the sum over rows of steps * max(1, active planes of
+the row), a row's mask the OR of its channels' masks).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from cdsl.hw.widths import dot_range, signed_width
 class MacUnit(codec.ArrayEq):
     """The MAC of an engine (a frozen dataclass registered with the codec): its component, the extra
     step fields it reads, its runtime settings, its latency and busy cycles."""
+
+    supports_pe = False  # several copies may run in lock step on one step stream (PE > 1)
 
     @property
     def latency(self) -> int:
@@ -88,6 +98,7 @@ class WeightedNode(Node, Foldable):
     padding: int
     lanes: int
     lanes_fixed: bool
+    pe: int
     w_bits: int
     weight: np.ndarray  # int64 [Co, Ci, k, k]
     bias: np.ndarray | None  # int64 [Co]
@@ -104,6 +115,11 @@ class WeightedNode(Node, Foldable):
     def groups(self) -> int:
         """Lane groups of input channels per kernel position."""
         return -(-self.in_shape[0] // self.lanes)
+
+    @property
+    def rows(self) -> int:
+        """Output channels per pixel the engine walks: groups of `pe` channels."""
+        return self.out_shape[0] // self.pe
 
 
 @codec.serializable("mac_engine")
@@ -135,6 +151,25 @@ class MacEngineNode(WeightedNode):
     def acc_width(self) -> int:
         return signed_width(*self.acc_range)
 
+    def pe_problem(self, pe: int, lanes: int | None = None) -> str | None:
+        """Why this engine cannot run `pe` MAC units (with `lanes` lanes), or None when it can."""
+        lanes = self.lanes if lanes is None else lanes
+        steps = -(-self.in_shape[0] // lanes) * self.kernel * self.kernel
+        if pe == 1:
+            return None
+        if not self.unit.supports_pe:
+            return f"its {self.unit.describe()} runs one unit per engine (PE 1)"
+        if self.pixels != 1:
+            return f"its output has {self.pixels} pixels per channel (PE > 1 needs a one-pixel output)"
+        if self.out_shape[0] % pe:
+            return f"PE {pe} does not divide its {self.out_shape[0]} output channels"
+        if pe > steps:
+            return f"PE {pe} exceeds its {steps} steps per output (the shared requantization takes one per cycle)"
+        return None
+
+    def pe_choices(self, lanes: int) -> tuple[int, ...]:
+        return tuple(d for d in range(1, self.out_shape[0] + 1) if self.pe_problem(d, lanes) is None)
+
     # ---- Node
     def component(self):
         from cdsl.hw.mac_engine import MacEngine
@@ -148,16 +183,17 @@ class MacEngineNode(WeightedNode):
         return self.unit.busy_cycles(self, settings)
 
     def delay(self, settings):
-        return self.busy_cycles(settings) + START + FETCH + self.unit.latency + REQUANT_LATENCY
+        serial = self.pe if self.pe > 1 else 0
+        return self.busy_cycles(settings) + START + FETCH + self.unit.latency + serial + REQUANT_LATENCY
 
     def interval(self, settings):
         """Back to back: busy cycles, plus the generator's restart unless the reducer hides it (it
         does when the frame's second-to-last step takes two cycles or more: `cdsl.hw._engine`)."""
-        co_n = self.out_shape[0]
-        if self.steps * self.pixels * co_n < 2:
+        rows = self.rows
+        if self.steps * self.pixels * rows < 2:
             restart = RESTART
         else:
-            row = co_n - 1 if self.steps * self.pixels >= 2 else co_n - 2
+            row = rows - 1 if self.steps * self.pixels >= 2 else rows - 2
             restart = RESTART if self.unit.step_cycles(self, row, settings) < 2 else 0
         return max(self.busy_cycles(settings) + restart, self.in_types[0].words, self.out_type.words)
 
@@ -166,13 +202,14 @@ class MacEngineNode(WeightedNode):
 
     def describe(self) -> str:
         return (f"{self.unit.describe()} {list(self.in_shape)} -> {list(self.out_shape)}, {self.lanes} lanes"
-                f"{' (fixed)' if self.lanes_fixed else ''}")
+                f"{' (fixed)' if self.lanes_fixed else ''}" + (f" x PE {self.pe}" if self.pe > 1 else ""))
 
     def figures(self, settings):
         return {"delay": self.delay(settings), "mac_cycles": self.busy_cycles(settings), "lanes": self.lanes,
+                "pe": self.pe,
                 "steps_per_output": self.steps, "acc_width": self.acc_width, "acc_range": list(self.acc_range),
                 "interval": self.interval(settings), "frame_words": self.frame_words,
-                "frame_bits": self.memory_bits(), "weight_words": self.weight.shape[0] * self.steps,
+                "frame_bits": self.memory_bits(), "weight_words": self.rows * self.steps,
                 **self.unit.figures(self)}
 
 
@@ -192,12 +229,12 @@ def weighted_fields(layer: IntLayer, ctx: PlanContext, *, spec_lanes: int | None
         name=layer.name, inputs=ctx.in_streams, in_types=ctx.in_types,
         out_type=StreamType(layer.out_type.bits, layer.out_type.signed, tuple(layer.out_shape)),
         in_shape=in_shape, out_shape=out_shape, kernel=kernel, stride=stride, padding=padding,
-        lanes=max(1, min(lanes, in_shape[0])), lanes_fixed=fixed, w_bits=pay.w_bits, weight=weight,
+        lanes=max(1, min(lanes, in_shape[0])), lanes_fixed=fixed, pe=1, w_bits=pay.w_bits, weight=weight,
         bias=None if pay.bias is None else np.asarray(pay.bias, dtype=np.int64).reshape(-1),
         multipliers=tuple(int(v) for v in np.asarray(rq.multiplier).reshape(-1)),
         shifts=tuple(int(v) for v in np.asarray(rq.shift).reshape(-1)), qmin=rq.qmin, qmax=rq.qmax)
 
 
 def plan_mac(layer: IntLayer, ctx: PlanContext, unit: MacUnit, *, spec_lanes: int | None) -> MacEngineNode:
-    """The MacEngineNode of a dense or conv2d layer with the given MAC unit."""
+    """The MacEngineNode of a dense or conv2d layer with the given MAC unit (PE 1; folding may raise it)."""
     return MacEngineNode(**weighted_fields(layer, ctx, spec_lanes=spec_lanes), unit=unit)

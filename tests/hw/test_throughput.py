@@ -9,14 +9,14 @@ import torch
 
 from tb.back_to_back import run_back_to_back
 from tb.cim_cases import cim_net
-from tb.network_check import config_words
+from tb.network_check import check_network, config_words
 from tb.random_models import (U8, S8, add, flatten, maxpool, random_bnn, random_conv, random_convnet, random_dense,
                               random_mlp, random_residual, relu)
 
 from cdsl.contract.golden import golden
 from cdsl.contract.intmodel import IntInput, IntModel, QType
 from cdsl.hw.network import Network, input_port, output_port
-from cdsl.hw.plan import initiation_interval, network_cycles, plan_network
+from cdsl.hw.plan import fold_report, initiation_interval, network_cycles, plan_network
 
 
 def digits_mlp(seed: int) -> IntModel:
@@ -100,3 +100,50 @@ def test_cim_net_back_to_back():
 def test_aqfp_bnn_back_to_back():
     check_back_to_back(random_bnn(seed=4), seed=4)
     check_back_to_back(random_bnn(seed=4, T=1), seed=4)
+
+
+# ---------------------------------------------------------------- folding in two dimensions (lanes x PE)
+
+
+@pytest.mark.parametrize("target_ii, folding", [
+    (512, [(8, 8), (5, 1), (1, 1)]),  # the bit-serial layer (lanes fixed by the spec) at PE 8
+    (64, [(8, 8), (10, 4), (6, 1)]),  # and the bit-parallel one at PE 4
+])
+def test_pe_folding_single_and_back_to_back(target_ii, folding):
+    im = digits_mlp(9)
+    plan = plan_network(im, target_ii=target_ii)
+    assert [(n.lanes, n.pe) for n in plan.nodes] == folding
+    check_network(im, seed=9, samples=2, backpressure=True, target_ii=target_ii)
+    check_back_to_back(im, seed=9, frames=4, target_ii=target_ii)
+
+
+def test_pe_bitserial_every_precision():
+    im = random_mlp([16, 8, 4], seed=13, w_bits=[8, 4], bitserial_lanes=[4, 2], sparsity=0.3)
+    plan = plan_network(im, target_ii=12)
+    assert [n.pe for n in plan.nodes] == [4, 4]
+    for p1 in (0, 1, 3, 8):
+        settings = {"fc1": {"precision": p1}, "fc2": {"precision": min(p1, 4)}}
+        check_network(im, seed=13 + p1, samples=1, settings=settings, backpressure=p1 == 3, target_ii=12)
+        check_back_to_back(im, seed=13 + p1, frames=3, settings=settings, target_ii=12)
+
+
+def test_target_ii_reached_or_explained():
+    im = digits_mlp(9)
+    for target in (4000, 1024, 600, 512):
+        plan = plan_network(im, target_ii=target)
+        assert initiation_interval(plan)[0] <= target
+        assert fold_report(plan, target_ii=target)[0].startswith(f"--target-ii {target}: reached")
+    plan = plan_network(im, target_ii=300)
+    assert initiation_interval(plan) == (512, "fc1")
+    assert fold_report(plan, target_ii=300) == [
+        "--target-ii 300 is out of reach: II 512, set by fc1 (lanes 8 fixed by the spec; "
+        "PE 8: PE 16 exceeds its 8 steps per output (the shared requantization takes one per cycle))"]
+
+
+def test_pe_is_refused_where_it_does_not_fit():
+    conv = plan_network(random_convnet(seed=23), target_ii=10).node("c1")
+    assert conv.pe == 1 and "pixels per channel" in conv.pe_problem(2)
+    cim = plan_network(cim_net(seed=3), target_ii=10).node("fc")
+    assert cim.pe == 1 and "CIM" in cim.pe_problem(5)
+    aqfp = plan_network(random_bnn(seed=4), target_ii=10).node("b")
+    assert aqfp.pe == 1 and "one unit per engine" in aqfp.pe_problem(2)
