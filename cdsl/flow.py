@@ -45,7 +45,11 @@ def add_hw_options(p: argparse.ArgumentParser) -> None:
                    help="lanes of dense/conv layers without bitserial(lanes=...) (default 8; at most a layer's "
                         "input channels)")
     p.add_argument("--target-cycles", type=bounded(1), metavar="N",
-                   help="choose lanes (FINN-style folding) to meet N cycles per inference instead of --lanes")
+                   help="choose lanes and PE (FINN-style folding) to meet N cycles per inference (latency) "
+                        "instead of --lanes")
+    p.add_argument("--target-ii", type=bounded(1), metavar="N",
+                   help="choose lanes and PE per layer so that, back to back, an inference starts every N cycles "
+                        "or fewer (initiation interval); with --target-cycles both are met")
 
 
 def add_settings_options(p: argparse.ArgumentParser) -> None:
@@ -245,13 +249,14 @@ def hardware_error(intmodel_name: str, err: Exception, where: str) -> CdslError:
     return CdslError(f"cannot generate hardware for {intmodel_name!r}: {err}", name=where)
 
 
-def generate_design(intmodel, out: Path, *, lanes: int, target_cycles: int | None, where: str):
+def generate_design(intmodel, out: Path, *, lanes: int, target_cycles: int | None, where: str,
+                    target_ii: int | None = None):
     """`cdsl.hw.generate.generate`, with its errors as CdslErrors."""
     from cdsl.hw.generate import generate
     from cdsl.hw.registry import UnsupportedModel
 
     try:
-        return generate(intmodel, out, default_lanes=lanes, target_cycles=target_cycles)
+        return generate(intmodel, out, default_lanes=lanes, target_cycles=target_cycles, target_ii=target_ii)
     except FileExistsError as err:
         raise CdslError(str(err), name=str(out)) from None
     except (UnsupportedModel, ValueError, TypeError) as err:
@@ -307,3 +312,25 @@ def design_settings(design, settings: dict[str, dict[str, int]], where: str) -> 
     except ValueError as err:
         raise CdslError(str(err), name=where) from None
     return settings
+
+
+def cycle_table(manifest: dict, plan, *, title: str):
+    """The design's engines with their folding (lanes = SIMD, PE), cycles after the last input (latency)
+    and back-to-back interval, as a rich Table; and the summary lines under it."""
+    from rich.table import Table
+
+    cyc = manifest["cycles"]
+    table = Table(title=title, title_justify="left")
+    for col in ("engine", "mapping", "lanes", "PE", "MAC cycles", "delay", "interval", "frame bits"):
+        table.add_column(col, justify="left" if col in ("engine", "mapping") else "right", no_wrap=col != "mapping")
+    for n in plan.nodes:
+        f = cyc["engines"][n.name]
+        table.add_row(n.name, n.describe(), str(f.get("lanes", "-")), str(f.get("pe", "-")),
+                      str(f.get("mac_cycles", "-")), str(f["delay"]), str(f["interval"]), f"{f.get('frame_bits', 0):,}")
+    mem = cyc["memory_bits"]
+    lines = [f"predicted cycles per inference: {cyc['cycles_per_inference']} (latency, one inference)",
+             f"initiation interval: {cyc['initiation_interval']}{'' if cyc['initiation_interval_exact'] else ' (a bound)'}"
+             f" cycles back to back, set by {cyc['bottleneck']}",
+             f"frames in flight: {mem['total']:,} bits (engines' double-buffered frames {mem['engines']:,}, "
+             f"join FIFOs {mem['join_fifos']:,})"]
+    return table, lines

@@ -1,7 +1,7 @@
 """IntModel -> the generated design: `network.sv` and `manifest.json` (what `cdsl gen` writes, and what
 `cdsl sim` and `cdsl verify` simulate and check, unchanged).
 
-    result = generate(intmodel, out_dir, default_lanes=8, target_cycles=None, lanes=None)
+    result = generate(intmodel, out_dir, default_lanes=8, target_cycles=None, target_ii=None, lanes=None)
 
 writes, into a temporary folder renamed to `out_dir` when complete:
 - `network.sv`: the Network as Yosys writes it from Amaranth (`cdsl.hw.verilog_text`: SystemVerilog's
@@ -11,7 +11,9 @@ writes, into a temporary folder renamed to `out_dir` when complete:
 - `manifest.json` (schema `DesignManifest`, sealed by its own `digest`): the SHA-256 of `network.sv`
   and of the IntModel it was generated from, the
   options, the ports (Verilog names, directions, widths), the stream protocol, the runtime-setting
-  registers, a summary per engine, the cycle model's figures, and the whole plan (`plan`, its
+  registers, a summary per engine, the cycle model's figures (latency, and back to back the
+  initiation interval, the engine that sets it, and the memory the frames in flight take; each
+  engine's lanes and PE), and the whole plan (`plan`, its
   arrays inlined as `plan_arrays`), from which `cdsl.sim` rebuilds the harness and the cycle model
   without planning again.
 """
@@ -32,11 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from cdsl.contract.intmodel import IntModel
 from cdsl.files import staged
 from cdsl.hw.network import Network, network_signature
-from cdsl.hw.plan import NetworkPlan, cycle_report, network_cycles, plan_network
+from cdsl.hw.plan import NetworkPlan, cycle_report, initiation_interval, network_cycles, plan_network
 from cdsl.hw.verilog_text import verilog_text
 
 TOP = "network"
-MANIFEST_FORMAT = 3
+MANIFEST_FORMAT = 4
 VERILOG_FILE = "network.sv"
 MANIFEST_FILE = "manifest.json"
 _OURS = {VERILOG_FILE, MANIFEST_FILE}
@@ -78,14 +80,34 @@ class _ArrayJ(_Strict):
 class _OptionsJ(_Strict):
     default_lanes: Annotated[int, Field(ge=1, strict=True)]
     target_cycles: Annotated[int, Field(ge=1, strict=True)] | None
+    target_ii: Annotated[int, Field(ge=1, strict=True)] | None
     lanes: dict[str, Annotated[int, Field(ge=1, strict=True)]]
     target_reached: bool | None
+
+
+class _MemoryJ(_Strict):
+    engines: Count
+    join_fifos: Count
+    total: Count
+
+
+class _CyclesJ(_Strict):
+    definition: str
+    cycles_per_inference: Annotated[int, Field(ge=1, strict=True)]
+    ii_definition: str
+    initiation_interval: Annotated[int, Field(ge=1, strict=True)]
+    initiation_interval_exact: bool
+    bottleneck: str
+    memory_bits: _MemoryJ
+    per_output: dict[str, Annotated[int, Field(ge=1, strict=True)]]
+    engines: dict[str, dict[str, Any]]
+    by_register: dict[str, dict[str, int]]
 
 
 class DesignManifest(_Strict):
     """The schema of rtl/manifest.json, checked by `cdsl.sim.design.Design.load` before its digest."""
 
-    format: Literal[3]
+    format: Literal[4]
     model: str
     top: str
     verilog: _VerilogJ
@@ -97,7 +119,7 @@ class DesignManifest(_Strict):
     outputs: list[_TensorJ]
     registers: list[dict[str, Any]]
     engines: list[dict[str, Any]]
-    cycles: dict[str, Any]
+    cycles: _CyclesJ
     plan: dict[str, Any]
     plan_arrays: dict[str, _ArrayJ]
     digest: Sha256
@@ -177,6 +199,8 @@ def plan_fields(plan: NetworkPlan) -> dict:
         "engines": [{"name": n.name, "inputs": list(n.inputs), "engine": n.describe()} for n in plan.nodes],
         "cycles": {
             "definition": "first input offered to last output taken, inclusive; one inference, no stalls",
+            "ii_definition": "back to back (inputs always offered, outputs always taken): cycles between the "
+                             "ends of consecutive inferences in the steady state (a bound when not exact)",
             **cycle_report(plan),
             "by_register": register_sweeps(plan),
         },
@@ -198,17 +222,33 @@ def manifest(intmodel: IntModel, plan: NetworkPlan, text: str, options: dict) ->
     return data
 
 
+def plan_from_options(intmodel: IntModel, options: Mapping[str, Any]) -> NetworkPlan:
+    """The plan `generate` makes with these (recorded) options."""
+    return plan_network(intmodel, default_lanes=options["default_lanes"], target_cycles=options["target_cycles"],
+                        target_ii=options["target_ii"], lanes=options["lanes"])
+
+
+def target_reached(plan: NetworkPlan, options: Mapping[str, Any]) -> bool | None:
+    """Whether the plan meets every target given (None: no target)."""
+    cycles, ii = options.get("target_cycles"), options.get("target_ii")
+    if cycles is None and ii is None:
+        return None
+    return ((cycles is None or network_cycles(plan) <= cycles)
+            and (ii is None or initiation_interval(plan)[0] <= ii))
+
+
 def generate(intmodel: IntModel, out_dir: str | Path, *, default_lanes: int = 8, target_cycles: int | None = None,
-             lanes: Mapping[str, int] | None = None) -> GenResult:
+             target_ii: int | None = None, lanes: Mapping[str, int] | None = None) -> GenResult:
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or set(p.name for p in out.iterdir()) - _OURS):
         raise FileExistsError(f"{out} exists and holds other files than {', '.join(sorted(_OURS))}: "
                               "choose an empty or new folder")
-    plan = plan_network(intmodel, default_lanes=default_lanes, target_cycles=target_cycles, lanes=lanes)
+    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "target_ii": target_ii,
+               "lanes": dict(lanes or {})}
+    plan = plan_from_options(intmodel, options)
     network = Network(plan=plan)
     text = network_text(network)
-    options = {"default_lanes": default_lanes, "target_cycles": target_cycles, "lanes": dict(lanes or {}),
-               "target_reached": None if target_cycles is None else network_cycles(plan) <= target_cycles}
+    options["target_reached"] = target_reached(plan, options)
     data = manifest(intmodel, plan, text, options)
     with staged(out) as tmp:
         (tmp / VERILOG_FILE).write_bytes(text.encode())  # the bytes its sha256 names

@@ -40,8 +40,9 @@ annotation (fixed), the `lanes` override, `default_lanes`, or folding; PE is 1 u
 it (the spec's lanes fix SIMD only, so PE may still grow there). Folding starts every free node at 1
 lane (PE 1) and then
 - for `target_ii`: gives each foldable node the cheapest (lanes * pe MAC lanes, then fewer PE)
-  configuration whose back-to-back interval is at most the target; a node that cannot reach it takes
-  its fastest configuration and the plan falls short (`fold_report` says which node and why);
+  configuration whose back-to-back interval is at most the target; when some engine (or an input)
+  cannot go below the target, the plan falls short (`fold_report` says which and why) and the other
+  engines are balanced against the II that one reaches instead (none is made faster than needed);
 - for `target_cycles` (latency, after any II folding): moves the busiest node that can still speed up
   to its cheapest faster configuration, until the predicted cycles meet the target or no node can.
 """
@@ -377,12 +378,13 @@ def fold(plan: NetworkPlan, *, target_cycles: int | None = None, target_ii: int 
     defaults = plan.node_settings(None)
     nodes = list(plan.nodes)
     if target_ii is not None:
-        for i, n in enumerate(nodes):
-            if not isinstance(n, Foldable):
-                continue
-            configs = [n.with_folding(la, pe) for la, pe in n.foldings()]
-            fits = [c for c in configs if c.interval(defaults[n.name]) <= target_ii]
-            nodes[i] = fits[0] if fits else min(configs, key=lambda c: c.interval(defaults[n.name]))
+        options = {n.name: [n.with_folding(la, pe) for la, pe in n.foldings()] if isinstance(n, Foldable) else [n]
+                   for n in nodes}
+        # the II the slowest engine can reach bounds the network's: no engine is made faster than that
+        bound = max([i.type.words for i in plan.inputs]
+                    + [min(c.interval(defaults[name]) for c in configs) for name, configs in options.items()])
+        goal = max(target_ii, bound)
+        nodes = [next(c for c in options[n.name] if c.interval(defaults[n.name]) <= goal) for n in nodes]
     current = dataclasses.replace(plan, nodes=tuple(nodes))
     if target_cycles is None:
         return current
@@ -491,5 +493,6 @@ def cycle_report(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> 
         "bottleneck": pace,
         "memory_bits": memory_bits(plan),
         "per_output": output_cycles(plan, settings=settings),
-        "engines": {n.name: n.figures(values[n.name]) for n in plan.nodes},
+        "engines": {n.name: {**n.figures(values[n.name]), "interval": n.interval(values[n.name]),
+                             "frame_bits": n.memory_bits()} for n in plan.nodes},
     }

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from cdsl.contract.intmodel import IntModel
 from cdsl.contract.schema import first_error
-from cdsl.hw.generate import MANIFEST_FILE, MANIFEST_FORMAT, TOP, VERILOG_FILE, DesignManifest, manifest_digest, plan_fields, ports
+from cdsl.hw.generate import (MANIFEST_FILE, MANIFEST_FORMAT, TOP, VERILOG_FILE, DesignManifest, manifest_digest,
+                              plan_fields, plan_from_options, ports, target_reached)
 from cdsl.hw.network import network_signature
-from cdsl.hw.plan import NetworkPlan, network_cycles, plan_network
+from cdsl.hw.plan import NetworkPlan
 from cdsl.sim.harness import BlackBox
 
 __all__ = ["Design", "DesignError", "verilog_ports"]
@@ -105,8 +106,7 @@ class Design:
         for key, value in derived.items():
             if manifest[key] != value:
                 raise DesignError(f"{mpath}: {key}: does not follow from the manifest's plan (generate it again)")
-        target, reached = manifest["options"]["target_cycles"], manifest["options"]["target_reached"]
-        if reached != (None if target is None else network_cycles(plan) <= target):
+        if manifest["options"]["target_reached"] != target_reached(plan, manifest["options"]):
             raise DesignError(f"{mpath}: options.target_reached: does not follow from the plan's cycles")
         design = cls(folder, manifest, plan, text, digest)
         design._check_ports()
@@ -134,8 +134,7 @@ class Design:
                               f"another integer model than {intmodel.name!r} (generate it again with `cdsl gen`)")
         opts = self.manifest["options"]
         try:
-            planned = plan_network(intmodel, default_lanes=opts["default_lanes"],
-                                   target_cycles=opts["target_cycles"], lanes=opts["lanes"])
+            planned = plan_from_options(intmodel, opts)
         except Exception as err:  # noqa: BLE001 - options the planner refuses are the file's fault
             raise DesignError(f"{where}: options: not options this integer model can be planned with "
                               f"({type(err).__name__}: {err})") from None

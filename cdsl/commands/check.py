@@ -1,5 +1,8 @@
-"""`cdsl check SPEC [SPEC ...]`: parse and check specs, print a table of per-layer figures, and say
-which stages of the flow (train, export, hardware) can take each spec.
+"""`cdsl check SPEC_OR_DESIGN [...]`: parse and check specs, print a table of per-layer figures, and say
+which stages of the flow (train, export, hardware) can take each spec. Given a generated design (a
+run folder with rtl/, or the rtl/ folder itself), it checks the design (`cdsl.sim.design.Design.load`)
+and prints its engines: each layer's folding (lanes = SIMD, PE), cycles, back-to-back interval, and
+the design's latency, initiation interval and frame memory.
 
 Every problem a stage has with a spec is printed located (file:line:col, the line, a caret), all of
 them in one run. Exit status 0 when every spec is valid and every stage can take it, 1 when a valid
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +31,8 @@ def register(sub) -> None:
         help="check specs and show per-layer shapes, parameters, MACs, bits, sparsity and mapping",
         description="Parse and check each SPEC; print a table per spec with totals and the compression ratio.",
     )
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="a .cdsl file")
+    p.add_argument("specs", nargs="+", metavar="SPEC_OR_DESIGN",
+                   help="a .cdsl file, or a generated design (a run folder with rtl/, or an rtl/ folder)")
     p.set_defaults(func=run)
 
 
@@ -86,6 +91,14 @@ def run(args: argparse.Namespace) -> int:
     console = Console(width=max(width, 100), highlight=False, soft_wrap=False)
     status = 0
     for path in args.specs:
+        if Path(path).is_dir():
+            try:
+                design_report(Path(path), console)
+            except CdslError as err:
+                print(str(err), file=sys.stderr)
+                status = err.exit_code
+            console.print()
+            continue
         try:
             spec = parse_file(path)
         except CdslError as err:
@@ -98,6 +111,27 @@ def run(args: argparse.Namespace) -> int:
             status = 1
         console.print()
     return status
+
+
+def design_report(folder: Path, console: Console) -> None:
+    """The engines of a generated design: folding, cycles, interval; latency, II and frame memory."""
+    from cdsl.flow import cycle_table
+    from cdsl.sim.design import Design, DesignError
+
+    rtl = folder / "rtl" if (folder / "rtl").is_dir() else folder
+    try:
+        design = Design.load(rtl)
+    except DesignError as err:
+        raise CdslError(str(err), name=str(rtl)) from None
+    opts = design.manifest["options"]
+    given = ", ".join(f"--{k.replace('_', '-')} {opts[k]}" for k in ("target_cycles", "target_ii") if opts[k] is not None)
+    table, lines = cycle_table(design.manifest, design.plan, title=f"{design.plan.name}  ({rtl}"
+                               + (f", folded for {given}" if given else f", --lanes {opts['default_lanes']}") + ")")
+    console.print(table)
+    for line in lines:
+        console.print(line)
+    if opts["target_reached"] is False:
+        console.print(f"[yellow]{given}: not reached[/yellow]")
 
 
 def stage_report(spec, path: str, console: Console) -> int:

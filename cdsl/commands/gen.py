@@ -30,10 +30,11 @@ def run(args) -> int:
 
     from cdsl.errors import CdslError
     from cdsl.files import locked
-    from cdsl.flow import generate_design, load_intmodel, load_run_intmodel, resolve_intmodel
+    from cdsl.flow import cycle_table, generate_design, load_intmodel, load_run_intmodel, resolve_intmodel
+    from cdsl.hw.plan import fold_report
     from cdsl.sim.lint import lint
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 130))
     folder = resolve_intmodel(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print)
     if args.output:
         out = Path(args.output)
@@ -48,20 +49,20 @@ def run(args) -> int:
         if run_dir is not None:
             (run_dir / "verify.json").unlink(missing_ok=True)  # it verified the rtl/ being replaced
         result = generate_design(intmodel, out, lanes=args.lanes, target_cycles=args.target_cycles,
-                                 where=str(folder))
+                                 target_ii=args.target_ii, where=str(folder))
     cyc = result.manifest["cycles"]
     console.print(f"{result.verilog_path}  ({result.verilog_path.stat().st_size} bytes, "
                   f"sha256 {result.manifest['verilog']['sha256'][:16]})")
     console.print(f"{result.manifest_path}")
-    for n in result.plan.nodes:
-        console.print(f"  {n.name}: {n.describe()}, {cyc['engines'][n.name]['delay']} cycles after its last input")
+    table, lines = cycle_table(result.manifest, result.plan, title="engines (delay: cycles after the last input; "
+                                                                   "interval: back to back, cycles per inference)")
+    console.print(table)
     for r in result.manifest["registers"]:
         console.print(f"  register {r['addr']}: {r['engine']}.{r['setting']} ({r['lo']}..{r['hi']}, default {r['default']})")
-    console.print(f"predicted cycles per inference: {cyc['cycles_per_inference']}")
-    target = args.target_cycles
-    if target is not None and cyc["cycles_per_inference"] > target:
-        console.print(f"[yellow]--target-cycles {target} is out of reach[/yellow]: {cyc['cycles_per_inference']} "
-                      "cycles with every foldable layer at its most lanes (or fixed by the spec)")
+    for line in lines:
+        console.print(line)
+    for line in fold_report(result.plan, target_cycles=args.target_cycles, target_ii=args.target_ii):
+        console.print(f"[yellow]{line}[/yellow]" if "out of reach" in line else line)
     for reg, by_value in cyc["by_register"].items():
         console.print(f"  {reg}: " + ", ".join(f"{v}: {c}" for v, c in by_value.items()))
     if args.lint:

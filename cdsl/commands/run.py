@@ -31,6 +31,7 @@ def run(args) -> int:
 
     from cdsl.commands.verify import verify_run
     from cdsl.flow import STAGES, generate_design, require_intmodel, train_spec
+    from cdsl.hw.plan import fold_report
 
     console = Console(highlight=False)
     t0 = time.perf_counter()
@@ -43,9 +44,13 @@ def run(args) -> int:
                       f"compressed {100 * m['compressed']['test_acc']:.2f}%, golden {100 * m['golden']['golden_acc']:.2f}%")
         console.print(Rule("2/3 generate RTL"))
         gen = generate_design(result.intmodel, stage / "rtl", lanes=args.lanes, target_cycles=args.target_cycles,
-                              where=args.spec)
+                              target_ii=args.target_ii, where=args.spec)
+        cyc = gen.manifest["cycles"]
         console.print(f"rtl/network.sv ({gen.verilog_path.stat().st_size} bytes), "
-                      f"predicted {gen.manifest['cycles']['cycles_per_inference']} cycles per inference")
+                      f"predicted {cyc['cycles_per_inference']} cycles per inference, "
+                      f"initiation interval {cyc['initiation_interval']} back to back (set by {cyc['bottleneck']})")
+        for line in fold_report(gen.plan, target_cycles=args.target_cycles, target_ii=args.target_ii):
+            console.print(line)
         console.print(Rule("3/3 verify RTL against the golden model in Verilator"))
         reports.append(verify_run(stage, n=args.n, settings={}, console=console, shown=run_dir))
 

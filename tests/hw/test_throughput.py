@@ -105,26 +105,32 @@ def test_aqfp_bnn_back_to_back():
 # ---------------------------------------------------------------- folding in two dimensions (lanes x PE)
 
 
-@pytest.mark.parametrize("target_ii, folding", [
-    (512, [(8, 8), (5, 1), (1, 1)]),  # the bit-serial layer (lanes fixed by the spec) at PE 8
-    (64, [(8, 8), (10, 4), (6, 1)]),  # and the bit-parallel one at PE 4
+@pytest.mark.parametrize("options, folding", [
+    ({}, [(8, 8), (5, 1), (1, 1)]),  # the bit-serial layer (lanes fixed by the spec) at PE 8
+    ({"lanes": {"fc2": 2, "fc3": 1}}, [(8, 8), (2, 4), (1, 1)]),  # and, its lanes fixed too, a bit-parallel one
 ])
-def test_pe_folding_single_and_back_to_back(target_ii, folding):
+def test_pe_folding_single_and_back_to_back(options, folding):
     im = digits_mlp(9)
-    plan = plan_network(im, target_ii=target_ii)
+    plan = plan_network(im, target_ii=512, **options)
     assert [(n.lanes, n.pe) for n in plan.nodes] == folding
-    check_network(im, seed=9, samples=2, backpressure=True, target_ii=target_ii)
-    check_back_to_back(im, seed=9, frames=4, target_ii=target_ii)
+    check_network(im, seed=9, samples=2, backpressure=True, target_ii=512, **options)
+    check_back_to_back(im, seed=9, frames=4, target_ii=512, **options)
+
+
+def test_target_ii_out_of_reach_balances_against_the_reached_ii():
+    im = digits_mlp(9)
+    assert ([(n.lanes, n.pe) for n in plan_network(im, target_ii=64).nodes]
+            == [(n.lanes, n.pe) for n in plan_network(im, target_ii=512).nodes])
 
 
 def test_pe_bitserial_every_precision():
-    im = random_mlp([16, 8, 4], seed=13, w_bits=[8, 4], bitserial_lanes=[4, 2], sparsity=0.3)
-    plan = plan_network(im, target_ii=12)
-    assert [n.pe for n in plan.nodes] == [4, 4]
+    im = random_mlp([16, 16, 8], seed=13, w_bits=[8, 4], bitserial_lanes=[4, 2], sparsity=0.3)
+    plan = plan_network(im, target_ii=130)
+    assert [n.pe for n in plan.nodes] == [4, 2]
     for p1 in (0, 1, 3, 8):
         settings = {"fc1": {"precision": p1}, "fc2": {"precision": min(p1, 4)}}
-        check_network(im, seed=13 + p1, samples=1, settings=settings, backpressure=p1 == 3, target_ii=12)
-        check_back_to_back(im, seed=13 + p1, frames=3, settings=settings, target_ii=12)
+        check_network(im, seed=13 + p1, samples=1, settings=settings, backpressure=p1 == 3, target_ii=130)
+        check_back_to_back(im, seed=13 + p1, frames=3, settings=settings, target_ii=130)
 
 
 def test_target_ii_reached_or_explained():
