@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from tb.back_to_back import run_back_to_back
 from tb.cim_cases import cim_net
 from tb.network_check import check_network, config_words
 from tb.random_models import (U8, S8, add, flatten, maxpool, random_bnn, random_conv, random_convnet, random_dense,
@@ -17,6 +16,7 @@ from cdsl.contract.golden import golden
 from cdsl.contract.intmodel import IntInput, IntModel, QType
 from cdsl.hw.network import Network, input_port, output_port
 from cdsl.hw.plan import fold_report, initiation_interval, network_cycles, plan_network
+from cdsl.sim.back_to_back import run_back_to_back
 
 
 def digits_mlp(seed: int) -> IntModel:

@@ -1,7 +1,9 @@
-"""Stream many inferences back to back through a network in Amaranth's simulator: every input's
-valid always high (frames one after another, `last` on each frame's final word), every output's
-ready always high. Returns the outputs frame by frame and the cycle of each output frame's last
-transfer, from which the measured initiation interval (II) follows.
+"""Stream many inferences back to back through a network (`cdsl.hw.network.Network`) in Amaranth's
+simulator: every input's valid always high (frames one after another, `last` on each frame's final
+word), every output's ready always high. Returns the outputs frame by frame and the cycle of each
+output frame's last transfer (cycle 0: the first input offered), from which the measured initiation
+interval (II) follows. For the throughput tests and `benchmarks/throughput.py`; a Python testbench
+(one wake-up per cycle), so meant for small networks and a few thousand cycles per inference.
 
     frames, ends = run_back_to_back(net, {"i_x": [frame0, frame1, ...]}, {"o_y": 10})
 """
@@ -10,7 +12,10 @@ from __future__ import annotations
 
 from amaranth.sim import Simulator
 
-from tb.pysim import SimTimeout
+
+
+class SimTimeout(RuntimeError):
+    pass
 
 
 def run_back_to_back(dut, inputs: dict[str, list[list[int]]], outputs: dict[str, int], *, config=(),
