@@ -125,3 +125,34 @@ def test_gen_target_cycles_folds_lanes(tmp_path):
     assert [n.lanes for n in slow.plan.nodes] == [1, 1, 1]
     assert network_cycles(fast.plan) <= 700 < network_cycles(slow.plan)
     assert fast.manifest["cycles"]["cycles_per_inference"] == network_cycles(fast.plan)
+
+
+def test_gen_target_ii_folds_lanes_and_pe(tmp_path, capsys):
+    """--target-ii: the manifest records the option, the II, each engine's (lanes, PE); `cdsl check` on the
+    design shows them; an unreachable target is said, with the engine and the reason; the PE design lints clean."""
+    run = tmp_path / "run"
+    im = random_mlp([16, 16, 8], seed=13, w_bits=[8, 4], bitserial_lanes=[4, 2])
+    im.save(run / "intmodel")
+    assert main(["gen", str(run), "-o", str(tmp_path / "ii"), "--target-ii", "130", "--lint"]) == 0
+    out = capsys.readouterr().out
+    assert "--target-ii 130: reached" in out and "verilator --lint-only -Wall: clean" in out
+    design = Design.load(tmp_path / "ii")
+    man = design.manifest
+    assert man["options"]["target_ii"] == 130 and man["options"]["target_reached"] is True
+    assert [(n.lanes, n.pe) for n in design.plan.nodes] == [(4, 4), (2, 2)]
+    assert [man["cycles"]["engines"][n]["pe"] for n in ("fc1", "fc2")] == [4, 2]
+    assert man["cycles"]["initiation_interval"] <= 130 and man["cycles"]["bottleneck"] in ("fc1", "fc2")
+    assert main(["check", str(tmp_path / "ii")]) == 0
+    shown = capsys.readouterr().out
+    assert "PE" in shown and "initiation interval" in shown and "folded for --target-ii 130" in shown
+    assert main(["gen", str(run), "-o", str(tmp_path / "far"), "--target-ii", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "--target-ii 10 is out of reach" in out and "set by fc1 (lanes 4 fixed by the spec" in out
+    assert Design.load(tmp_path / "far").manifest["options"]["target_reached"] is False
+
+
+def test_check_of_a_folder_without_a_design(tmp_path, capsys):
+    (tmp_path / "nothing").mkdir()
+    assert main(["check", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing" in err and len(err.strip().splitlines()) == 1
