@@ -9,36 +9,12 @@ import torch
 
 from tb.cim_cases import cim_net
 from tb.network_check import check_network, config_words
-from tb.random_models import (U8, S8, add, flatten, maxpool, random_bnn, random_conv, random_convnet, random_dense,
-                              random_mlp, random_residual, relu)
+from tb.random_models import digits_mlp, pooled_join_cnn, random_bnn, random_convnet, random_mlp, random_residual
 
 from cdsl.contract.golden import golden
-from cdsl.contract.intmodel import IntInput, IntModel, QType
 from cdsl.hw.network import Network, input_port, output_port
 from cdsl.hw.plan import fold_report, initiation_interval, network_cycles, plan_network
 from cdsl.sim.back_to_back import run_back_to_back
-
-
-def digits_mlp(seed: int) -> IntModel:
-    """The shape and mapping of examples/mlp.cdsl: 64 -> 64 (bit-serial, 8 lanes) -> 32 (4-bit, 2:4) -> 10."""
-    return random_mlp([64, 64, 32, 10], seed=seed, w_bits=[8, 4, 8], bitserial_lanes=[8, None, None],
-                      sparsity=0.3)
-
-
-def pooled_join_cnn(seed: int) -> IntModel:
-    """x [1,6,6] -> c1 3x3 pad 1 [4,6,6] -> relu -> maxpool 2 [4,3,3] -> c2 3x3 pad 1 -> relu
-    -> s = add(r2, p1) (a join around c2) -> flatten -> fc [5]."""
-    rng = np.random.default_rng(seed)
-    c1 = random_conv(rng, "c1", "x", (1, 6, 6), 4, 3, in_type=U8, out_type=U8, padding=1)
-    r1 = relu("r1", "c1", c1.out_shape, U8)
-    p1 = maxpool("p1", "r1", c1.out_shape, U8, kernel=2)
-    c2 = random_conv(rng, "c2", "p1", p1.out_shape, 4, 3, in_type=U8, out_type=QType(8, False, 0.05), padding=1,
-                     w_bits=4)
-    r2 = relu("r2", "c2", c2.out_shape, c2.out_type)
-    s = add("s", r2, p1, out_type=QType(8, False, 0.1))
-    f = flatten("f", "s", s.out_shape, s.out_type)
-    fc = random_dense(rng, "fc", "f", f.out_shape[0], 5, in_type=s.out_type, out_type=S8)
-    return IntModel("pooled_join", (IntInput("x", (1, 6, 6), U8),), (c1, r1, p1, c2, r2, s, f, fc), ("fc",))
 
 
 def check_back_to_back(intmodel, *, seed, frames=5, settings=None, **plan_kwargs):
