@@ -208,3 +208,50 @@ def test_cdsl_verify_falls_back_to_blocks(tmp_path, monkeypatch):
     assert not verify_blocks_run(tmp_path, model, n=None, settings={}, console=console, why=why)
     text = console.export_text()
     assert "MISMATCH s.payload.selector: 12/13" in text and "sample 0: package token, feature 0" in text, text
+
+
+@pytest.mark.parametrize("config", ["odd", "tiny"])
+def test_back_to_back_interval_is_a_bound(config):
+    """Inferences back to back (input always offered, outputs always taken): each inference's outputs equal
+    the reference, and the cycles between consecutive inferences' count words never exceed the node's
+    `interval` (a bound: the kept count varies; `interval_exact` is False)."""
+    from amaranth.sim import Simulator
+
+    seed = 3
+    sel, node, x, thresholds = build(config, seed)
+    assert not node.interval_exact
+    frames = [x[s].reshape(-1).tolist() for s in range(4)]
+    want = [dataclasses.replace(sel, threshold=128).select(x[s:s + 1])[0] for s in range(4)]
+    words = [w for f in frames for w in f]
+    dut = node.component()
+    counts, tokens, count_cycles = [], [], []
+
+    async def testbench(ctx):
+        ctx.set(dut.threshold, 128)
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.count.ready, 1)
+        k, cycle = 0, 0
+        while len(count_cycles) < len(frames) or len(tokens) < sum(w.length * node.dim for w in want):
+            assert cycle < 200_000, f"seed={seed}: stuck"
+            ctx.set(dut.i.valid, k < len(words))
+            if k < len(words):
+                ctx.set(dut.i.payload, {"data": words[k], "last": int(k % len(frames[0]) == len(frames[0]) - 1)})
+                if ctx.get(dut.i.ready):
+                    k += 1
+            if ctx.get(dut.count.valid):
+                counts.append(int(ctx.get(dut.count.payload.data)))
+                count_cycles.append(cycle)
+            if ctx.get(dut.o.valid):
+                tokens.append(int(ctx.get(dut.o.payload.data)))
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert counts == [w.count for w in want], f"seed={seed}"
+    assert tokens == [v for w in want for v in w.tokens.reshape(-1).tolist()], f"seed={seed}"
+    gaps = np.diff(count_cycles).tolist()
+    assert all(g <= node.interval() for g in gaps), f"seed={seed}: {gaps} > {node.interval()}"
+    print(config, "intervals", gaps, "bound", node.interval())
