@@ -388,20 +388,22 @@ def fold(plan: NetworkPlan, *, target_cycles: int | None = None, target_ii: int 
     current = dataclasses.replace(plan, nodes=tuple(nodes))
     if target_cycles is None:
         return current
+    options: dict[int, list[tuple[int, Node]]] = {}  # node index -> (busy, folding), cheapest first
+    for i, n in enumerate(nodes):
+        if isinstance(n, Foldable):
+            options[i] = [(c.busy_cycles(defaults[n.name]), c) for c in (n.with_folding(la, pe) for la, pe in n.foldings())]
+    busy = {i: nodes[i].busy_cycles(defaults[nodes[i].name]) for i in options}
     while network_cycles(current) > target_cycles:
         moves = []
-        for i, n in enumerate(nodes):
-            if not isinstance(n, Foldable):
-                continue
-            busy = n.busy_cycles(defaults[n.name])
-            faster = [c for c in (n.with_folding(la, pe) for la, pe in n.foldings())
-                      if c.busy_cycles(defaults[n.name]) < busy]
-            if faster:
-                moves.append((busy, i, faster[0]))
+        for i, configs in options.items():
+            faster = next((c for b, c in configs if b < busy[i]), None)
+            if faster is not None:
+                moves.append((busy[i], -i, faster))
         if not moves:
             break
-        _, i, nxt = max(moves, key=lambda mv: (mv[0], -mv[1]))
-        nodes[i] = nxt
+        _, neg_i, nxt = max(moves, key=lambda mv: (mv[0], mv[1]))
+        nodes[-neg_i] = nxt
+        busy[-neg_i] = nxt.busy_cycles(defaults[nxt.name])
         current = dataclasses.replace(plan, nodes=tuple(nodes))
     return current
 
