@@ -117,7 +117,8 @@ class MacEngine(wiring.Component):
             acc, acc_valid = red.o.payload, red.o.valid
             m.d.comb += red.o.ready.eq(rq.i.ready)
         else:
-            acc, acc_valid, channel = self._serialize(m, reducers, ready=rq.i.ready)
+            serialize = self._serialize if node.pixels == 1 else self._reorder
+            acc, acc_valid, channel = serialize(m, reducers, ready=rq.i.ready)
         if node.bias is not None:
             with_bias = Signal(signed(node.acc_width))
             m.d.comb += with_bias.eq(acc + const_table(node.bias, signed(node.acc_width), channel))
@@ -153,6 +154,59 @@ class MacEngine(wiring.Component):
         channel = Signal(index_shape(node.out_shape[0]))
         m.d.comb += [acc.eq(Array(sums)[unit]), channel.eq(row * pe + unit)]
         return acc, held, channel
+
+
+    def _reorder(self, m, reducers, *, ready):
+        """Several pixels per channel: the pe units' sums of one row (pe channels at every pixel, pixel by
+        pixel) are written into one bank of a double-buffered output buffer, then read out channel by
+        channel (every pixel of channel row*pe, then of row*pe + 1, ...), the (C, H, W) order, while the
+        next row fills the other bank; returns (sum, valid, channel)."""
+        node = self._node
+        pe, pixels, acc_shape = node.pe, node.pixels, signed(node.acc_width)
+        m.submodules.outputs = buf = memory.Memory(shape=data.ArrayLayout(acc_shape, pe), depth=2 * pixels, init=[])
+        wr, rd = buf.write_port(), buf.read_port()
+        full = [Signal(name=f"out_full{b}") for b in range(2)]
+        wbank, rbank = Signal(), Signal()
+        wpix = Signal(index_shape(pixels))
+        writable = ~Mux(wbank, full[1], full[0])
+        take = reducers[0].o.valid & writable
+        for r in reducers:
+            m.d.comb += r.o.ready.eq(writable)
+        m.d.comb += [wr.addr.eq(Mux(wbank, pixels, 0) + wpix), wr.en.eq(take)]
+        for u, r in enumerate(reducers):
+            m.d.comb += wr.data[u].eq(r.o.payload)
+        filled = take & (wpix == pixels - 1)
+        with m.If(take):
+            m.d.sync += wpix.eq(Mux(wpix == pixels - 1, 0, wpix + 1))
+        with m.If(filled):
+            m.d.sync += wbank.eq(~wbank)
+
+        rpix = Signal(index_shape(pixels))
+        unit = Signal(index_shape(pe))
+        row = Signal(index_shape(node.rows))
+        rd_valid = Signal()
+        rd_unit = Signal(index_shape(pe))
+        rd_channel = Signal(index_shape(node.out_shape[0]))
+        advance = ~rd_valid | ready
+        issue = Mux(rbank, full[1], full[0]) & advance
+        done = issue & (rpix == pixels - 1) & (unit == pe - 1)  # the bank's last read
+        m.d.comb += [rd.addr.eq(Mux(rbank, pixels, 0) + rpix), rd.en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [rd_valid.eq(issue), rd_unit.eq(unit), rd_channel.eq(row * pe + unit)]
+        with m.If(issue):
+            m.d.sync += rpix.eq(Mux(rpix == pixels - 1, 0, rpix + 1))
+            with m.If(rpix == pixels - 1):
+                m.d.sync += unit.eq(Mux(unit == pe - 1, 0, unit + 1))
+        with m.If(done):
+            m.d.sync += [rbank.eq(~rbank), row.eq(Mux(row == node.rows - 1, 0, row + 1))]
+        for b in range(2):
+            with m.If(done & (rbank == b)):
+                m.d.sync += full[b].eq(0)
+            with m.If(filled & (wbank == b)):
+                m.d.sync += full[b].eq(1)
+        acc = Signal(acc_shape)
+        m.d.comb += acc.eq(Array(rd.data[u] for u in range(pe))[rd_unit])
+        return acc, rd_valid, rd_channel
 
 
 def _follow(m, copy, first) -> None:

@@ -6,16 +6,18 @@ over input channels: a step reads `lanes` channels at one kernel position, so st
 * k * k. PE (processing elements) run over output channels: `pe` copies of the MAC unit share each
 step's input word and compute `pe` consecutive output channels (a row of the engine is a group of
 `pe` channels; the weight ROM word holds `pe * lanes` weights); their sums leave one per cycle in
-channel order through one bias add and requantization. PE > 1 needs a unit that allows it
-(`MacUnit.supports_pe`), `pe` dividing the output channels, a one-pixel output (dense layers and
-1x1-output convs: the channel-major output order then needs no reordering buffer), and pe <= steps,
-so that the shared requantization (one output per cycle) never holds the MAC units up.
+channel order through one bias add and requantization: with one pixel per channel straight from a
+register (`MacEngine._serialize`), with several through a double-buffered output buffer that holds a
+row's sums at every pixel and reads them out channel by channel (`MacEngine._reorder`). PE > 1 needs
+a unit that allows it (`MacUnit.supports_pe`), `pe` dividing the output channels, and pe <= steps, so
+that the shared requantization (one output per cycle) never holds the MAC units up.
 
 Cycle model (`MacEngineNode.delay`): from the engine's last input transfer to its last output
-transfer, busy + START + FETCH + MAC latency + REQUANT_LATENCY (+ pe with pe > 1: the serializer's
-register and the group's other pe - 1 words), where `busy` is the unit's `busy_cycles` (rows * steps
-for a bit-parallel MAC; for a bit-serial one, the sum over rows of steps * max(1, active planes of
-the row), a row's mask the OR of its channels' masks).
+transfer, busy + START + FETCH + MAC latency + REQUANT_LATENCY, plus with pe > 1 the read-out of the
+last row: pe (one pixel: the serializer's register and the row's other pe - 1 words) or
+pe * pixels + 1 (several: the row's words and the buffer's read cycle). `busy` is the unit's
+`busy_cycles` (rows * pixels * steps for a bit-parallel MAC; for a bit-serial one, pixels times the
+sum over rows of steps * max(1, active planes of the row), a row's mask the OR of its channels' masks).
 """
 
 from __future__ import annotations
@@ -159,8 +161,6 @@ class MacEngineNode(WeightedNode):
             return None
         if not self.unit.supports_pe:
             return f"its {self.unit.describe()} runs one unit per engine (PE 1)"
-        if self.pixels != 1:
-            return f"its output has {self.pixels} pixels per channel (PE > 1 needs a one-pixel output)"
         if self.out_shape[0] % pe:
             return f"PE {pe} does not divide its {self.out_shape[0]} output channels"
         if pe > steps:
@@ -183,7 +183,7 @@ class MacEngineNode(WeightedNode):
         return self.unit.busy_cycles(self, settings)
 
     def delay(self, settings):
-        serial = self.pe if self.pe > 1 else 0
+        serial = 0 if self.pe == 1 else self.pe if self.pixels == 1 else self.pe * self.pixels + 1
         return self.busy_cycles(settings) + START + FETCH + self.unit.latency + serial + REQUANT_LATENCY
 
     def interval(self, settings):
@@ -198,7 +198,10 @@ class MacEngineNode(WeightedNode):
         return max(self.busy_cycles(settings) + restart, self.in_types[0].words, self.out_type.words)
 
     def memory_bits(self) -> int:
-        return 2 * self.frame_words * self.lanes * self.in_types[0].bits
+        """The double-buffered input frame, and with PE > 1 over several pixels the double-buffered
+        output rows (pe sums per pixel)."""
+        reorder = 2 * self.pixels * self.pe * self.acc_width if self.pe > 1 and self.pixels > 1 else 0
+        return 2 * self.frame_words * self.lanes * self.in_types[0].bits + reorder
 
     def describe(self) -> str:
         return (f"{self.unit.describe()} {list(self.in_shape)} -> {list(self.out_shape)}, {self.lanes} lanes"

@@ -99,6 +99,19 @@ def test_target_ii_out_of_reach_balances_against_the_reached_ii():
             == [(n.lanes, n.pe) for n in plan_network(im, target_ii=512).nodes])
 
 
+@pytest.mark.parametrize("bitserial", [False, True])
+def test_pe_on_convs_reorders_through_the_output_buffer(bitserial):
+    """A conv with several output pixels at PE 4: the rows' sums go through the double-buffered output
+    buffer and leave in (C, H, W) order; pooling and a join downstream (pooled_join_cnn) or not."""
+    im = random_convnet(seed=31, conv_bitserial_lanes=1) if bitserial else pooled_join_cnn(5)
+    plan = plan_network(im, target_ii=300)
+    c1 = plan.node("c1")
+    assert (c1.lanes, c1.pe) == (1, 4) and c1.pixels == 36
+    settings = {"c1": {"precision": 3}} if bitserial else None
+    check_network(im, seed=31, samples=2, backpressure=True, settings=settings, target_ii=300)
+    check_back_to_back(im, seed=31, frames=4, settings=settings, target_ii=300)
+
+
 def test_pe_bitserial_every_precision():
     im = random_mlp([16, 16, 8], seed=13, w_bits=[8, 4], bitserial_lanes=[4, 2], sparsity=0.3)
     plan = plan_network(im, target_ii=130)
@@ -124,7 +137,7 @@ def test_target_ii_reached_or_explained():
 
 def test_pe_is_refused_where_it_does_not_fit():
     conv = plan_network(random_convnet(seed=23), target_ii=10).node("c1")
-    assert conv.pe == 1 and "pixels per channel" in conv.pe_problem(2)
+    assert conv.pe == 4 and "does not divide its 4 output channels" in conv.pe_problem(3)
     cim = plan_network(cim_net(seed=3), target_ii=10).node("fc")
     assert cim.pe == 1 and "CIM" in cim.pe_problem(5)
     aqfp = plan_network(random_bnn(seed=4), target_ii=10).node("b")
