@@ -43,8 +43,10 @@ lane (PE 1) and then
   configuration whose back-to-back interval is at most the target; when some engine (or an input)
   cannot go below the target, the plan falls short (`fold_report` says which and why) and the other
   engines are balanced against the II that one reaches instead (none is made faster than needed);
-- for `target_cycles` (latency, after any II folding): moves the busiest node that can still speed up
-  to its cheapest faster configuration, until the predicted cycles meet the target or no node can.
+- for `target_cycles` (latency, after any II folding): moves the slowest node (largest `delay`) that
+  can still speed up to its cheapest configuration with a smaller delay, until the predicted cycles
+  meet the target or every node is at its smallest delay (the latency is then the bound: it grows
+  with every node's delay).
 """
 
 from __future__ import annotations
@@ -377,33 +379,36 @@ def fold(plan: NetworkPlan, *, target_cycles: int | None = None, target_ii: int 
     """Choose every free foldable node's (lanes, pe) for the targets (see the module docstring)."""
     defaults = plan.node_settings(None)
     nodes = list(plan.nodes)
+    goal = None
     if target_ii is not None:
-        options = {n.name: [n.with_folding(la, pe) for la, pe in n.foldings()] if isinstance(n, Foldable) else [n]
-                   for n in nodes}
+        foldings = {n.name: [n.with_folding(la, pe) for la, pe in n.foldings()] if isinstance(n, Foldable) else [n]
+                    for n in nodes}
         # the II the slowest engine can reach bounds the network's: no engine is made faster than that
         bound = max([i.type.words for i in plan.inputs]
-                    + [min(c.interval(defaults[name]) for c in configs) for name, configs in options.items()])
+                    + [min(c.interval(defaults[name]) for c in configs) for name, configs in foldings.items()])
         goal = max(target_ii, bound)
-        nodes = [next(c for c in options[n.name] if c.interval(defaults[n.name]) <= goal) for n in nodes]
+        nodes = [next(c for c in foldings[n.name] if c.interval(defaults[n.name]) <= goal) for n in nodes]
     current = dataclasses.replace(plan, nodes=tuple(nodes))
     if target_cycles is None:
         return current
-    options: dict[int, list[tuple[int, Node]]] = {}  # node index -> (busy, folding), cheapest first
+    options: dict[int, list[tuple[int, Node]]] = {}  # node index -> (delay, folding), cheapest first
     for i, n in enumerate(nodes):
         if isinstance(n, Foldable):
-            options[i] = [(c.busy_cycles(defaults[n.name]), c) for c in (n.with_folding(la, pe) for la, pe in n.foldings())]
-    busy = {i: nodes[i].busy_cycles(defaults[nodes[i].name]) for i in options}
+            configs = (n.with_folding(la, pe) for la, pe in n.foldings())
+            options[i] = [(c.delay(defaults[n.name]), c) for c in configs  # keeping any II reached
+                          if goal is None or c.interval(defaults[n.name]) <= max(goal, n.interval(defaults[n.name]))]
+    delay = {i: nodes[i].delay(defaults[nodes[i].name]) for i in options}
     while network_cycles(current) > target_cycles:
         moves = []
         for i, configs in options.items():
-            faster = next((c for b, c in configs if b < busy[i]), None)
+            faster = next((c for d, c in configs if d < delay[i]), None)
             if faster is not None:
-                moves.append((busy[i], -i, faster))
+                moves.append((delay[i], -i, faster))
         if not moves:
             break
         _, neg_i, nxt = max(moves, key=lambda mv: (mv[0], mv[1]))
         nodes[-neg_i] = nxt
-        busy[-neg_i] = nxt.busy_cycles(defaults[nxt.name])
+        delay[-neg_i] = nxt.delay(defaults[nxt.name])
         current = dataclasses.replace(plan, nodes=tuple(nodes))
     return current
 

@@ -142,3 +142,16 @@ def test_pe_is_refused_where_it_does_not_fit():
     assert cim.pe == 1 and "CIM" in cim.pe_problem(5)
     aqfp = plan_network(random_bnn(seed=4), target_ii=10).node("b")
     assert aqfp.pe == 1 and "one unit per engine" in aqfp.pe_problem(2)
+
+
+def test_latency_folding_reaches_its_bound_and_keeps_the_ii():
+    im = pooled_join_cnn(5)
+    plan = plan_network(im, target_cycles=1)
+    values = plan.node_settings(None)
+    for n in plan.nodes:  # out of reach: every foldable engine at its smallest delay
+        if hasattr(n, "foldings"):
+            assert n.delay(values[n.name]) == min(n.with_folding(la, pe).delay(values[n.name]) for la, pe in n.foldings())
+    assert fold_report(plan, target_cycles=1)[0].startswith("--target-cycles 1 is out of reach")
+    both = plan_network(im, target_ii=400, target_cycles=900)
+    assert initiation_interval(both)[0] <= 400 and network_cycles(both) <= 900
+    check_back_to_back(im, seed=8, frames=3, target_ii=400, target_cycles=900)
