@@ -116,6 +116,7 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
     cycles = {"predicted": cyc["cycles_per_inference"],
               "simulated": verify["cycles_simulated_mean"] if verify and not verify.get("settings") else None,
               "definition": cyc["definition"],
+              "initiation_interval": cyc["initiation_interval"],
               "per_engine": {e: {k: v for k, v in cyc["engines"][e].items() if isinstance(v, (int, float))}
                              for e in engines}}
     report["cycles"] = cycles
@@ -162,6 +163,7 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
         timing["throughput_per_s"] = f / c
         timing["basis"] = ("one inference at a time (the next enters after the last output), at the routed fmax, "
                            f"{'simulated' if cycles['simulated'] else 'predicted'} cycles")
+        timing["throughput_back_to_back_per_s"] = f / cyc["initiation_interval"]
     report["timing"] = timing
 
     # energy

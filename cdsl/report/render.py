@@ -88,9 +88,13 @@ def sections(report: dict) -> list[tuple[str, str]]:
         out.append(("Timing", table(["figure", "value"], [
             ["device", tim["device"]], ["tool", tim["tool"]], ["fmax (routed)", f"{tim['fmax_mhz']:.2f} MHz"],
             ["utilization", util], ["latency", f"{tim['latency_us']:.2f} us"],
-            ["throughput", f"{tim['throughput_per_s']:,.0f} inferences/s"], ["basis", tim["basis"]]])))
-    cyc_rows = [[e, *(v.get(k, "-") for k in ("delay", "mac_cycles", "lanes"))] for e, v in cyc["per_engine"].items()]
-    out.append(("Cycles", table(["engine", "cycles after its last input", "MAC cycles", "lanes"], cyc_rows)
+            ["throughput", f"{tim['throughput_per_s']:,.0f} inferences/s"], ["basis", tim["basis"]],
+            ["throughput back to back", f"{tim['throughput_back_to_back_per_s']:,.0f} inferences/s (an inference every "
+             f"{cyc['initiation_interval']} cycles, the modelled initiation interval)"]])))
+    cyc_rows = [[e, *(v.get(k, "-") for k in ("delay", "interval", "mac_cycles", "lanes", "pe"))]
+                for e, v in cyc["per_engine"].items()]
+    out.append(("Cycles", table(["engine", "cycles after its last input", "interval back to back", "MAC cycles", "lanes",
+                                 "PE"], cyc_rows)
                 + f"<p class=note>{cyc['definition']}</p>"))
     en = report["energy"]
     e_rows = [[lay["name"], lay["mapping"], f"{lay['macs']:,}", si(lay["mac_j"], "J"), si(lay["weight_read_j"], "J"),

@@ -264,6 +264,8 @@ def test_report_of_a_tiny_network(tiny_run, capsys):
     cyc = data["cycles"]
     assert cyc["simulated"] == cyc["predicted"]
     assert tim["latency_us"] == pytest.approx(cyc["predicted"] / tim["fmax_mhz"])
+    assert tim["throughput_back_to_back_per_s"] == pytest.approx(tim["fmax_mhz"] * 1e6 / cyc["initiation_interval"])
+    assert cyc["initiation_interval"] < cyc["predicted"]  # double-buffered frames overlap inferences
     # energy, stated independently: h is 8 x 64 MACs of 8-bit inputs by 4-bit weights (0.23 pJ each), one
     # 4-bit weight read per MAC and one 8-bit input read per input from memories under 64 Kbit (10/64 pJ/bit)
     h = next(lay for lay in data["energy"]["layers"] if lay["name"] == "h")
