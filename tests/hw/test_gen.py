@@ -156,3 +156,15 @@ def test_check_of_a_folder_without_a_design(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert "nothing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gen_conv_pe_design_lints_clean(tmp_path, capsys):
+    """A conv at PE 4 (its output buffer reorders the rows) and a join: verilator -Wall clean."""
+    from tb.random_models import pooled_join_cnn
+
+    run = tmp_path / "run"
+    pooled_join_cnn(5).save(run / "intmodel")
+    assert main(["gen", str(run), "-o", str(tmp_path / "out"), "--target-ii", "300", "--lint"]) == 0
+    out = capsys.readouterr().out
+    assert "verilator --lint-only -Wall: clean" in out
+    assert Design.load(tmp_path / "out").plan.node("c1").pe == 4
