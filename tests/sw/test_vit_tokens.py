@@ -144,7 +144,7 @@ def test_training_decisions_keep_the_target_share_at_any_score_level(level):
         twin.w_score.mul_(20.0)  # spread the scores so that the ranking is visible
     x = torch.randn(64, 17, 16)
     twin.scores(x)  # the first batch calibrates the feature quantizers
-    masks = torch.stack([twin.policy(x, 0)[0] for _ in range(40)])
+    masks = torch.stack([twin.policy(x, 0)[0].detach() for _ in range(40)])
     assert abs(float(masks.mean()) - 0.3) < 0.05, float(masks.mean())
     score = twin.scores(x).detach()
     top = score >= score.reshape(-1).quantile(0.7)
