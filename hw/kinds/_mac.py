@@ -168,7 +168,10 @@ class MacEngineNode(WeightedNode):
         return None
 
     def pe_choices(self, lanes: int) -> tuple[int, ...]:
-        return tuple(d for d in range(1, self.out_shape[0] + 1) if self.pe_problem(d, lanes) is None)
+        co_n = self.out_shape[0]
+        divisors = [d for d in range(1, math.isqrt(co_n) + 1) if co_n % d == 0]
+        divisors = sorted(set(divisors) | {co_n // d for d in divisors})
+        return tuple(d for d in divisors if self.pe_problem(d, lanes) is None)
 
     # ---- Node
     def component(self):
