@@ -2,7 +2,8 @@
 by a cocotb test (tb.back_to_back_bench), many inferences with input valid and output ready always high.
 Outputs equal golden, the first inference ends at the single-inference model, every interval between
 inferences equals the modelled initiation interval. The digits-MLP-shaped network folded for
---target-ii 512 (double-buffered frames, PE 8 on the bit-serial layer) and a CNN with pooling and a join."""
+--target-ii 512 (double-buffered frames, PE 8 on the bit-serial layer) and a CNN with pooling and a join
+folded for --target-ii 300 (its first conv at PE 4, reordered through its output buffer)."""
 
 import json
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("name, make, options", [
     ("digits_mlp_ii512", lambda: digits_mlp(7), {"target_ii": 512}),
-    ("pooled_join_cnn", lambda: pooled_join_cnn(5), {"default_lanes": 2}),
+    ("pooled_join_cnn_ii300", lambda: pooled_join_cnn(5), {"target_ii": 300}),  # c1 at PE 4: the output buffer
 ])
 def test_back_to_back_in_verilator(tmp_path, name, make, options):
     seed, frames = 17, 6
