@@ -95,7 +95,7 @@ class MacEngine(wiring.Component):
         node.unit.wire(m, node, self, red, step=fetch.step, advance=fetch.advance, start=start)
         reducers = [red]
         for u in range(1, pe):  # lock-step copies: the first copy's inputs, their own weights
-            m.submodules[f"reducer{u}"] = copy = node.unit.component(node)
+            m.submodules[f"reducer_{u}"] = copy = node.unit.component(node)  # a MAC in reports (roles)
             _follow(m, copy, red)
             for j in range(lanes):
                 m.d.comb += copy.i.payload.w[j].eq(wrd.data[u * lanes + j])
