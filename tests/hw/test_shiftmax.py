@@ -10,53 +10,10 @@ import random
 
 import pytest
 import torch
-from amaranth.sim import Simulator
+from tb.row_stream import run_rows
 
 from cdsl.contract.ref.int_softmax import shiftmax
 from cdsl.hw.shiftmax import Shiftmax, recip_bits, row_cycles
-
-
-def run_rows(dut, rows, *, seed=0, in_stall=0.0, out_stall=0.0, max_cycles=200_000):
-    """Drive `rows` (lists of ints, `last` on each row's final element) into `i`, collect `o`.
-    Returns (outputs per row, cycles per row from its first element taken to its last result taken)."""
-    rng = random.Random(seed)
-    words = [(v, int(j == len(row) - 1), r) for r, row in enumerate(rows) for j, v in enumerate(row)]
-    total = len(words)
-    got, lasts, first_in, last_out = [], [], {}, {}
-
-    async def bench(ctx):
-        sent, cycle = 0, 0
-        while len(got) < total:
-            assert cycle < max_cycles, f"timeout (seed={seed})"
-            offer = sent < total and rng.random() >= in_stall
-            ctx.set(dut.i.valid, offer)
-            if sent < total:
-                v, last, r = words[sent]
-                ctx.set(dut.i.payload, {"data": v, "last": last})
-            ready = rng.random() >= out_stall
-            ctx.set(dut.o.ready, ready)
-            took = offer and ctx.get(dut.i.ready)
-            if ready and ctx.get(dut.o.valid):
-                got.append(ctx.get(dut.o.payload.data))
-                lasts.append(ctx.get(dut.o.payload.last))
-                r = words[len(got) - 1][2]
-                last_out[r] = cycle
-            if took:
-                first_in.setdefault(words[sent][2], cycle)
-                sent += 1
-            await ctx.tick()
-            cycle += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    out, k = [], 0
-    for row in rows:
-        out.append(got[k:k + len(row)])
-        assert lasts[k:k + len(row)] == [0] * (len(row) - 1) + [1], f"`last` misplaced (seed={seed})"
-        k += len(row)
-    return out, [last_out[r] - first_in[r] + 1 for r in range(len(rows))]
 
 
 def expected(row, x0):
@@ -94,8 +51,9 @@ def test_rows_equal_the_reference_and_cycles_the_model(in_bits, x0, max_len):
     rng = random.Random(seed)
     rows = cases(rng, in_bits, x0, max_len)
     dut = Shiftmax(in_bits=in_bits, x0=x0, max_len=max_len)
-    got, cycles = run_rows(dut, rows, seed=seed)
+    got, lasts, cycles = run_rows(dut, rows, seed=seed)
     for r, row in enumerate(rows):
+        assert lasts[r] == [0] * (len(row) - 1) + [1], f"row {r}: `last` misplaced (seed={seed})"
         assert got[r] == expected(row, x0), f"row {r} (len {len(row)}) differs (seed={seed}): {row[:8]}..."
         assert cycles[r] == row_cycles(len(row), x0), f"row {r}: {cycles[r]} cycles, model {row_cycles(len(row), x0)}"
 
@@ -104,7 +62,7 @@ def test_rows_equal_the_reference_and_cycles_the_model(in_bits, x0, max_len):
 def test_stalls_on_both_sides(in_bits, x0, max_len):
     seed = 77 + in_bits
     rows = cases(random.Random(seed), in_bits, x0, max_len)
-    got, _ = run_rows(Shiftmax(in_bits=in_bits, x0=x0, max_len=max_len), rows, seed=seed,
+    got, _, _ = run_rows(Shiftmax(in_bits=in_bits, x0=x0, max_len=max_len), rows, seed=seed,
                       in_stall=0.4, out_stall=0.4)
     for r, row in enumerate(rows):
         assert got[r] == expected(row, x0), f"row {r} differs under stalls (seed={seed})"
