@@ -6,9 +6,11 @@ compared with the golden model.
     report = verify(intmodel, design, x_int, labels)                          # golden vs RTL, bit for bit
 
 The harness (`cdsl.sim.harness.Harness`) wraps a black box with the ports the design's plan implies
-and is compiled beside `network.sv` (never a re-elaborated network). Every sample is written into
-the harness memories through their handles, the runtime settings go through the `ctrl` register
-writes before each sample, and Python awaits one `done` per sample (`cdsl.sim.network_bench`).
+and is compiled beside `network.sv` (never a re-elaborated network). The harness holds a batch of up to `BATCH`
+samples (`Harness(samples=...)`): a batch is written into its memories through their handles, the
+harness runs its samples one after another, each with the runtime settings' `ctrl` register writes
+first, exactly as a run of its own (each sample's cycles are recorded in a memory), and Python
+awaits one `done` per batch (`cdsl.sim.network_bench`); outputs are read back per batch.
 
 On a mismatch, `verify` names the first failing sample, output and element, then simulates that
 sample again in a harness that captures every engine's probe port, and names the first engine (in
@@ -101,7 +103,17 @@ def config_words(design: Design, settings: Settings | None) -> list[int]:
             for r in plan.registers]
 
 
-def harness_for(design: Design, *, probes: bool) -> Harness:
+BATCH = 64  # samples per harness run (per Python wake-up)
+BATCH_WORDS = 1 << 16  # at most this many words of one input port per batch
+
+
+def batch_size(design: Design, samples: int = BATCH) -> int:
+    """Samples the harness of `design` holds per run: up to BATCH, fewer for very long inputs."""
+    longest = max(i.type.words for i in design.plan.inputs)
+    return max(1, min(samples, BATCH_WORDS // longest))
+
+
+def harness_for(design: Design, *, probes: bool, samples: int = 1) -> Harness:
     plan = design.plan
     depths = {input_port(i.name): i.type.words for i in plan.inputs}
     depths.update({output_port(o.name): o.type.words for o in plan.outputs})
@@ -109,7 +121,7 @@ def harness_for(design: Design, *, probes: bool) -> Harness:
         depths["ctrl"] = len(plan.registers)
     if probes:
         depths.update({probe_port(n.name): n.out_type.words for n in plan.nodes})
-    return Harness(dut=design.black_box(), depths=depths, probes=probes)
+    return Harness(dut=design.black_box(), depths=depths, probes=probes, samples=samples)
 
 
 def _poll(path: Path, progress: Progress, stop: threading.Event) -> None:
@@ -142,7 +154,8 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
     in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator)."""
     plan = design.plan
     config = config_words(design, settings)  # checks the settings against the plan
-    harness = harness_for(design, probes=probes)
+    # Probes (locating a bad layer) run one sample: the plain harness.
+    harness = harness_for(design, probes=probes, samples=1 if probes else batch_size(design))
     inputs = _input_arrays(design, x_int)
     samples = len(next(iter(inputs.values())))
     temporary = work_dir is None  # removed afterwards, unless the simulation fails (its log is there)

@@ -153,6 +153,7 @@ class HarnessDriver:
         self.period_ns = period_ns
         self.ports = {p["name"]: _Port(**p) for p in manifest["ports"]}
         self.throttle = manifest.get("throttle", False)
+        self.samples = int(manifest.get("samples", 1))  # samples a batch run holds (`run_batch`)
         self._handles: dict[str, list] = {}
         self.clock: Clock | None = None
         # Wall seconds spent writing inputs, simulating (start..done) and reading outputs.
@@ -177,11 +178,16 @@ class HarnessDriver:
                              f"name them")
         return ports[0].name
 
-    def _memory(self, name: str) -> list:
-        if name not in self._handles:
-            mem = getattr(self.dut, f"mem_{name}")
-            self._handles[name] = [mem[k] for k in range(self.ports[name].depth)]
-        return self._handles[name]
+    def _memory(self, name: str, *, memory: str | None = None, depth: int | None = None) -> list:
+        """Handles of the words of memory `mem_<name>` (or `memory`), created once."""
+        key = memory or name
+        if key not in self._handles:
+            mem = getattr(self.dut, memory or f"mem_{name}")
+            if depth is None:
+                p = self.ports[name]
+                depth = p.depth * (1 if p.role == "ctrl" else self.samples)
+            self._handles[key] = [mem[k] for k in range(depth)]
+        return self._handles[key]
 
     async def reset(self, *, start_clock_: bool = True) -> None:
         """Start the clock (unless already running), idle the controls and reset the design."""
@@ -195,6 +201,8 @@ class HarnessDriver:
                 getattr(self.dut, f"expect_{p.name}").value = 0
         if self.throttle:
             self.dut.seed.value = 0      # 0: no throttling
+        if self.samples > 1:
+            self.dut.n_samples.value = 1
         await reset(self.dut)
 
     def load(self, port: str, words: Sequence[int]) -> None:
@@ -264,6 +272,65 @@ class HarnessDriver:
         outputs = {p.name: self.read(p.name) for p in self._role("output")}
         probes = {p.name: self.read(p.name) for p in self._role("probe")}
         return HarnessRun(outputs, cycles, probes)
+
+    async def run_batch(self, inputs: Sequence[dict], *, expect=None, config: Sequence[int] = ()) -> list[HarnessRun]:
+        """Up to `self.samples` samples in one run (a harness built with `samples=K`): sample s's words
+        go to `s * depth` of each input memory, the harness runs the samples one after another with
+        the config words before each (each exactly as `run` would: same cycles), and Python wakes once.
+        `inputs`: per sample {input port: words} (every sample the same number of words per port).
+        Returns a `HarnessRun` per sample (its cycles read from `mem_cycles`)."""
+        count = len(inputs)
+        if not 1 <= count <= self.samples:
+            raise ValueError(f"run_batch: {count!r} samples; the harness holds 1..{self.samples!r}")
+        if self.samples == 1:
+            return [await self.run(inputs[0], expect=expect, config=config)]
+        if expect is not None and not isinstance(expect, dict):
+            expect = {self._only("output"): expect}
+        expect = dict(expect or {})
+        t0 = time.perf_counter()
+        for p in self._role("input"):
+            rows = [sample.get(p.name, ()) for sample in inputs]
+            length = len(rows[0])
+            if any(len(r) != length for r in rows) or length > p.depth:
+                raise ValueError(f"run_batch: every sample needs the same number (<= {p.depth!r}) of words "
+                                 f"for {p.name!r}, not {sorted({len(r) for r in rows})!r}")
+            mem = self._memory(p.name)
+            mask = (1 << p.width) - 1
+            flat = [int(w) for row in rows for w in row]
+            if flat:
+                to_unsigned(min(flat), p.width), to_unsigned(max(flat), p.width)  # raises if out of range
+            for s, row in enumerate(rows):
+                base = s * p.depth
+                for k, word in enumerate(row):
+                    mem[base + k].value = int(word) & mask
+            getattr(self.dut, f"len_{p.name}").value = length
+        self.stats["load_s"] += time.perf_counter() - t0
+        for p in self._role("ctrl"):
+            self.load(p.name, config)
+        for p in self._role("output"):
+            want = expect.get(p.name, 0)
+            if want == 0 and not p.frame:
+                raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
+            getattr(self.dut, f"expect_{p.name}").value = want
+        self.dut.n_samples.value = count
+        await self.start_and_wait()
+        t0 = time.perf_counter()
+        cyc = self._memory("", memory="mem_cycles", depth=self.samples)
+        cycles = [_read(cyc[s]) for s in range(count)]
+        captured: dict[str, list[list[int]]] = {}
+        for p in self._role("output") + self._role("probe"):
+            counts = self._memory(p.name, memory=f"mem_counts_{p.name}", depth=self.samples)
+            mem = self._memory(p.name)
+            rows = []
+            for s in range(count):
+                n = min(_read(counts[s]), p.depth)
+                raw = [_read(mem[s * p.depth + k]) for k in range(n)]
+                rows.append([to_signed(v, p.width) for v in raw] if p.signed else raw)
+            captured[p.name] = rows
+        self.stats["read_s"] += time.perf_counter() - t0
+        outs, probes = self._role("output"), self._role("probe")
+        return [HarnessRun({p.name: captured[p.name][s] for p in outs}, cycles[s],
+                           {p.name: captured[p.name][s] for p in probes}) for s in range(count)]
 
     async def run_samples(self, samples: Sequence[Sequence[int]], *, n_out: int,
                           samples_per_run: int = 1, seed: int | None = None) -> BatchRun:
