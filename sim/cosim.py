@@ -35,6 +35,7 @@ from cdsl.contract.intmodel import IntModel, Settings
 from cdsl.hw.network import input_port, output_port, probe_port
 from cdsl.hw.plan import network_cycles
 from cdsl.hw.register_bank import ctrl_signature
+from cdsl.sim.build import BuildOptions
 from cdsl.sim.design import Design
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import SimulationError, run_cocotb
@@ -175,6 +176,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
     try:
         result = run_cocotb(verilog=(text, design.verilog), toplevel=TOP, test_module="cdsl.sim.network_bench",
                             test_dir=work / "sim", waves=waves, seed=seed, simulator=simulator,
+                            build_options=BuildOptions(sim_clock=True),
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
     finally:

@@ -64,11 +64,15 @@ __all__ = [
     "to_signed",
     "to_unsigned",
     "CLOCK_PERIOD_NS",
+    "SIM_CLOCK_VAR",
     "write_results",
     "tb_seed",
 ]
 
 CLOCK_PERIOD_NS = 10
+# Set (to the period in ns) when the simulator drives `clk` itself (a `BuildOptions(sim_clock=True)`
+# build, see cdsl.sim.verilator_main.cpp): then no cocotb clock is started.
+SIM_CLOCK_VAR = "CDSL_SIM_CLOCK_NS"
 
 
 def to_unsigned(value: int, width: int) -> int:
@@ -90,8 +94,14 @@ def _read(handle) -> int:
     return to_uint() if to_uint is not None else int(value)
 
 
-async def start_clock(dut, *, period_ns: int = CLOCK_PERIOD_NS) -> Clock:
-    """Start the C++ (gpi) clock on `dut.clk` and return it."""
+async def start_clock(dut, *, period_ns: int = CLOCK_PERIOD_NS) -> Clock | None:
+    """Start the C++ (gpi) clock on `dut.clk` and return it; None when the simulator drives `clk`
+    itself (`$CDSL_SIM_CLOCK_NS` set; its period must be `period_ns`)."""
+    given = os.environ.get(SIM_CLOCK_VAR)
+    if given:
+        if float(given) != period_ns:
+            raise RuntimeError(f"the simulator's clock has a period of {given} ns, the testbench wants {period_ns} ns")
+        return None
     clock = Clock(dut.clk, period_ns, unit="ns")
     clock.start()
     return clock
