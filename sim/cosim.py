@@ -150,13 +150,19 @@ def _input_arrays(design: Design, x_int) -> dict[str, np.ndarray]:
 
 def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: Path | None = None,
              progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
-             probes: bool = False, simulator: str = "verilator") -> SimRun:
+             probes: bool = False, simulator: str = "verilator", batch: int | None = None,
+             sim_clock: bool = True) -> SimRun:
     """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design,
-    in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator)."""
+    in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator).
+
+    `batch`: samples per harness run (default `batch_size(design)`; 1 with probes); `sim_clock`: the
+    clock in the simulator's C++ main (Verilator only). Both only change speed: `cdsl bench` sets
+    `batch=1, sim_clock=False` to time the previous way (a Python wake-up per sample, cocotb's clock)."""
     plan = design.plan
     config = config_words(design, settings)  # checks the settings against the plan
     # Probes (locating a bad layer) run one sample: the plain harness.
-    harness = harness_for(design, probes=probes, samples=1 if probes else batch_size(design))
+    samples_per_run = 1 if probes else batch_size(design, batch or BATCH)
+    harness = harness_for(design, probes=probes, samples=samples_per_run)
     inputs = _input_arrays(design, x_int)
     samples = len(next(iter(inputs.values())))
     temporary = work_dir is None  # removed afterwards, unless the simulation fails (its log is there)
@@ -176,7 +182,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
     try:
         result = run_cocotb(verilog=(text, design.verilog), toplevel=TOP, test_module="cdsl.sim.network_bench",
                             test_dir=work / "sim", waves=waves, seed=seed, simulator=simulator,
-                            build_options=BuildOptions(sim_clock=True),
+                            build_options=BuildOptions(sim_clock=sim_clock),
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
     finally:
