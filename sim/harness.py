@@ -24,13 +24,23 @@ it is accepted), keeps every output ready and records; when every output has fin
 input is offered to the cycle that captured the last output word, inclusive. `busy` is high during
 a run.
 
+Batches (`samples=K`, K > 1): every input, output and probe memory holds K samples, sample s at
+`s * depth`; an input `n_samples` says how many the run holds (0 counts as 1). The harness runs
+them one after another with no Python in between, each exactly as a run of its own (the config
+words first, then its inputs; `cycles` counted from its first input offered), and stores each
+sample's cycles in `mem_cycles[s]` and each output's (and probe's) word count in
+`mem_counts_<port>[s]`; `done` rises after the last. `HarnessDriver.run_batch` drives it. With
+K = 1 (the default) the harness has none of these ports and memories.
+
 Optional back-pressure (`throttle=True`): a 16-bit LFSR, seeded from the `seed` input at `start`,
 drops each input's valid and each output's ready on pseudo-random cycles (about `throttle_num`/16
 of them); a run started with `seed == 0` is not throttled.
 
 The cocotb side is `cdsl.sim.drivers.HarnessDriver` (it reads `Harness.manifest()` from
 `$CDSL_HARNESS`). Measured: a 64 -> 10 serial dense layer (714 cycles per sample) runs at
-0.5-0.8 M simulated cycles/s this way (`python -m cdsl.sim.speed`).
+0.5-0.8 M simulated cycles/s this way with cocotb's clock (`python -m cdsl.sim.speed --cocotb-clock`);
+the digits MLP in batches of 64 with the clock in C++ at about half the speed of a bare C++ loop
+(`cdsl bench --speed`).
 """
 
 from __future__ import annotations
