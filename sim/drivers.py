@@ -278,6 +278,8 @@ class HarnessDriver:
             if want == 0 and not p.frame:
                 raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
             getattr(self.dut, f"expect_{p.name}").value = want
+        if self.samples > 1:
+            self.dut.n_samples.value = 1  # a batch harness: this one sample
         cycles = await self.start_and_wait(seed=seed)
         outputs = {p.name: self.read(p.name) for p in self._role("output")}
         probes = {p.name: self.read(p.name) for p in self._role("probe")}
