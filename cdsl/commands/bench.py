@@ -65,19 +65,11 @@ def variants(intmodel, lanes: int):
     ]
 
 
-def _interval_of_plan(design) -> float | None:
-    """The cycle model's initiation interval, if this cdsl's plan has one (a throughput model)."""
-    import cdsl.hw.plan as plan_module
+def _interval_of_plan(design) -> int:
+    """The cycle model's initiation interval (`cdsl.hw.plan.initiation_interval`, also in the manifest)."""
+    from cdsl.hw.plan import initiation_interval
 
-    for name in ("network_ii", "initiation_interval", "network_interval"):
-        fn = getattr(plan_module, name, None)
-        if callable(fn):
-            return fn(design.plan)
-    for source in (design.manifest.get("cycles") or {}, design.manifest):
-        for key in ("ii", "initiation_interval", "interval"):
-            if isinstance(source.get(key), (int, float)):
-                return source[key]
-    return None
+    return initiation_interval(design.plan)[0]
 
 
 def speed_figures(console, intmodel, run_dir: Path, data, tmp: Path, *, lanes: int, flow: bool) -> None:
