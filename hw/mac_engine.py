@@ -96,7 +96,7 @@ class MacEngine(wiring.Component):
         m.submodules.requant = rq = RequantUnit(
             acc_width=node.acc_width, channels=co_n if per_channel else 1, multipliers=node.multipliers,
             shifts=node.shifts, qmin=node.qmin, qmax=node.qmax, out_bits=node.out_type.bits,
-            out_signed=node.out_type.signed)
+            out_signed=node.out_type.signed, acc_range=node.acc_range)
         acc = red.o.payload
         if node.bias is not None:
             with_bias = Signal(signed(node.acc_width))

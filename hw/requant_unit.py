@@ -6,16 +6,24 @@
 `acc` (signed, `acc_width`) and `ch` (the output channel selecting M, S); stream out `o`: y,
 `out_bits` wide (signed or not). Two pipeline stages (multiply-add, then shift-clamp):
 y is valid LATENCY = 2 cycles after its `acc` was accepted; one result per cycle.
+
+One channel (a constant M, S): the unit builds the lean form of the same contract
+(`cdsl.contract.ref.requant.lean_requant`, proved equal on every call over `acc_range`, the
+accumulators the block can reach; default: all of `acc_width`): two compares against constant
+edges, and inside the window the narrow d = acc - lo_edge times a short constant as signed-digit
+shift-adds (`csd_digits`), plus an offset, shifted. No general multiplier, no clamp. Stage 1:
+the edges and the shift-adds; stage 2: the shift and the output select. Per-channel tables keep
+the general multiplier.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int, const_table, index_shape
-from cdsl.contract.ref.requant import MULT_BITS
+from cdsl.contract.ref.requant import MULT_BITS, LeanRequant, csd_digits, lean_requant
 
 LATENCY = 2
 
@@ -24,10 +32,12 @@ class RequantUnit(wiring.Component):
     """Per-channel requantization (see the module docstring).
 
     multipliers, shifts: tuples of ints, one per channel, or one for all channels.
+    acc_range: (lo, hi), the accumulators that can arrive (default: every value of acc_width); with
+    one (M, S) the unit is exact on this range only.
     """
 
     def __init__(self, *, acc_width: int, channels: int, multipliers, shifts,
-                 qmin: int, qmax: int, out_bits: int, out_signed: bool):
+                 qmin: int, qmax: int, out_bits: int, out_signed: bool, acc_range: tuple[int, int] | None = None):
         self._acc_width = check_int("acc_width", acc_width, lo=2, hi=64)
         self._channels = check_int("channels", channels, lo=1)
         self._multipliers = tuple(int(v) for v in multipliers)
@@ -45,12 +55,28 @@ class RequantUnit(wiring.Component):
         check_int("qmin", qmin, lo=-(1 << (out_bits - 1)) if out_signed else 0)
         check_int("qmax", qmax, lo=qmin, hi=(1 << (out_bits - (1 if out_signed else 0))) - 1)
         self._qmin, self._qmax = qmin, qmax
+        full = (-(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1)
+        if acc_range is None:
+            acc_range = full
+        lo, hi = (check_int("acc_range", int(v)) for v in acc_range)
+        if not full[0] <= lo <= hi <= full[1]:
+            raise ValueError(f"acc_range must lie within [{full[0]}, {full[1]}] (acc_width {acc_width}), got {acc_range!r}")
+        self._acc_range = (lo, hi)
+        self._lean = (lean_requant(self._multipliers[0], self._shifts[0], qmin, qmax, lo, hi)
+                      if len(self._multipliers) == 1 else None)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"acc": signed(acc_width), "ch": index_shape(channels)}))),
             "o": Out(stream.Signature(out_shape)),
         })
 
+    @property
+    def lean(self) -> LeanRequant | None:
+        """The lean form the unit builds (one channel), or None (per-channel tables)."""
+        return self._lean
+
     def elaborate(self, platform):
+        if self._lean is not None:
+            return self._elaborate_lean()
         m = Module()
         per_channel = len(self._multipliers) > 1
         prod_width = self._acc_width + MULT_BITS + 1
@@ -87,5 +113,49 @@ class RequantUnit(wiring.Component):
             m.d.sync += [
                 self.o.valid.eq(s1_valid),
                 self.o.payload.eq(clamped),
+            ]
+        return m
+
+    def _elaborate_lean(self):
+        m = Module()
+        lean = self._lean
+        acc = self.i.payload.acc
+        s1_valid, s1_below, s1_above = Signal(), Signal(), Signal()
+        levels = lean.hi_out - lean.lo_out  # (d * mult + offset) >> shift <= levels - 2 inside the window
+        prod_width = max(lean.window_bits, levels.bit_length()) + lean.shift + 1
+        s1_prod = Signal(unsigned(prod_width))  # (d * mult + offset) < (levels) * 2**shift, never negative
+
+        advance2 = ~self.o.valid | self.o.ready
+        advance1 = ~s1_valid | advance2
+        m.d.comb += self.i.ready.eq(advance1)
+
+        # the window's d = acc - lo_edge, window_bits wide (wraps outside the window, where it is unused)
+        d = Signal(unsigned(max(lean.window_bits, 1)))
+        m.d.comb += d.eq(acc - lean.lo_edge)
+        # d * mult + offset modulo 2**prod_width (the true value fits): the offset's bits, then one
+        # add per signed digit of mult, each over the bits at and above the digit's position
+        total = Const(lean.offset % (1 << prod_width), prod_width)
+        for k, sign in csd_digits(lean.mult) if lean.window_bits else ():
+            if k >= prod_width:
+                continue
+            high = total[k:]
+            step = Signal(unsigned(prod_width - k))
+            m.d.comb += step.eq(high + d if sign > 0 else high - d)
+            total = Cat(total[:k], step) if k else step
+        with m.If(advance1):
+            m.d.sync += [
+                s1_valid.eq(self.i.valid),
+                s1_below.eq(acc < lean.lo_edge),
+                s1_above.eq(acc >= lean.hi_edge),
+                s1_prod.eq(total),
+            ]
+        inner = lean.lo_out + 1 + s1_prod[lean.shift:]
+        y = Mux(s1_below, lean.lo_out, Mux(s1_above, lean.hi_out, inner))
+        if lean.lo_out == lean.hi_out:
+            y = Const(lean.lo_out, self.o.payload.shape())
+        with m.If(advance2):
+            m.d.sync += [
+                self.o.valid.eq(s1_valid),
+                self.o.payload.eq(y),
             ]
         return m
