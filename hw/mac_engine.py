@@ -2,7 +2,7 @@
 
 It owns a `FrameBuffer` (the whole input frame, filled from `i`), a `WindowGenerator` (addresses of
 every step of every output, zero padding), a weight ROM (`lib.memory`, one word = `lanes` weights
-of one step, input channels past Ci are zero), the MAC unit's reducer (`Mac` or `BitSerialMac`,
+of one step, input channels past Ci are zero; or the unit's own, `MacUnit.weights`), the MAC unit's reducer (`Mac` or `BitSerialMac`,
 with whatever else the unit wires: a plane-mask ROM, a latched precision), the bias add, a
 `RequantUnit`, and the output's `last` flag. It emits one activation per transfer on `o`, in
 row-major (C, H, W) order.
@@ -26,6 +26,15 @@ from cdsl.hw.kinds._mac import MacEngineNode
 from cdsl.hw.requant_unit import RequantUnit
 from cdsl.hw.streams import drive_last, frame_signature
 from cdsl.hw.window_generator import WindowGenerator
+
+
+def weight_rom(m: Module, node: MacEngineNode, reducer, *, step, advance) -> None:
+    """The default weight ROM (`MacUnit.weights`): one word of `lanes` full-width weights per step."""
+    words = weight_rom_words(node)
+    wrom = m.submodules.weights = memory.Memory(shape=data.ArrayLayout(signed(node.w_bits), node.lanes),
+                                                depth=max(len(words), 2), init=words)
+    wrd = wrom.read_port()
+    m.d.comb += [wrd.addr.eq(step.waddr), wrd.en.eq(advance), reducer.i.payload.w.eq(wrd.data)]
 
 
 def weight_rom_words(node: MacEngineNode) -> list[list[int]]:
@@ -78,11 +87,7 @@ class MacEngine(wiring.Component):
                      red.i.payload.last.eq(fetch.last)]
         for j in range(lanes):
             m.d.comb += red.i.payload.x[j].eq(Mux(fetch.pad, 0, fb.rd_data[j]))
-        words = weight_rom_words(node)
-        wrom = m.submodules.weights = memory.Memory(shape=data.ArrayLayout(signed(node.w_bits), lanes),
-                                                    depth=max(len(words), 2), init=words)
-        wrd = wrom.read_port()
-        m.d.comb += [wrd.addr.eq(fetch.step.waddr), wrd.en.eq(fetch.advance), red.i.payload.w.eq(wrd.data)]
+        node.unit.weights(m, node, red, step=fetch.step, advance=fetch.advance)
         node.unit.wire(m, node, self, red, step=fetch.step, advance=fetch.advance, start=start)
 
         # ---- output side: bias add (per output channel), requantization, `last`

@@ -3,15 +3,16 @@
 Runtime setting `precision` (0 = all planes): the planes processed, latched when a frame starts
 computing. Per-row plane masks (`plane_masks`, from the weights at plan time, kept in the plan) skip
 planes with no set bit. Cycles: for each output, steps * max(1, active planes among the top
-`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`).
+`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`). The weights are stored as bit-planes
+(`cdsl.hw.bitserial_mac.plane_rom_words`): one `lanes`-bit word is read per cycle, with the plane's
+number and the next set plane of its row (so the masks need no ROM of their own).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Signal, unsigned
-from amaranth.lib import memory
+from amaranth.hdl import Signal
 
 from cdsl.contract import codec
 from cdsl.contract.ref import bitserial_mac as ref
@@ -41,11 +42,16 @@ class BitSerialUnit(MacUnit):
         return BitSerialMac(lanes=node.lanes, a_width=in_type.bits, a_signed=in_type.signed, w_bits=node.w_bits,
                             acc_width=node.acc_width)
 
+    def weights(self, m, node, reducer, *, step, advance):
+        from cdsl.hw.bitserial_mac import drive_plane_rom, plane_rom_words
+        from cdsl.hw.mac_engine import weight_rom_words
+
+        words = weight_rom_words(node)
+        rows = [a // node.steps for a in range(len(words))]
+        rom = plane_rom_words(words, [self.masks[r] for r in rows], lanes=node.lanes, w_bits=node.w_bits)
+        drive_plane_rom(m, reducer, rom, lanes=node.lanes, w_bits=node.w_bits, waddr=step.waddr, advance=advance)
+
     def wire(self, m, node, engine, reducer, *, step, advance, start):
-        mrom = m.submodules.masks = memory.Memory(shape=unsigned(node.w_bits), depth=max(len(self.masks), 2),
-                                                  init=list(self.masks))
-        mrd = mrom.read_port()
-        m.d.comb += [mrd.addr.eq(step.row), mrd.en.eq(advance), reducer.i.payload.mask.eq(mrd.data)]
         precision = Signal(range(node.w_bits + 1))
         with m.If(start):
             m.d.sync += precision.eq(engine.precision)

@@ -43,6 +43,13 @@ class MacUnit(codec.ArrayEq):
         """The reducer: stream `i` of steps (`cdsl.hw.mac.step_layout`), stream `o` of sums."""
         raise NotImplementedError
 
+    def weights(self, m, node: "MacEngineNode", reducer, *, step, advance) -> None:
+        """Drive the reducer's `w` from a weight ROM read at `step.waddr` when `advance` (default: one
+        word of `lanes` full-width weights per step, `cdsl.hw.mac_engine.weight_rom`)."""
+        from cdsl.hw.mac_engine import weight_rom
+
+        weight_rom(m, node, reducer, step=step, advance=advance)
+
     def wire(self, m, node: "MacEngineNode", engine, reducer, *, step, advance, start) -> None:
         """Drive the reducer's inputs beyond x/w/first/last (ROMs, latched settings)."""
 

@@ -10,7 +10,7 @@ import pytest
 
 from cdsl.contract.ref import bitserial_mac as bs_ref
 from cdsl.contract.ref.dense import dense
-from cdsl.hw.bitserial_mac import BitSerialMac
+from tb.bitserial_feed import PlaneFedMac
 from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from tb.mac_cases import (acc_width_for, bitserial_cycles, bitserial_steps, mac_cases as cases,
                           mac_steps as steps_for, truncated_dot)
@@ -30,7 +30,7 @@ def bitserial_mismatches(lanes, a_bits, a_signed, w_bits, seed) -> list[str]:
     config = f"lanes={lanes} a_bits={a_bits} a_signed={a_signed} w_bits={w_bits} seed={seed}"
 
     def run(words, port, **stalls):
-        dut = BitSerialMac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
+        dut = PlaneFedMac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
         return run_streams(dut, words, n_out=rows, ports={"precision": port}, **stalls)
 
     mismatches = []

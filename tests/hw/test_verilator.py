@@ -19,7 +19,7 @@ from tb.random_models import random_convnet, random_mlp
 from cdsl.contract.intmodel import replace_payload
 from cdsl.contract.ref.dense import dense
 from cdsl.contract.ref.requant import quantize_multiplier, requantize
-from cdsl.hw.bitserial_mac import BitSerialMac
+from tb.bitserial_feed import PlaneFedMac
 from cdsl.hw.generate import generate
 from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from cdsl.hw.plan import network_cycles
@@ -62,7 +62,7 @@ def test_bitserial_mac_block(tmp_path):
             ports.append({"precision": p})
             expected.append([truncated_dot(x, row, w_bits, prec) for row in weight])
             cycles.append(bitserial_cycles(weight, w_bits, prec, lanes))
-    dut = BitSerialMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=acc_width_for(k, 8, True, w_bits))
+    dut = PlaneFedMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=acc_width_for(k, 8, True, w_bits))
     run_case(tmp_path, "bitserial_mac", dut, samples, expected, cycles, ports=ports, throttle_seed=seed, throttle=True)
 
 
