@@ -61,3 +61,54 @@ def test_requant_checks():
             RequantUnit(acc_width=8, channels=1, multipliers=[1], shifts=[63], qmin=0, qmax=255, out_bits=8,
                     out_signed=False)
         gc.collect()
+
+
+# --- the lean form (one constant M, S over the accumulators the block can reach) ------------------
+
+def plain_requant(acc: int, m: int, s: int, qmin: int, qmax: int) -> int:
+    """clamp(floor(acc * M / 2**S + 1/2)) in Python ints (acc * M when S == 0)."""
+    from fractions import Fraction
+    import math
+
+    value = acc * m if s == 0 else math.floor(Fraction(acc * m, 2**s) + Fraction(1, 2))
+    return min(max(value, qmin), qmax)
+
+
+LEAN_CASES = [  # acc_width, (lo, hi) reachable, M, S, out_bits, out_signed, qmin, qmax
+    (22, (-2089561, 2073631), 1019927816, 36, 8, False, 0, 255),  # digits MLP h1 (ReLU fused)
+    (21, (-1045521, 1037250), 673529415, 39, 8, True, -128, 127),  # digits MLP y
+    (16, (-32768, 32767), 3, 0, 8, True, -128, 127),  # S == 0, saturating both ways
+    (20, (-300000, 200000), 96 << 20, 30, 8, True, -128, 127),  # M with trailing zeros
+    (12, (-2048, 2047), 0, 9, 4, True, -8, 7),  # M == 0: constant output
+    (12, (-400, 400), 5, 1, 8, True, -128, 127),  # scale 2.5: several levels per accumulator
+    (18, (-5000, 70000), 123456789, 40, 4, False, 0, 15),  # few levels, 4-bit out
+    (24, (-(1 << 23), (1 << 23) - 1), 1518500250, 40, 8, True, -128, 127),  # the whole acc_width
+]
+
+
+@pytest.mark.parametrize("case", LEAN_CASES, ids=lambda c: f"M{c[2]}-S{c[3]}")
+def test_lean_requant_matches_plain_math(case):
+    acc_width, (lo, hi), m, s, out_bits, out_signed, qmin, qmax = case
+    seed = (m ^ (s << 7) ^ lo) % 2**32
+    rng = np.random.default_rng(seed)
+    dut = RequantUnit(acc_width=acc_width, channels=1, multipliers=[m], shifts=[s], qmin=qmin, qmax=qmax,
+                      out_bits=out_bits, out_signed=out_signed, acc_range=(lo, hi))
+    lean = dut.lean
+    edges = [e + d for e in (lean.lo_edge, lean.hi_edge) for d in (-2, -1, 0, 1)]
+    accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1, *edges] + rng.integers(lo, hi + 1, size=40).tolist()
+    window = rng.integers(max(lo, lean.lo_edge - 3), min(hi, lean.hi_edge + 3) + 1, size=40).tolist()
+    accs = [int(a) for a in accs + window if lo <= a <= hi]
+    words = [dut.i.payload.shape().const({"acc": a, "ch": 0}) for a in accs]
+    want = [plain_requant(a, m, s, qmin, qmax) for a in accs]
+    got, cycles = run_streams(dut, words, n_out=len(words))
+    assert got == want, f"seed={seed} {lean}: " + ", ".join(
+        f"acc {a}: {g} != {w}" for a, g, w in zip(accs, got, want) if g != w)
+    assert cycles == len(words) + LATENCY
+    got, _ = run_streams(dut, words, n_out=len(words), seed=seed, in_stall=0.4, out_stall=0.4)
+    assert got == want, f"seed={seed} (backpressure)"
+
+
+def test_lean_requant_range_checked():
+    with pytest.raises(ValueError, match="acc_range"):
+        RequantUnit(acc_width=8, channels=1, multipliers=[3], shifts=[2], qmin=-128, qmax=127, out_bits=8,
+                    out_signed=True, acc_range=(-200, 10))
