@@ -1,7 +1,7 @@
 """cocotb + Verilator: blocks through the bulk-load Harness against cdsl.contract.ref and plain math, and
 generated designs (network.sv, as `cdsl gen` writes it) against the golden model through cdsl.sim.cosim.
 
-Block builds: Mac, BitSerialMac, RequantUnit, a conv MacEngine, max and average pool engines. Network
+Block builds: Mac, BitSerialMac (through a plane feeder), RequantUnit (per-channel and lean), a conv MacEngine, max and average pool engines. Network
 designs: an MLP with a bit-serial and a bit-parallel layer, a conv net with a bit-serial conv and max
 pooling, a conv net with average pooling; runtime precisions go through the design's registers.
 Every build is cached by content hash (cdsl.sim.build).
@@ -85,6 +85,25 @@ def test_requant_block(tmp_path):
         expected.append([int(requantize(a, mult[c], shift[c], -128, 127)) for a, c in zip(accs, chans)])
         cycles.append(len(accs) + RQ_LATENCY)
     run_case(tmp_path, "requant", dut, samples, expected, cycles)
+
+
+def test_lean_requant_block(tmp_path):
+    """RequantUnit with one (M, S) (the lean form over acc_range): the range ends, both window edges and
+    random accumulators, expected from plain integer math (floor((acc*M + 2**(S-1)) / 2**S), clamped)."""
+    seed = 47
+    rng = np.random.default_rng(seed)
+    acc_width, (lo, hi), m, s = 22, (-2089561, 2073631), 1019927816, 36  # the digits MLP's h1
+    dut = RequantUnit(acc_width=acc_width, channels=1, multipliers=[m], shifts=[s], qmin=0, qmax=255, out_bits=8,
+                      out_signed=False, acc_range=(lo, hi))
+    layout = dut.i.payload.shape()
+    edges = [e + d for e in (dut.lean.lo_edge, dut.lean.hi_edge) for d in (-1, 0, 1)]
+    samples, expected, cycles = [], [], []
+    for _ in range(4):
+        accs = [lo, hi, 0, *edges] + rng.integers(dut.lean.lo_edge - 5, dut.lean.hi_edge + 5, size=40).tolist()
+        samples.append([layout.const({"acc": int(a), "ch": 0}).as_value().value for a in accs])
+        expected.append([min(max((int(a) * m + (1 << (s - 1))) >> s, 0), 255) for a in accs])
+        cycles.append(len(accs) + RQ_LATENCY)
+    run_case(tmp_path, "lean_requant", dut, samples, expected, cycles)
 
 
 def test_conv_engine_block(tmp_path):
