@@ -10,7 +10,8 @@ is TruncQuant's truncation `(w >> (B-p)) << (B-p)`. A step with no active plane 
 adds zero.
 
 The plane ROM (`plane_rom_words`) stores each step's set planes at their plane numbers, the top one
-also at w_bits-1, where every step starts; a word names the next set plane below it. So the active
+also at w_bits-1, where every step starts; a per-row order ROM at the same plane numbers
+(`order_rom_words`) names each plane and the next set plane below it. So the active
 planes at any precision are the first ones read, and a word says whether another active one follows.
 Output `plane_index` is the word to read for the next cycle while the step is held: the next plane
 after a processed one, the same word in a stall (the engine reads word w_bits-1 of the next step
@@ -32,8 +33,8 @@ from amaranth.lib.wiring import In, Out
 from cdsl.hw.mac import check_mac_params
 from cdsl.contract.ref.bitserial_mac import LATENCY
 
-__all__ = ["BitSerialMac", "LATENCY", "plane_word_layout", "step_layout", "plane_rom_words", "drive_plane_rom",
-           "index_bits"]
+__all__ = ["BitSerialMac", "LATENCY", "plane_word_layout", "order_layout", "step_layout", "plane_rom_words",
+           "order_rom_words", "drive_plane_rom", "index_bits"]
 
 
 def index_bits(w_bits: int) -> int:
@@ -42,52 +43,79 @@ def index_bits(w_bits: int) -> int:
 
 
 def plane_word_layout(*, lanes: int, w_bits: int) -> data.StructLayout:
-    """One plane ROM word: the plane's `bits` (bit j: lane j), its number, the next set plane, whether there is one."""
+    """What the MAC reads per cycle: the plane's `bits` (bit j: lane j; from the plane ROM), and from the
+    row's order ROM its number, the next set plane, whether there is one."""
+    return data.StructLayout({"bits": lanes, **order_layout(w_bits).members})
+
+
+def order_layout(w_bits: int) -> data.StructLayout:
+    """One word of the order ROM: a plane's number, the next set plane below it, whether there is one."""
     ib = index_bits(w_bits)
-    return data.StructLayout({"bits": lanes, "plane": ib, "next": ib, "more": 1})
+    return data.StructLayout({"plane": ib, "next": ib, "more": 1})
 
 
 def step_layout(*, lanes: int, a_width: int, a_signed: bool, w_bits: int) -> data.StructLayout:
-    """The payload of a bit-serial MAC step: x, one plane ROM word, first, last."""
+    """The payload of a bit-serial MAC step: x, one plane word, first, last."""
     a_shape = signed(a_width) if a_signed else Shape(a_width, False)
     return data.StructLayout({"x": data.ArrayLayout(a_shape, lanes), "w": plane_word_layout(lanes=lanes, w_bits=w_bits),
                               "first": 1, "last": 1})
 
 
-def plane_rom_words(words: list[list[int]], masks: list[int], *, lanes: int, w_bits: int) -> list[dict]:
+def _set_planes(mask: int, w_bits: int) -> list[int]:
+    return [b for b in range(w_bits - 1, -1, -1) if (mask >> b) & 1]
+
+
+def plane_rom_words(words: list[list[int]], masks: list[int], *, w_bits: int) -> list[int]:
     """The plane ROM: words[a] (lanes weights of step a) with its row's mask masks[a] give the words at
-    (a << index_bits) + b: for each set plane b of the mask, the word of plane b, and at b = w_bits-1
-    the word of the row's top set plane (where every step starts; a row without set planes: a zero
-    word there). A word names the next set plane below it (`next`, `more`), the address of the next
-    read; unused words are zero."""
+    (a << index_bits) + b: for each set plane b of the mask, plane b (bit j: that bit of lane j's
+    two's-complement weight), and at b = w_bits-1 the row's top set plane, where every step starts.
+    Unused words are zero."""
     ib = index_bits(w_bits)
-    zero = {"bits": 0, "plane": 0, "next": 0, "more": 0}
-    rom = [zero] * (max(len(words), 1) << ib)
+    rom = [0] * (max(len(words), 1) << ib)
     for a, (ws, mask) in enumerate(zip(words, masks)):
-        planes = [b for b in range(w_bits - 1, -1, -1) if (mask >> b) & 1]
-        for i, b in enumerate(planes):
-            bits = sum((((w & ((1 << w_bits) - 1)) >> b) & 1) << j for j, w in enumerate(ws))
-            more = i + 1 < len(planes)
-            word = {"bits": bits, "plane": b, "next": planes[i + 1] if more else 0, "more": int(more)}
-            rom[(a << ib) + b] = word
-            if i == 0:
-                rom[(a << ib) + w_bits - 1] = word
+        planes = _set_planes(mask, w_bits)
+        for b in planes:
+            rom[(a << ib) + b] = sum((((w & ((1 << w_bits) - 1)) >> b) & 1) << j for j, w in enumerate(ws))
+        if planes:
+            rom[(a << ib) + w_bits - 1] = rom[(a << ib) + planes[0]]
     return rom
 
 
-def drive_plane_rom(m: Module, reducer: "BitSerialMac", rom_words: list[dict], *, lanes: int, w_bits: int,
-                    waddr, advance) -> None:
-    """A plane ROM read one word per cycle: word w_bits-1 of step `waddr` (its top plane) when the step
-    advances, else the MAC's `plane_index` of the held step."""
+def order_rom_words(masks: list[int], *, w_bits: int) -> list[dict]:
+    """The order ROM, one set of words per row (not per step): at (r << index_bits) + b for each set plane
+    b of masks[r], {plane: b, next: the next set plane below b, more: whether there is one}, and at
+    w_bits-1 the top set plane's word (a row without set planes: plane 0, nothing more)."""
     ib = index_bits(w_bits)
-    layout = plane_word_layout(lanes=lanes, w_bits=w_bits)
-    rom = m.submodules.weights = memory.Memory(shape=layout, depth=max(len(rom_words), 2), init=rom_words)
-    rd = rom.read_port()
-    held = Signal.like(waddr)
+    zero = {"plane": 0, "next": 0, "more": 0}
+    rom = [zero] * (max(len(masks), 1) << ib)
+    for r, mask in enumerate(masks):
+        planes = _set_planes(mask, w_bits)
+        for i, b in enumerate(planes):
+            more = i + 1 < len(planes)
+            rom[(r << ib) + b] = {"plane": b, "next": planes[i + 1] if more else 0, "more": int(more)}
+        if planes:
+            rom[(r << ib) + w_bits - 1] = rom[(r << ib) + planes[0]]
+    return rom
+
+
+def drive_plane_rom(m: Module, reducer: "BitSerialMac", plane_words: list[int], order_words: list[dict], *,
+                    lanes: int, w_bits: int, waddr, row, advance) -> None:
+    """The plane ROM (at step `waddr`) and the order ROM (at `row`), read one word per cycle: word w_bits-1
+    (the top plane) when the step advances, else the MAC's `plane_index` of the held step."""
+    ib = index_bits(w_bits)
+    prom = m.submodules.weights = memory.Memory(shape=lanes, depth=max(len(plane_words), 2), init=plane_words)
+    orom = m.submodules.plane_order = memory.Memory(shape=order_layout(w_bits), depth=max(len(order_words), 2),
+                                                    init=order_words)
+    prd, ord_ = prom.read_port(), orom.read_port()
+    held_waddr, held_row = Signal.like(waddr), Signal.like(row)
     with m.If(advance):
-        m.d.sync += held.eq(waddr)
-    m.d.comb += [rd.addr.eq(Mux(advance, Cat(Const(w_bits - 1, ib), waddr), Cat(reducer.plane_index, held))),
-                 reducer.i.payload.w.eq(rd.data)]
+        m.d.sync += [held_waddr.eq(waddr), held_row.eq(row)]
+    index = Mux(advance, Const(w_bits - 1, ib), reducer.plane_index)
+    m.d.comb += [prd.addr.eq(Cat(index, Mux(advance, waddr, held_waddr))),
+                 ord_.addr.eq(Cat(index, Mux(advance, row, held_row))),
+                 reducer.i.payload.w.bits.eq(prd.data),
+                 reducer.i.payload.w.plane.eq(ord_.data.plane), reducer.i.payload.w.next.eq(ord_.data.next),
+                 reducer.i.payload.w.more.eq(ord_.data.more)]
 
 
 class _Adder(wiring.Component):

@@ -5,7 +5,7 @@ computing. Per-row plane masks (`plane_masks`, from the weights at plan time, ke
 planes with no set bit. Cycles: for each output, steps * max(1, active planes among the top
 `precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`). The weights are stored as bit-planes
 (`cdsl.hw.bitserial_mac.plane_rom_words`): one `lanes`-bit word is read per cycle, with the plane's
-number and the next set plane of its row (so the masks need no ROM of their own).
+number and the next set plane of its row from a per-row order ROM (`order_rom_words`).
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ class BitSerialUnit(MacUnit):
                             acc_width=node.acc_width)
 
     def weights(self, m, node, reducer, *, step, advance):
-        from cdsl.hw.bitserial_mac import drive_plane_rom, plane_rom_words
+        from cdsl.hw.bitserial_mac import drive_plane_rom, order_rom_words, plane_rom_words
         from cdsl.hw.mac_engine import weight_rom_words
 
         words = weight_rom_words(node)
-        rows = [a // node.steps for a in range(len(words))]
-        rom = plane_rom_words(words, [self.masks[r] for r in rows], lanes=node.lanes, w_bits=node.w_bits)
-        drive_plane_rom(m, reducer, rom, lanes=node.lanes, w_bits=node.w_bits, waddr=step.waddr, advance=advance)
+        planes = plane_rom_words(words, [self.masks[a // node.steps] for a in range(len(words))], w_bits=node.w_bits)
+        order = order_rom_words(list(self.masks), w_bits=node.w_bits)
+        drive_plane_rom(m, reducer, planes, order, lanes=node.lanes, w_bits=node.w_bits, waddr=step.waddr,
+                        row=step.row, advance=advance)
 
     def wire(self, m, node, engine, reducer, *, step, advance, start):
         precision = Signal(range(node.w_bits + 1))

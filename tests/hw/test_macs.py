@@ -111,11 +111,12 @@ def test_bitserial_block_check_catches_a_wrong_plane_mask(monkeypatch, masks, ca
         assert not mismatches, "\n".join(mismatches)
 
 
-def test_plane_rom_words_hold_one_plane_per_word():
-    """plane_rom_words against plain bit arithmetic: at a set plane b of a step's row mask, bit j of the
-    word is bit b of lane j's weight mod 2**B, `next`/`more` name the next set plane below b; at B-1 the
-    row's top set plane (a zero word when the mask is empty)."""
-    from cdsl.hw.bitserial_mac import index_bits, plane_rom_words
+def test_plane_and_order_roms_hold_one_plane_per_word():
+    """plane_rom_words and order_rom_words against plain bit arithmetic: at a set plane b of a step's row
+    mask, bit j of the plane word is bit b of lane j's weight mod 2**B, and the row's order word names
+    b and the next set plane below it; at B-1 both hold the row's top set plane (zero words when the
+    mask is empty)."""
+    from cdsl.hw.bitserial_mac import index_bits, order_rom_words, plane_rom_words
 
     seed = 77
     rng = np.random.default_rng(seed)
@@ -123,20 +124,20 @@ def test_plane_rom_words_hold_one_plane_per_word():
         steps = [rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), size=lanes).tolist() for _ in range(6)]
         steps[0] = [0] * lanes
         steps[1] = [-(1 << (w_bits - 1))] * lanes
-        masks = [int(rng.integers(0, 1 << w_bits)) for _ in steps]
-        masks[0] = 0
-        rom = plane_rom_words(steps, masks, lanes=lanes, w_bits=w_bits)
+        row_masks = [0] + [int(rng.integers(0, 1 << w_bits)) for _ in range(2)]
+        masks = [row_masks[a // 2] for a in range(len(steps))]  # two steps per row
+        prom = plane_rom_words(steps, masks, w_bits=w_bits)
+        orom = order_rom_words(row_masks, w_bits=w_bits)
         ib = index_bits(w_bits)
         for a, (ws, mask) in enumerate(zip(steps, masks)):
+            r = a // 2
             set_planes = [b for b in range(w_bits) if mask >> b & 1]
             for b in set_planes:
-                word = rom[a * 2**ib + b]
                 below = [c for c in set_planes if c < b]
-                assert word["plane"] == b, f"seed={seed} step {a} plane {b}"
-                assert word["bits"] == sum(((w % 2**w_bits) // 2**b % 2) * 2**j for j, w in enumerate(ws))
-                assert (word["more"], word["next"]) == ((1, max(below)) if below else (0, 0))
-            top = rom[a * 2**ib + w_bits - 1]
-            if set_planes:
-                assert top == rom[a * 2**ib + max(set_planes)]
-            else:
-                assert top == {"bits": 0, "plane": 0, "next": 0, "more": 0}
+                assert prom[a * 2**ib + b] == sum(((w % 2**w_bits) // 2**b % 2) * 2**j for j, w in enumerate(ws)), \
+                    f"seed={seed} step {a} plane {b}"
+                assert orom[r * 2**ib + b] == {"plane": b, "next": max(below) if below else 0, "more": int(bool(below))}
+            top = max(set_planes) if set_planes else None
+            assert prom[a * 2**ib + w_bits - 1] == (prom[a * 2**ib + top] if set_planes else 0)
+            assert orom[r * 2**ib + w_bits - 1] == (orom[r * 2**ib + top] if set_planes else
+                                                    {"plane": 0, "next": 0, "more": 0})
