@@ -13,6 +13,7 @@ elementwise computation falls back to Python integers (slower; the result is int
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -245,6 +246,15 @@ def lean_cost(lean: LeanRequant) -> int:
 
 
 def lean_requant(multiplier: int, shift: int, qmin: int, qmax: int, lo: int, hi: int) -> LeanRequant:
+    """See `_lean_requant` (this checks the arguments and caches the search per argument tuple)."""
+    for name, v in (("multiplier", multiplier), ("shift", shift), ("qmin", qmin), ("qmax", qmax), ("lo", lo), ("hi", hi)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+    return _lean_requant(*(int(v) for v in (multiplier, shift, qmin, qmax, lo, hi)))
+
+
+@functools.lru_cache(maxsize=256)
+def _lean_requant(multiplier: int, shift: int, qmin: int, qmax: int, lo: int, hi: int) -> LeanRequant:
     """The `LeanRequant` equal to requantize(acc, multiplier, shift, qmin, qmax) for every acc in [lo, hi].
 
     The staircase of requantize on [lo, hi] has n = f(hi) - f(lo) steps, at the thresholds
@@ -256,10 +266,6 @@ def lean_requant(multiplier: int, shift: int, qmin: int, qmax: int, lo: int, hi:
     Proof of equality (checked here on every call, not assumed): both forms are non-decreasing in acc,
     so agreeing at lo, hi and on both sides of every threshold inside (lo, hi] is agreeing everywhere.
     """
-    for name, v in (("multiplier", multiplier), ("shift", shift), ("qmin", qmin), ("qmax", qmax), ("lo", lo), ("hi", hi)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an int, got {v!r}")
-    multiplier, shift, qmin, qmax, lo, hi = (int(v) for v in (multiplier, shift, qmin, qmax, lo, hi))
     if not 0 <= multiplier < 1 << MULT_BITS or not 0 <= shift <= MAX_SHIFT:
         raise ValueError(f"multiplier {multiplier!r} / shift {shift!r} out of range")
     if qmin > qmax or lo > hi:
