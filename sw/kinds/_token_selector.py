@@ -9,11 +9,14 @@ Float surrogate (the gradient path), per head h of d = D / H features, L = J = m
     hidden = relu([local, glob] @ w_hidden[h].T + b_hidden[h])  8-bit unsigned activation quantizer
     z      = hidden @ w_score[h] + b_score[h]                   on the logit grid 2**-LOGIT_FRAC
     s_h    = sigmoid(z);  score = sum_h softmax(head_logits)_h * s_h
-Keep decisions while training: hard Gumbel-softmax over (log score, log(1 - score)), straight through
-(DynamicViT's `F.gumbel_softmax(hard=True)`); the keep-ratio loss RATIO_WEIGHT * (mean keep - keep)**2
-pulls the average to the spec's `keep`. The encoder's surrogate attention masks the dropped keys
-(DynamicViT's softmax with policy) and appends the package token, the score-weighted mean of the
-dropped candidates.
+Keep decisions while training: hard Gumbel-softmax, straight through (DynamicViT's
+`F.gumbel_softmax(hard=True)`), on logits centred so that the expected share of keeps over the batch is `keep` (`keep_offset`), divided by a
+temperature that anneals from TAU_START to TAU_END over the selector's epochs (`policy`); the ratio
+loss (`regularizer`) pulls the sampled keep ratio and the scores' level to the spec's `keep`. The
+encoder's surrogate attention masks the dropped keys (DynamicViT's softmax with policy) and appends the
+package token, the score-weighted mean of the dropped candidates. (Uncentred sampling at temperature 1,
+DynamicViT's as published, let the task loss pull the sampled keep ratio far above `keep` on small
+networks: the network trained near keep 0.9 and ran at 0.5 — see README, "Token selection".)
 
 The forward value, with quantization on, is the integer reference (see `cdsl.sw.kinds._vit`): the
 selector exported from the current state (`export(in_scale)`) picks the tokens. Its threshold is our
@@ -46,6 +49,10 @@ THRESHOLD_MOMENTUM = 0.9
 # stored divided by GAIN and used times GAIN, so that Adam's steps (about lr each) move them GAIN
 # times faster than the backbone's, without a learning rate of their own.
 GAIN = 30.0
+# Gumbel temperature of the training decisions: geometric from TAU_START at the selector's first
+# epoch to TAU_END at the last (see `SelectorTwin.policy`).
+TAU_START = 1.0
+TAU_END = 0.05
 
 
 class SelectorTwin(nn.Module):
@@ -78,6 +85,16 @@ class SelectorTwin(nn.Module):
         self.register_buffer("trained", torch.tensor(False))
         self.register_buffer("threshold_ema", torch.tensor(-1.0))
         self.last_keep: torch.Tensor | None = None
+        self.last_score: torch.Tensor | None = None
+        self.tau = TAU_START
+        self.first_epoch: int | None = None  # the first training epoch with the selector on
+
+    def start_epoch(self, epoch: int, total_epochs: int) -> None:
+        """Called before each epoch in which the selector trains: sets the Gumbel temperature."""
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        frac = min(1.0, (epoch - self.first_epoch) / max(1, total_epochs - 1 - self.first_epoch))
+        self.tau = TAU_START * (TAU_END / TAU_START) ** frac
 
     def p(self, name: str) -> torch.Tensor:
         """A parameter's value (stored divided by GAIN)."""
@@ -118,24 +135,44 @@ class SelectorTwin(nn.Module):
         return (torch.sigmoid(z) * torch.softmax(self.head_logits, dim=0)).sum(dim=-1)
 
     def policy(self, x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(keep mask of the candidates [B, N-1] in {0, 1}, their scores [B, N-1]): hard Gumbel-softmax
-        while training (straight through), the threshold otherwise."""
+        """(keep mask of the candidates [B, N-1] in {0, 1}, their scores [B, N-1]).
+
+        While training: hard Gumbel-softmax, straight through, with keep probability
+        sigmoid((logit(score) - c) / tau), where c (`keep_offset`) makes the batch's expected share of
+        keeps `keep`. So centred, the decisions rank the tokens as the inference threshold (a batch
+        quantile, see `observe`) does and keep about `keep` of them whatever the scores' level and
+        spread, so the network trains at the keep ratio it will run at; tau anneals (see
+        `start_epoch`) so the decisions end as deterministic as inference's. Otherwise: the threshold."""
         score = self.scores(x)
-        if self.training:
+        if self.training and self.keep_target >= 1.0:
+            mask = torch.ones_like(score)
+            self.last_score = None
+        elif self.training:
             eps = 1e-6
-            logits = torch.stack([torch.log(score + eps), torch.log(1 - score + eps)], dim=-1)
-            mask = F.gumbel_softmax(logits, tau=1.0, hard=True)[..., 0]
+            logit = torch.log(score + eps) - torch.log(1 - score + eps)
+            centred = logit - keep_offset(logit, self.keep_target, self.tau)
+            both = torch.stack([centred, torch.zeros_like(centred)], dim=-1)
+            mask = F.gumbel_softmax(both / self.tau, tau=1.0, hard=True)[..., 0]
+            self.last_score = score
         else:
             mask = (score * SCORE_ONE >= threshold).to(score.dtype)
+            self.last_score = None
         self.last_keep = mask
         return mask, score
 
     def regularizer(self) -> torch.Tensor | None:
+        """RATIO_WEIGHT * ((sampled keep ratio - keep)**2 + (mean score - keep)**2). The first term is
+        DynamicViT's ratio loss. The second holds the scores' level near `keep`: the centred decisions
+        are blind to it, and left free it drifts to where the sigmoid saturates and the 8-bit integer
+        score can no longer tell the tokens apart."""
         if self.last_keep is None:
             return None
         ratio = self.last_keep.mean(dim=1)
-        self.last_keep = None
-        return RATIO_WEIGHT * ((ratio - self.keep_target) ** 2).mean()
+        loss = ((ratio - self.keep_target) ** 2).mean()
+        if self.last_score is not None:
+            loss = loss + (self.last_score.mean() - self.keep_target) ** 2
+        self.last_keep = self.last_score = None
+        return RATIO_WEIGHT * loss
 
     # ------------------------------------------------------------ integers
 
@@ -193,6 +230,23 @@ class SelectorTwin(nn.Module):
             rq_score=requant((u_score * 2.0 ** LOGIT_FRAC).numpy(), -lim, lim - 1),
             logit_frac=LOGIT_FRAC, head_weights=head_weights(self.head_logits.detach()),
             threshold=self.threshold())
+
+
+def keep_offset(logit: torch.Tensor, keep: float, tau: float) -> torch.Tensor:
+    """The offset c with mean(sigmoid((logit - c) / tau)) = keep over the batch (bisection to 1e-6),
+    so the expected share of sampled keeps is `keep` whatever the logits' level, spread and the
+    temperature. Its gradient is the mean logit's: a common shift of the logits shifts c by as much,
+    so the centred logits carry no gradient toward a level (the ratio loss's level term holds it)."""
+    flat = logit.detach().reshape(-1)
+    lo, hi = flat.min() - 40 * tau, flat.max() + 40 * tau
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if float(torch.sigmoid((flat - mid) / tau).mean()) > keep:
+            lo = mid
+        else:
+            hi = mid
+    mean = logit.mean()
+    return (lo + hi) / 2 + (mean - mean.detach())
 
 
 def head_weights(logits: torch.Tensor) -> np.ndarray:

@@ -89,6 +89,11 @@ class IntEncoder(EncoderBlock):
     def regularizer(self):
         return self.selector.regularizer() if self.selecting else None
 
+    def start_epoch(self, epoch: int, total_epochs: int) -> None:
+        super().start_epoch(epoch, total_epochs)
+        if self.selecting:
+            self.selector.start_epoch(epoch, total_epochs)
+
     @torch.no_grad()
     def payload(self, in_grid) -> EncoderPayload:
         s = {n: scale_of(self.points[n]) for n in POINTS}

@@ -126,3 +126,35 @@ def test_eval_table(run, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "no selector" in out and "keep 1" in out and "keep 0.5" in out and "as trained" in out
     assert main(["eval", str(folder), "--keeps", "0.5,2"]) == 2
+
+
+@pytest.mark.parametrize("level", [-4.0, 0.0, 4.0])
+def test_training_decisions_keep_the_target_share_at_any_score_level(level):
+    """The sampled decisions are centred on the batch's quantile: whatever the scores' overall level
+    (here pushed to keep probability ~0.02, 0.5 or ~0.98 by the score bias), about `keep` of the
+    candidates are kept, and the higher-scored candidates are kept more often; at the last epoch's
+    temperature the decisions are those of a threshold at the quantile, up to rare noise."""
+    from cdsl.sw.kinds._token_selector import GAIN, TAU_END, SelectorTwin
+
+    torch.manual_seed(0)
+    twin = SelectorTwin(dim=16, heads=2, keep=0.3, w_bits=8, act_mode="ema")
+    twin.train()
+    with torch.no_grad():
+        twin.b_score.fill_(level / GAIN)
+        twin.w_score.mul_(20.0)  # spread the scores so that the ranking is visible
+    x = torch.randn(64, 17, 16)
+    twin.scores(x)  # the first batch calibrates the feature quantizers
+    masks = torch.stack([twin.policy(x, 0)[0].detach() for _ in range(40)])
+    assert abs(float(masks.mean()) - 0.3) < 0.05, float(masks.mean())
+    score = twin.scores(x).detach()
+    top = score >= score.reshape(-1).quantile(0.7)
+    assert float(masks[:, top].mean()) > float(masks[:, ~top].mean()) + 0.2
+    twin.start_epoch(0, 10)
+    twin.start_epoch(9, 10)
+    assert twin.tau == pytest.approx(TAU_END)
+    cold = twin.policy(x, 0)[0]
+    assert float((cold == top.to(cold.dtype)).double().mean()) > 0.9
+    # the regularizer: DynamicViT's ratio term plus the level term, both measured here
+    reg = twin.regularizer()
+    expected = 2.0 * (((cold.mean(dim=1) - 0.3) ** 2).mean() + (score.mean() - 0.3) ** 2)
+    assert float(reg) == pytest.approx(float(expected), rel=1e-5)
