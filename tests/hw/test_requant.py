@@ -83,6 +83,10 @@ LEAN_CASES = [  # acc_width, (lo, hi) reachable, M, S, out_bits, out_signed, qmi
     (12, (-400, 400), 5, 1, 8, True, -128, 127),  # scale 2.5: several levels per accumulator
     (18, (-5000, 70000), 123456789, 40, 4, False, 0, 15),  # few levels, 4-bit out
     (24, (-(1 << 23), (1 << 23) - 1), 1518500250, 40, 8, True, -128, 127),  # the whole acc_width
+    (12, (-1000, 1000), (1 << 31) - 1, 0, 8, True, -128, 127),  # huge scale: the whole staircase at acc = 0
+    (10, (-100, 100), 7, 2, 1, True, -1, 0),  # 1-bit signed output
+    (10, (-100, 100), 7, 2, 4, True, 3, 3),  # qmin == qmax
+    (16, (1234, 1234), 12345, 10, 8, True, -128, 127),  # one reachable accumulator
 ]
 
 
