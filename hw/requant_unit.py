@@ -7,13 +7,13 @@
 `out_bits` wide (signed or not). Two pipeline stages (multiply-add, then shift-clamp):
 y is valid LATENCY = 2 cycles after its `acc` was accepted; one result per cycle.
 
-One channel (a constant M, S): the unit builds the lean form of the same contract
-(`cdsl.contract.ref.requant.lean_requant`, proved equal on every call over `acc_range`, the
-accumulators the block can reach; default: all of `acc_width`): two compares against constant
-edges, and inside the window the narrow d = acc - lo_edge times a short constant as signed-digit
-shift-adds (`csd_digits`), plus an offset, shifted. No general multiplier, no clamp. Stage 1:
-the edges and the shift-adds; stage 2: the shift and the output select. Per-channel tables keep
-the general multiplier.
+The unit builds the lean form of the same contract (`cdsl.contract.ref.requant.lean_requant`, proved
+equal on every call over `acc_range`, the accumulators the block can reach; default: all of
+`acc_width`): two compares against the edges of the staircase, and inside the window the narrow
+d = acc - lo_edge times a short multiplier, plus an offset, shifted; no clamp. One (M, S): the
+multiplier is a constant, built as signed-digit shift-adds (`csd_digits`). Per-channel tables: the
+forms share one shift (`lean_requant_table`) and d is multiplied by the channel's entry. Stage 1: the
+edges and the multiply-add; stage 2: the shift and the output select.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int, const_table, index_shape
-from cdsl.contract.ref.requant import MULT_BITS, LeanRequant, csd_digits, lean_requant
+from cdsl.contract.ref.requant import MULT_BITS, LeanRequant, csd_digits, lean_requant, lean_requant_table
 
 LATENCY = 2
 
@@ -62,63 +62,75 @@ class RequantUnit(wiring.Component):
         if not full[0] <= lo <= hi <= full[1]:
             raise ValueError(f"acc_range must lie within [{full[0]}, {full[1]}] (acc_width {acc_width}), got {acc_range!r}")
         self._acc_range = (lo, hi)
-        self._lean = (lean_requant(self._multipliers[0], self._shifts[0], qmin, qmax, lo, hi)
-                      if len(self._multipliers) == 1 else None)
+        if len(self._multipliers) == 1:
+            self._lean = (lean_requant(self._multipliers[0], self._shifts[0], qmin, qmax, lo, hi),)
+        else:
+            self._lean = lean_requant_table(self._multipliers, self._shifts, qmin, qmax, lo, hi)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"acc": signed(acc_width), "ch": index_shape(channels)}))),
             "o": Out(stream.Signature(out_shape)),
         })
 
     @property
-    def lean(self) -> LeanRequant | None:
-        """The lean form the unit builds (one channel), or None (per-channel tables)."""
+    def lean(self) -> tuple[LeanRequant, ...]:
+        """The lean forms the unit builds, one per channel (one for all channels with a single (M, S))."""
         return self._lean
 
     def elaborate(self, platform):
-        if self._lean is not None:
-            return self._elaborate_lean()
-        m = Module()
-        per_channel = len(self._multipliers) > 1
-        prod_width = self._acc_width + MULT_BITS + 1
-        max_shift = max(self._shifts)
+        return self._elaborate_lean() if len(self._lean) == 1 else self._elaborate_table()
 
-        def table(values, shape):
-            if not per_channel:
-                return Const(values[0], shape)
-            return const_table(values, shape, self.i.payload.ch)
-
-        mult = table(self._multipliers, unsigned(MULT_BITS))
-        rounding = table([(1 << (s - 1)) if s > 0 else 0 for s in self._shifts], unsigned(max(max_shift, 1)))
-        shift = table(self._shifts, index_shape(max_shift + 1))
-
+    def _pipeline(self, m):
+        """The two stages' handshake: (advance1, advance2, s1_valid)."""
         s1_valid = Signal()
-        s1_prod = Signal(signed(prod_width))
-        s1_shift = Signal(index_shape(max_shift + 1))
-
         advance2 = ~self.o.valid | self.o.ready
         advance1 = ~s1_valid | advance2
         m.d.comb += self.i.ready.eq(advance1)
+        with m.If(advance1):
+            m.d.sync += s1_valid.eq(self.i.valid)
+        with m.If(advance2):
+            m.d.sync += self.o.valid.eq(s1_valid)
+        return advance1, advance2
 
+    def _elaborate_table(self):
+        """Per channel: the same lean form with every constant from a table indexed by `ch`, one shared
+        shift (`lean_requant_table`), and a multiplier of the window's d by the channel's mult."""
+        m = Module()
+        forms = self._lean
+        acc, ch = self.i.payload.acc, self.i.payload.ch
+        shift = forms[0].shift if any(f.mult for f in forms) else 0
+        window_bits = max(max(f.window_bits for f in forms), 1)
+        levels = max(f.hi_out - f.lo_out for f in forms)
+        prod_width = max(window_bits, levels.bit_length()) + shift + 1
+        mult_width = max(max(f.mult.bit_length() for f in forms), 1)
+        edge_shape = signed(self._acc_width + 1)  # an edge may lie one past the accumulator's range
+        out_shape = signed(self._out_bits + 1)
+
+        def table(values, shape, index=ch):
+            return const_table(values, shape, index)
+
+        advance1, advance2 = self._pipeline(m)
+        d = Signal(unsigned(window_bits))
+        m.d.comb += d.eq(acc - table([f.lo_edge for f in forms], edge_shape))
+        s1_below, s1_above, s1_ch = Signal(), Signal(), Signal.like(ch)
+        s1_prod = Signal(unsigned(prod_width))
         with m.If(advance1):
             m.d.sync += [
-                s1_valid.eq(self.i.valid),
-                s1_prod.eq(self.i.payload.acc * mult + rounding),
-                s1_shift.eq(shift),
+                s1_below.eq(acc < table([f.lo_edge for f in forms], edge_shape)),
+                s1_above.eq(acc >= table([f.hi_edge for f in forms], edge_shape)),
+                s1_prod.eq(d * table([f.mult for f in forms], unsigned(mult_width))
+                           + table([f.offset % (1 << prod_width) for f in forms], unsigned(prod_width))),
+                s1_ch.eq(ch),
             ]
-
-        shifted = Signal(signed(prod_width))
-        m.d.comb += shifted.eq(s1_prod >> s1_shift)
-        clamped = Mux(shifted < self._qmin, self._qmin, Mux(shifted > self._qmax, self._qmax, shifted))
+        lo_out = table([f.lo_out for f in forms], out_shape, s1_ch)
+        hi_out = table([f.hi_out for f in forms], out_shape, s1_ch)
+        y = Mux(s1_below, lo_out, Mux(s1_above, hi_out, lo_out + 1 + s1_prod[shift:]))
         with m.If(advance2):
-            m.d.sync += [
-                self.o.valid.eq(s1_valid),
-                self.o.payload.eq(clamped),
-            ]
+            m.d.sync += self.o.payload.eq(y)
         return m
 
     def _elaborate_lean(self):
         m = Module()
-        lean = self._lean
+        lean = self._lean[0]
         acc = self.i.payload.acc
         s1_valid, s1_below, s1_above = Signal(), Signal(), Signal()
         levels = lean.hi_out - lean.lo_out  # (d * mult + offset) >> shift <= levels - 2 inside the window

@@ -239,6 +239,24 @@ def _fit(t: list[int], shift: int) -> tuple[int, int] | None:
     return m, max(a - tk * m for a, tk in lows)
 
 
+def _check_lean(lean: LeanRequant, multiplier: int, shift: int, qmin: int, qmax: int, lo: int, hi: int) -> None:
+    """AssertionError unless `lean` equals requantize on [lo, hi]: both are non-decreasing in acc, so
+    equality at lo, hi and on both sides of every threshold inside is equality everywhere (with more
+    than 4 * LEAN_SEARCH_LEVELS levels: at the window's edges, the inside being exact by algebra)."""
+    y_lo = requantize(lo, multiplier, shift, qmin, qmax)
+    y_hi = requantize(hi, multiplier, shift, qmin, qmax)
+    points = {lo, hi}
+    if 0 < y_hi - y_lo <= 4 * LEAN_SEARCH_LEVELS:
+        for y in range(y_lo + 1, y_hi + 1):
+            th = _threshold(y, multiplier, shift)
+            points |= {th, th - 1}
+    elif y_hi > y_lo:
+        points |= {lean.lo_edge, lean.lo_edge - 1, lean.hi_edge, lean.hi_edge - 1}
+    for acc in sorted(points):
+        if lo <= acc <= hi and lean.apply(acc) != requantize(acc, multiplier, shift, qmin, qmax):
+            raise AssertionError(f"lean requantization differs from requantize at acc={acc}: {lean!r}")
+
+
 def lean_cost(lean: LeanRequant) -> int:
     """Adder bits of the lean form's constant multiply (the figure `lean_requant` minimizes)."""
     width = lean.window_bits + lean.shift + 1
@@ -295,14 +313,23 @@ def _lean_requant(multiplier: int, shift: int, qmin: int, qmax: int, lo: int, hi
                     cand = LeanRequant(lo_edge, hi_edge, y_lo, y_hi, fit[0], fit[1], s, window_bits)
                     if lean_cost(cand) < lean_cost(lean):
                         lean = cand
-    points = {lo, hi}
-    if n > 0 and n <= 4 * LEAN_SEARCH_LEVELS:
-        for y in range(y_lo + 1, y_hi + 1):
-            th = _threshold(y, multiplier, shift)
-            points |= {th, th - 1}
-    elif n > 0:
-        points |= {lean.lo_edge, lean.lo_edge - 1, lean.hi_edge, lean.hi_edge - 1}  # exact by algebra inside
-    for acc in sorted(points):
-        if lo <= acc <= hi and lean.apply(acc) != f(acc):
-            raise AssertionError(f"lean requantization differs from requantize at acc={acc}: {lean!r}")
+    _check_lean(lean, multiplier, shift, qmin, qmax, lo, hi)
     return lean
+
+
+def lean_requant_table(multipliers, shifts, qmin: int, qmax: int, lo: int, hi: int) -> tuple[LeanRequant, ...]:
+    """Per-channel `lean_requant` forms over the same accumulators [lo, hi], brought to one shift (the
+    largest of theirs) so a table of multipliers can share one multiplier and one shift: a form with
+    shift s moves to s + k as (mult << k, offset << k), the same value of ((d * mult + offset) >> s).
+    Each form is checked against requantize as `lean_requant` checks it."""
+    forms = [lean_requant(int(m), int(s), qmin, qmax, lo, hi) for m, s in zip(multipliers, shifts)]
+    staircase = [f for f in forms if f.mult]
+    shift = max((f.shift for f in staircase), default=0)
+    out = []
+    for (m, s), f in zip(zip(multipliers, shifts), forms):
+        if f.mult:
+            k = shift - f.shift
+            f = LeanRequant(f.lo_edge, f.hi_edge, f.lo_out, f.hi_out, f.mult << k, f.offset << k, shift, f.window_bits)
+            _check_lean(f, int(m), int(s), qmin, qmax, lo, hi)
+        out.append(f)
+    return tuple(out)

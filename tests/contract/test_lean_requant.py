@@ -107,3 +107,16 @@ def test_lean_requant_rejects_bad_input():
         lean_requant(1, 3, 10, 0, 0, 10)
     with pytest.raises(TypeError, match="multiplier"):
         lean_requant(1.5, 3, 0, 255, 0, 10)
+
+
+def test_lean_table_shares_one_shift_and_equals_plain():
+    from cdsl.contract.ref.requant import lean_requant_table
+
+    lo, hi = -30000, 30000
+    table = [(1019927816, 35), (96 << 20, 30), (3, 0), (0, 9), (5, 1), (1 << 10, 40), (711231797, 34)]
+    forms = lean_requant_table([m for m, _ in table], [s for _, s in table], -128, 127, lo, hi)
+    assert len({f.shift for f in forms if f.mult}) == 1
+    acc = np.arange(lo, hi + 1, dtype=np.int64)
+    for (m, s), form in zip(table, forms):
+        want = plain_all(lo, hi, m, s, -128, 127)
+        assert (form.apply(acc) == want).all(), f"M={m} S={s}: {form}"

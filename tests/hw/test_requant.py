@@ -97,7 +97,7 @@ def test_lean_requant_matches_plain_math(case):
     rng = np.random.default_rng(seed)
     dut = RequantUnit(acc_width=acc_width, channels=1, multipliers=[m], shifts=[s], qmin=qmin, qmax=qmax,
                       out_bits=out_bits, out_signed=out_signed, acc_range=(lo, hi))
-    lean = dut.lean
+    lean = dut.lean[0]
     edges = [e + d for e in (lean.lo_edge, lean.hi_edge) for d in (-2, -1, 0, 1)]
     accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1, *edges] + rng.integers(lo, hi + 1, size=40).tolist()
     window = rng.integers(max(lo, lean.lo_edge - 3), min(hi, lean.hi_edge + 3) + 1, size=40).tolist()
@@ -116,3 +116,35 @@ def test_lean_requant_range_checked():
     with pytest.raises(ValueError, match="acc_range"):
         RequantUnit(acc_width=8, channels=1, multipliers=[3], shifts=[2], qmin=-128, qmax=127, out_bits=8,
                     out_signed=True, acc_range=(-200, 10))
+
+
+def test_lean_requant_per_channel_tables():
+    """Per-channel (M, S) tables as lean forms with one shared shift: channels with trailing zeros in M,
+    S == 0, M == 0, a scale above 1, a constant and the digits CNN's first conv; every channel at the
+    range ends, its own window edges and random accumulators, expected from plain math."""
+    seed = 1402
+    rng = np.random.default_rng(seed)
+    lo, hi = -294112, 292921
+    table = [(1019927816, 35), (96 << 20, 30), (3, 0), (0, 9), (5, 1), (1 << 10, 40), (711231797, 34)]
+    mult, shift = [p[0] for p in table], [p[1] for p in table]
+    dut = RequantUnit(acc_width=20, channels=len(table), multipliers=mult, shifts=shift, qmin=0, qmax=255,
+                      out_bits=8, out_signed=False, acc_range=(lo, hi))
+    assert len({f.shift for f in dut.lean if f.mult}) == 1
+    accs, chans = [], []
+    for c, form in enumerate(dut.lean):
+        near = [e + d for e in (form.lo_edge, form.hi_edge) for d in (-1, 0, 1)]
+        these = [lo, hi, 0, *near, *rng.integers(lo, hi + 1, size=10).tolist(),
+                 *rng.integers(form.lo_edge - 3, form.hi_edge + 3, size=10).tolist()]
+        these = [int(a) for a in these if lo <= a <= hi]
+        accs += these
+        chans += [c] * len(these)
+    order = rng.permutation(len(accs))
+    accs, chans = [accs[i] for i in order], [chans[i] for i in order]
+    words = [dut.i.payload.shape().const({"acc": a, "ch": c}) for a, c in zip(accs, chans)]
+    want = [plain_requant(a, mult[c], shift[c], 0, 255) for a, c in zip(accs, chans)]
+    got, cycles = run_streams(dut, words, n_out=len(words))
+    assert got == want, f"seed={seed}: " + ", ".join(
+        f"ch {c} acc {a}: {g} != {w}" for a, c, g, w in zip(accs, chans, got, want) if g != w)
+    assert cycles == len(words) + LATENCY
+    got, _ = run_streams(dut, words, n_out=len(words), seed=seed, in_stall=0.4, out_stall=0.4)
+    assert got == want, f"seed={seed} (backpressure)"

@@ -96,10 +96,10 @@ def test_lean_requant_block(tmp_path):
     dut = RequantUnit(acc_width=acc_width, channels=1, multipliers=[m], shifts=[s], qmin=0, qmax=255, out_bits=8,
                       out_signed=False, acc_range=(lo, hi))
     layout = dut.i.payload.shape()
-    edges = [e + d for e in (dut.lean.lo_edge, dut.lean.hi_edge) for d in (-1, 0, 1)]
+    edges = [e + d for e in (dut.lean[0].lo_edge, dut.lean[0].hi_edge) for d in (-1, 0, 1)]
     samples, expected, cycles = [], [], []
     for _ in range(4):
-        accs = [lo, hi, 0, *edges] + rng.integers(dut.lean.lo_edge - 5, dut.lean.hi_edge + 5, size=40).tolist()
+        accs = [lo, hi, 0, *edges] + rng.integers(dut.lean[0].lo_edge - 5, dut.lean[0].hi_edge + 5, size=40).tolist()
         samples.append([layout.const({"acc": int(a), "ch": 0}).as_value().value for a in accs])
         expected.append([min(max((int(a) * m + (1 << (s - 1))) >> s, 0), 255) for a in accs])
         cycles.append(len(accs) + RQ_LATENCY)
