@@ -94,6 +94,15 @@ class Net(nn.Module):
             if isinstance(mod, Compressible):
                 mod.start_epoch(epoch, total_epochs)
 
+    def epoch_notes(self) -> list[str]:
+        """What the layers report about the epoch just run (`Compressible.epoch_note`), `name: note`."""
+        notes = []
+        for name, block in self.blocks.items():
+            for mod in block.modules():
+                if isinstance(mod, Compressible) and (note := mod.epoch_note()):
+                    notes.append(f"{name} {note}")
+        return notes
+
     def regularizer(self) -> torch.Tensor:
         """The sum of every active module's regularization term (0 when none)."""
         terms = [mod.regularizer() for mod in self.modules() if isinstance(mod, Compressible)]

@@ -303,6 +303,10 @@ class Compressible(nn.Module):
     def regularizer(self) -> torch.Tensor | None:
         return None
 
+    def epoch_note(self) -> str | None:
+        """A few words for the training log's epoch line about what happened this epoch (None: nothing)."""
+        return None
+
 
 class WeightedParams(Compressible):
     """The weight of a dense or conv2d (sub)layer with optional fake quantization and a pruning mask.

@@ -203,12 +203,16 @@ def fit(
                 "stage": plan.name, "epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
                 "test_acc": accuracy(net, dataset.x_test, dataset.y_test), "compress": list(net.active),
             }
+            notes = net.epoch_notes()
+            if notes:
+                rec["notes"] = notes
             history.append(rec)
             if log is not None:
                 acting = [k for k in net.active if k in present]
                 log(
                     f"{tag}epoch {epoch + 1:3d}/{total_epochs} [{plan.name}{' ' + '+'.join(acting) if acting else ''}]"
                     f"  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f}%  test {100 * rec['test_acc']:.2f}%"
+                    + "".join(f"  {note}" for note in notes)
                 )
             epoch += 1
     net.set_compress(None if compress else ())

@@ -88,6 +88,7 @@ class SelectorTwin(nn.Module):
         self.last_score: torch.Tensor | None = None
         self.tau = TAU_START
         self.first_epoch: int | None = None  # the first training epoch with the selector on
+        self.kept = {True: [0.0, 0], False: [0.0, 0]}  # training / evaluating: (candidates kept, candidates)
 
     def start_epoch(self, epoch: int, total_epochs: int) -> None:
         """Called before each epoch in which the selector trains: sets the Gumbel temperature."""
@@ -158,7 +159,16 @@ class SelectorTwin(nn.Module):
             mask = (score * SCORE_ONE >= threshold).to(score.dtype)
             self.last_score = None
         self.last_keep = mask
+        kept = self.kept[self.training]
+        kept[0] += float(mask.detach().sum())
+        kept[1] += mask.numel()
         return mask, score
+
+    def take_keep_ratios(self) -> tuple[float | None, float | None]:
+        """(share of candidates kept while training, while evaluating) since the last call."""
+        out = tuple(k / n if n else None for k, n in (self.kept[True], self.kept[False]))
+        self.kept = {True: [0.0, 0], False: [0.0, 0]}
+        return out
 
     def regularizer(self) -> torch.Tensor | None:
         """RATIO_WEIGHT * ((sampled keep ratio - keep)**2 + (mean score - keep)**2). The first term is

@@ -89,6 +89,15 @@ class IntEncoder(EncoderBlock):
     def regularizer(self):
         return self.selector.regularizer() if self.selecting else None
 
+    def epoch_note(self) -> str | None:
+        """The keep ratios the selector ran at this epoch: sampled while training, thresholded on the test split."""
+        if not self.selecting:
+            return None
+        train, test = self.selector.take_keep_ratios()
+        if train is None:
+            return None
+        return f"keep {train:.2f}" + (f" (test {test:.2f})" if test is not None else "")
+
     def start_epoch(self, epoch: int, total_epochs: int) -> None:
         super().start_epoch(epoch, total_epochs)
         if self.selecting:

@@ -158,3 +158,20 @@ def test_training_decisions_keep_the_target_share_at_any_score_level(level):
     reg = twin.regularizer()
     expected = 2.0 * (((cold.mean(dim=1) - 0.3) ** 2).mean() + (score.mean() - 0.3) ** 2)
     assert float(reg) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_epoch_log_reports_the_keep_ratios(run):
+    """Each selector epoch's history entry (and log line) says the share of candidates kept while
+    training (sampled) and on the test split (the threshold); epochs without the selector say nothing."""
+    import re
+
+    hist = run.metrics["compressed"]["history"]
+    assert all("notes" not in h for h in hist if h["stage"] == "base")
+    selecting = [h for h in hist if h["stage"] == "prune"]
+    assert selecting
+    for h in selecting:
+        (note,) = h["notes"]
+        got = re.fullmatch(r"e2 keep (\d\.\d\d) \(test (\d\.\d\d)\)", note)
+        assert got, note
+        train_keep, test_keep = float(got[1]), float(got[2])
+        assert abs(train_keep - 0.5) < 0.1 and 0.0 <= test_keep <= 1.0
