@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 
 from cdsl import __version__
 from cdsl.errors import CdslError
@@ -30,9 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGINT: raise KeyboardInterrupt, unless the signal arrived inside a `__del__` (e.g. Amaranth's
+    `MustUse.__del__` while objects of an elaboration are collected), where Python prints and drops
+    the exception and the command would run on; then send the signal again a moment later."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    own = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if own:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.func(args) or 0)
     except CdslError as err:
@@ -41,3 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cdsl: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if own:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

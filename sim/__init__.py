@@ -6,13 +6,18 @@ Modules (each docstring says more):
   (`find_toolchain`, `require_toolchain`, `verilator_env`, `apply_verilator_env`); `cdsl doctor`.
 - `build`: Verilator build cache keyed by a content hash (`build_verilog`, `BuildOptions`).
 - `runner`: build + run a cocotb test module, parse results (`run_cocotb` -> `CocotbResult`).
+  `BuildOptions(sim_clock=True)` builds with cdsl's own simulator main (`verilator_main.cpp`), which
+  drives `clk` in C++ instead of a cocotb clock's VPI callback per edge.
 - `harness`: `Harness`, the bulk-load wrapper around a component or a `BlackBox` (a Verilog module
-  compiled beside it): a memory per input and output stream, register writes, probes.
+  compiled beside it): a memory per input and output stream, register writes, probes; with
+  `samples=K`, K samples per run, each with the cycles of a run of its own.
 - `drivers`: cocotb side: `HarnessDriver` (bulk runs), `StreamDriver`/`StreamMonitor` (per-clock
   valid/ready with random stalls), `start_clock`, `reset`, `tb_seed`, `write_results`.
 - `scoreboard`: `Scoreboard`, expected vs actual with the first mismatch located.
 - `design`: a generated design (`rtl/network.sv` + manifest), loaded and checked (`Design.load`).
 - `cosim`: `simulate` and `verify` a design against the golden model; `network_bench` is its cocotb side.
+- `bare_loop`: the bare C++ Verilator loop over a design's `network.sv` (no cocotb), the yardstick
+  `cdsl bench` measures co-verification speed against.
 - `lint`: `verilator --lint-only` of a design. `selftest` (`cdsl doctor --smoke`) and `speed`
   (`python -m cdsl.sim.speed`, simulated cycles per second) with their cocotb modules.
 

@@ -6,9 +6,11 @@ compared with the golden model.
     report = verify(intmodel, design, x_int, labels)                          # golden vs RTL, bit for bit
 
 The harness (`cdsl.sim.harness.Harness`) wraps a black box with the ports the design's plan implies
-and is compiled beside `network.sv` (never a re-elaborated network). Every sample is written into
-the harness memories through their handles, the runtime settings go through the `ctrl` register
-writes before each sample, and Python awaits one `done` per sample (`cdsl.sim.network_bench`).
+and is compiled beside `network.sv` (never a re-elaborated network). The harness holds a batch of up to `BATCH`
+samples (`Harness(samples=...)`): a batch is written into its memories through their handles, the
+harness runs its samples one after another, each with the runtime settings' `ctrl` register writes
+first, exactly as a run of its own (each sample's cycles are recorded in a memory), and Python
+awaits one `done` per batch (`cdsl.sim.network_bench`); outputs are read back per batch.
 
 On a mismatch, `verify` names the first failing sample, output and element, then simulates that
 sample again in a harness that captures every engine's probe port, and names the first engine (in
@@ -33,6 +35,7 @@ from cdsl.contract.intmodel import IntModel, Settings
 from cdsl.hw.network import input_port, output_port, probe_port
 from cdsl.hw.plan import network_cycles
 from cdsl.hw.register_bank import ctrl_signature
+from cdsl.sim.build import BuildOptions
 from cdsl.sim.design import Design
 from cdsl.sim.harness import Harness
 from cdsl.sim.runner import SimulationError, run_cocotb
@@ -101,7 +104,17 @@ def config_words(design: Design, settings: Settings | None) -> list[int]:
             for r in plan.registers]
 
 
-def harness_for(design: Design, *, probes: bool) -> Harness:
+BATCH = 64  # samples per harness run (per Python wake-up)
+BATCH_WORDS = 1 << 16  # at most this many words of one input port per batch
+
+
+def batch_size(design: Design, samples: int = BATCH) -> int:
+    """Samples the harness of `design` holds per run: up to BATCH, fewer for very long inputs."""
+    longest = max(i.type.words for i in design.plan.inputs)
+    return max(1, min(samples, BATCH_WORDS // longest))
+
+
+def harness_for(design: Design, *, probes: bool, samples: int = 1) -> Harness:
     plan = design.plan
     depths = {input_port(i.name): i.type.words for i in plan.inputs}
     depths.update({output_port(o.name): o.type.words for o in plan.outputs})
@@ -109,7 +122,7 @@ def harness_for(design: Design, *, probes: bool) -> Harness:
         depths["ctrl"] = len(plan.registers)
     if probes:
         depths.update({probe_port(n.name): n.out_type.words for n in plan.nodes})
-    return Harness(dut=design.black_box(), depths=depths, probes=probes)
+    return Harness(dut=design.black_box(), depths=depths, probes=probes, samples=samples)
 
 
 def _poll(path: Path, progress: Progress, stop: threading.Event) -> None:
@@ -137,12 +150,19 @@ def _input_arrays(design: Design, x_int) -> dict[str, np.ndarray]:
 
 def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: Path | None = None,
              progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
-             probes: bool = False, simulator: str = "verilator") -> SimRun:
+             probes: bool = False, simulator: str = "verilator", batch: int | None = None,
+             sim_clock: bool = True) -> SimRun:
     """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design,
-    in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator)."""
+    in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator).
+
+    `batch`: samples per harness run (default `batch_size(design)`; 1 with probes); `sim_clock`: the
+    clock in the simulator's C++ main (Verilator only). Both only change speed: `cdsl bench` sets
+    `batch=1, sim_clock=False` to time the previous way (a Python wake-up per sample, cocotb's clock)."""
     plan = design.plan
     config = config_words(design, settings)  # checks the settings against the plan
-    harness = harness_for(design, probes=probes)
+    # Probes (locating a bad layer) run one sample: the plain harness.
+    samples_per_run = 1 if probes else batch_size(design, batch or BATCH)
+    harness = harness_for(design, probes=probes, samples=samples_per_run)
     inputs = _input_arrays(design, x_int)
     samples = len(next(iter(inputs.values())))
     temporary = work_dir is None  # removed afterwards, unless the simulation fails (its log is there)
@@ -162,6 +182,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
     try:
         result = run_cocotb(verilog=(text, design.verilog), toplevel=TOP, test_module="cdsl.sim.network_bench",
                             test_dir=work / "sim", waves=waves, seed=seed, simulator=simulator,
+                            build_options=BuildOptions(sim_clock=sim_clock),
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
     finally:

@@ -64,11 +64,15 @@ __all__ = [
     "to_signed",
     "to_unsigned",
     "CLOCK_PERIOD_NS",
+    "SIM_CLOCK_VAR",
     "write_results",
     "tb_seed",
 ]
 
 CLOCK_PERIOD_NS = 10
+# Set (to the period in ns) when the simulator drives `clk` itself (a `BuildOptions(sim_clock=True)`
+# build, see cdsl.sim.verilator_main.cpp): then no cocotb clock is started.
+SIM_CLOCK_VAR = "CDSL_SIM_CLOCK_NS"
 
 
 def to_unsigned(value: int, width: int) -> int:
@@ -90,8 +94,14 @@ def _read(handle) -> int:
     return to_uint() if to_uint is not None else int(value)
 
 
-async def start_clock(dut, *, period_ns: int = CLOCK_PERIOD_NS) -> Clock:
-    """Start the C++ (gpi) clock on `dut.clk` and return it."""
+async def start_clock(dut, *, period_ns: int = CLOCK_PERIOD_NS) -> Clock | None:
+    """Start the C++ (gpi) clock on `dut.clk` and return it; None when the simulator drives `clk`
+    itself (`$CDSL_SIM_CLOCK_NS` set; its period must be `period_ns`)."""
+    given = os.environ.get(SIM_CLOCK_VAR)
+    if given:
+        if float(given) != period_ns:
+            raise RuntimeError(f"the simulator's clock has a period of {given} ns, the testbench wants {period_ns} ns")
+        return None
     clock = Clock(dut.clk, period_ns, unit="ns")
     clock.start()
     return clock
@@ -153,6 +163,7 @@ class HarnessDriver:
         self.period_ns = period_ns
         self.ports = {p["name"]: _Port(**p) for p in manifest["ports"]}
         self.throttle = manifest.get("throttle", False)
+        self.samples = int(manifest.get("samples", 1))  # samples a batch run holds (`run_batch`)
         self._handles: dict[str, list] = {}
         self.clock: Clock | None = None
         # Wall seconds spent writing inputs, simulating (start..done) and reading outputs.
@@ -177,11 +188,16 @@ class HarnessDriver:
                              f"name them")
         return ports[0].name
 
-    def _memory(self, name: str) -> list:
-        if name not in self._handles:
-            mem = getattr(self.dut, f"mem_{name}")
-            self._handles[name] = [mem[k] for k in range(self.ports[name].depth)]
-        return self._handles[name]
+    def _memory(self, name: str, *, memory: str | None = None, depth: int | None = None) -> list:
+        """Handles of the words of memory `mem_<name>` (or `memory`), created once."""
+        key = memory or name
+        if key not in self._handles:
+            mem = getattr(self.dut, memory or f"mem_{name}")
+            if depth is None:
+                p = self.ports[name]
+                depth = p.depth * (1 if p.role == "ctrl" else self.samples)
+            self._handles[key] = [mem[k] for k in range(depth)]
+        return self._handles[key]
 
     async def reset(self, *, start_clock_: bool = True) -> None:
         """Start the clock (unless already running), idle the controls and reset the design."""
@@ -195,6 +211,8 @@ class HarnessDriver:
                 getattr(self.dut, f"expect_{p.name}").value = 0
         if self.throttle:
             self.dut.seed.value = 0      # 0: no throttling
+        if self.samples > 1:
+            self.dut.n_samples.value = 1
         await reset(self.dut)
 
     def load(self, port: str, words: Sequence[int]) -> None:
@@ -260,10 +278,71 @@ class HarnessDriver:
             if want == 0 and not p.frame:
                 raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
             getattr(self.dut, f"expect_{p.name}").value = want
+        if self.samples > 1:
+            self.dut.n_samples.value = 1  # a batch harness: this one sample
         cycles = await self.start_and_wait(seed=seed)
         outputs = {p.name: self.read(p.name) for p in self._role("output")}
         probes = {p.name: self.read(p.name) for p in self._role("probe")}
         return HarnessRun(outputs, cycles, probes)
+
+    async def run_batch(self, inputs: Sequence[dict], *, expect=None, config: Sequence[int] = ()) -> list[HarnessRun]:
+        """Up to `self.samples` samples in one run (a harness built with `samples=K`): sample s's words
+        go to `s * depth` of each input memory, the harness runs the samples one after another with
+        the config words before each (each exactly as `run` would: same cycles), and Python wakes once.
+        `inputs`: per sample {input port: words} (every sample the same number of words per port).
+        Returns a `HarnessRun` per sample (its cycles read from `mem_cycles`)."""
+        count = len(inputs)
+        if not 1 <= count <= self.samples:
+            raise ValueError(f"run_batch: {count!r} samples; the harness holds 1..{self.samples!r}")
+        if self.samples == 1:
+            return [await self.run(inputs[0], expect=expect, config=config)]
+        if expect is not None and not isinstance(expect, dict):
+            expect = {self._only("output"): expect}
+        expect = dict(expect or {})
+        t0 = time.perf_counter()
+        for p in self._role("input"):
+            rows = [sample.get(p.name, ()) for sample in inputs]
+            length = len(rows[0])
+            if any(len(r) != length for r in rows) or length > p.depth:
+                raise ValueError(f"run_batch: every sample needs the same number (<= {p.depth!r}) of words "
+                                 f"for {p.name!r}, not {sorted({len(r) for r in rows})!r}")
+            mem = self._memory(p.name)
+            mask = (1 << p.width) - 1
+            flat = [int(w) for row in rows for w in row]
+            if flat:
+                to_unsigned(min(flat), p.width), to_unsigned(max(flat), p.width)  # raises if out of range
+            for s, row in enumerate(rows):
+                base = s * p.depth
+                for k, word in enumerate(row):
+                    mem[base + k].value = int(word) & mask
+            getattr(self.dut, f"len_{p.name}").value = length
+        self.stats["load_s"] += time.perf_counter() - t0
+        for p in self._role("ctrl"):
+            self.load(p.name, config)
+        for p in self._role("output"):
+            want = expect.get(p.name, 0)
+            if want == 0 and not p.frame:
+                raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
+            getattr(self.dut, f"expect_{p.name}").value = want
+        self.dut.n_samples.value = count
+        await self.start_and_wait()
+        t0 = time.perf_counter()
+        cyc = self._memory("", memory="mem_cycles", depth=self.samples)
+        cycles = [_read(cyc[s]) for s in range(count)]
+        captured: dict[str, list[list[int]]] = {}
+        for p in self._role("output") + self._role("probe"):
+            counts = self._memory(p.name, memory=f"mem_counts_{p.name}", depth=self.samples)
+            mem = self._memory(p.name)
+            rows = []
+            for s in range(count):
+                n = min(_read(counts[s]), p.depth)
+                raw = [_read(mem[s * p.depth + k]) for k in range(n)]
+                rows.append([to_signed(v, p.width) for v in raw] if p.signed else raw)
+            captured[p.name] = rows
+        self.stats["read_s"] += time.perf_counter() - t0
+        outs, probes = self._role("output"), self._role("probe")
+        return [HarnessRun({p.name: captured[p.name][s] for p in outs}, cycles[s],
+                           {p.name: captured[p.name][s] for p in probes}) for s in range(count)]
 
     async def run_samples(self, samples: Sequence[Sequence[int]], *, n_out: int,
                           samples_per_run: int = 1, seed: int | None = None) -> BatchRun:

@@ -24,13 +24,23 @@ it is accepted), keeps every output ready and records; when every output has fin
 input is offered to the cycle that captured the last output word, inclusive. `busy` is high during
 a run.
 
+Batches (`samples=K`, K > 1): every input, output and probe memory holds K samples, sample s at
+`s * depth`; an input `n_samples` says how many the run holds (0 counts as 1). The harness runs
+them one after another with no Python in between, each exactly as a run of its own (the config
+words first, then its inputs; `cycles` counted from its first input offered), and stores each
+sample's cycles in `mem_cycles[s]` and each output's (and probe's) word count in
+`mem_counts_<port>[s]`; `done` rises after the last. `HarnessDriver.run_batch` drives it. With
+K = 1 (the default) the harness has none of these ports and memories.
+
 Optional back-pressure (`throttle=True`): a 16-bit LFSR, seeded from the `seed` input at `start`,
 drops each input's valid and each output's ready on pseudo-random cycles (about `throttle_num`/16
 of them); a run started with `seed == 0` is not throttled.
 
 The cocotb side is `cdsl.sim.drivers.HarnessDriver` (it reads `Harness.manifest()` from
 `$CDSL_HARNESS`). Measured: a 64 -> 10 serial dense layer (714 cycles per sample) runs at
-0.5-0.8 M simulated cycles/s this way (`python -m cdsl.sim.speed`).
+0.5-0.8 M simulated cycles/s this way with cocotb's clock (`python -m cdsl.sim.speed --cocotb-clock`);
+the digits MLP in batches of 64 with the clock in C++ at about half the speed of a bare C++ loop
+(`cdsl bench --speed`).
 """
 
 from __future__ import annotations
@@ -42,9 +52,11 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal,
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Harness", "BlackBox", "HarnessPort", "CYCLES_WIDTH"]
+__all__ = ["Harness", "BlackBox", "HarnessPort", "CYCLES_WIDTH", "CYCLES_MEMORY", "COUNTS_MEMORY"]
 
 CYCLES_WIDTH = 48
+CYCLES_MEMORY = "mem_cycles"  # a batch harness: each sample's cycles
+COUNTS_MEMORY = "mem_counts_"  # + port: each sample's words captured
 _LFSR_TAPS = 0xB400  # x^16 + x^14 + x^13 + x^11 + 1, maximal length
 
 
@@ -107,15 +119,18 @@ class Harness(wiring.Component):
     """
 
     def __init__(self, *, dut: wiring.Component, depths: dict[str, int], probes: bool = False,
-                 throttle: bool = False, throttle_num: int = 6):
+                 throttle: bool = False, throttle_num: int = 6, samples: int = 1):
         if not isinstance(dut, wiring.Component):
             raise TypeError(f"harness: dut must be an amaranth wiring.Component, not {dut!r}")
         if not isinstance(throttle, bool) or not isinstance(probes, bool):
             raise TypeError(f"harness: throttle and probes must be bools, not {throttle!r}, {probes!r}")
         if not isinstance(throttle_num, int) or not 0 <= throttle_num <= 15:
             raise ValueError(f"harness: throttle_num must be an integer in 0..15, not {throttle_num!r}")
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+            raise ValueError(f"harness: samples must be an integer >= 1, not {samples!r}")
         self._dut = dut
         self._throttle, self._throttle_num = throttle, throttle_num
+        self._samples = samples
         ports: list[HarnessPort] = []
         self._passthrough: list[tuple[str, object]] = []
         for name, member in dut.signature.members.items():
@@ -153,6 +168,8 @@ class Harness(wiring.Component):
                 members[f"count_{p.name}"] = Out(32)
         if throttle:
             members["seed"] = In(16)
+        if samples > 1:
+            members["n_samples"] = In(range(samples + 1))
         for name, shape in self._passthrough:
             if name in members:  # a device input would silently merge with the harness's own port
                 raise ValueError(f"harness: the design's input {name!r} has the name of a harness port; "
@@ -164,13 +181,24 @@ class Harness(wiring.Component):
     def ports(self) -> tuple[HarnessPort, ...]:
         return self._ports
 
+    @property
+    def samples(self) -> int:
+        return self._samples
+
     def memory_names(self) -> tuple[str, ...]:
-        return tuple(f"mem_{p.name}" for p in self._ports)
+        names = tuple(f"mem_{p.name}" for p in self._ports)
+        if self._samples > 1:
+            names += (CYCLES_MEMORY,) + tuple(f"{COUNTS_MEMORY}{p.name}" for p in self._ports
+                                              if p.role in ("output", "probe"))
+        if len(set(names)) != len(names):
+            raise ValueError(f"harness: two memories share a name in {names!r}; rename the design's port")
+        return names
 
     def manifest(self) -> dict:
         """What a testbench needs to know (pass it as JSON in `CDSL_HARNESS`)."""
         return {"ports": [asdict(p) for p in self._ports], "throttle": self._throttle,
-                "cycles_width": CYCLES_WIDTH, "passthrough": [name for name, _ in self._passthrough]}
+                "cycles_width": CYCLES_WIDTH, "passthrough": [name for name, _ in self._passthrough],
+                "samples": self._samples}
 
     def manifest_json(self) -> str:
         return json.dumps(self.manifest(), sort_keys=True)
@@ -181,6 +209,8 @@ class Harness(wiring.Component):
         m.submodules.dut = dut
         for name, _ in self._passthrough:
             m.d.comb += getattr(dut, name).eq(getattr(self, name))
+        self.memory_names()  # refuses clashing names
+        batch = self._samples
 
         busy, running, done = Signal(), Signal(), Signal()  # running: the inputs phase (after config)
         cycles = Signal(CYCLES_WIDTH)
@@ -188,23 +218,46 @@ class Harness(wiring.Component):
         stall_in, stall_out = self._throttling(m, busy)
         begin = self.start & ~busy
 
+        # Batches: `n_samples` samples (0 counts as 1) run one after another, each exactly as a run of
+        # its own (config words, then its inputs; cycles counted from its first input offered). A
+        # sample's words sit at `sample * depth` in each memory; its cycles and output counts are
+        # stored at `sample` in `mem_cycles` and `mem_counts_<port>`.
+        sample = Signal(range(batch), name="sample")
+        if batch > 1:
+            last_sample = (sample + 1 >= self.n_samples)
+            cyc_mem = m.submodules[CYCLES_MEMORY] = memory.Memory(shape=Shape(CYCLES_WIDTH), depth=batch, init=[])
+            cyc_wr = cyc_mem.write_port()
+            m.d.comb += [cyc_wr.addr.eq(sample), cyc_wr.data.eq(cycles + 1)]
+        else:
+            last_sample = Const(1)
+        sample_finished = Signal()  # the cycle a sample's last output is taken
+        next_sample = sample_finished & ~last_sample
+        restart = begin | next_sample  # the per-sample state starts over
+
         finished = []
         ctrl_done = Const(1)  # without a ctrl port the inputs start right away
         for p in self._ports:
-            mem = m.submodules[f"mem_{p.name}"] = memory.Memory(shape=Shape(p.width), depth=p.depth, init=[])
+            words = p.depth * (1 if p.role == "ctrl" else batch)  # the same register writes before every sample
+            mem = m.submodules[f"mem_{p.name}"] = memory.Memory(shape=Shape(p.width), depth=words, init=[])
             port = getattr(dut, p.name)
+            base = Signal(range(words), name=f"base_{p.name}")
+            if batch > 1 and p.role != "ctrl":
+                with m.If(begin):
+                    m.d.sync += base.eq(0)
+                with m.Elif(next_sample):
+                    m.d.sync += base.eq(base + p.depth)
             if p.role in ("input", "ctrl"):
                 rd = mem.read_port(domain="comb")
                 addr = Signal(range(p.depth + 1), name=f"addr_{p.name}")
                 length = getattr(self, f"len_{p.name}")
                 phase = running if p.role == "input" else (busy & ~running)
                 offer = phase & (addr < length) & (~stall_in if p.role == "input" else 1)
-                m.d.comb += [rd.addr.eq(addr), port.valid.eq(offer)]
+                m.d.comb += [rd.addr.eq(base + addr), port.valid.eq(offer)]
                 if p.frame:
                     m.d.comb += [port.payload.data.eq(rd.data), port.payload.last.eq(addr == length - 1)]
                 else:
                     m.d.comb += port.payload.eq(rd.data)
-                with m.If(begin):
+                with m.If(restart):
                     m.d.sync += addr.eq(0)
                 with m.Elif(offer & port.ready):
                     m.d.sync += addr.eq(addr + 1)
@@ -222,16 +275,22 @@ class Harness(wiring.Component):
                     fire = running & port.fire
                 value = Value.cast(port.payload)
                 word = port.payload.data if p.frame else value
-                m.d.comb += [wr.addr.eq(count), wr.data.eq(word), wr.en.eq(fire & (count < p.depth))]
-                with m.If(begin):
+                m.d.comb += [wr.addr.eq(base + count), wr.data.eq(word), wr.en.eq(fire & (count < p.depth))]
+                with m.If(restart):
                     m.d.sync += count.eq(0)
                 with m.Elif(fire):
                     m.d.sync += count.eq(count + 1)
+                if batch > 1:
+                    cnt_mem = m.submodules[f"{COUNTS_MEMORY}{p.name}"] = memory.Memory(shape=Shape(32), depth=batch,
+                                                                                      init=[])
+                    cnt_wr = cnt_mem.write_port()
+                    m.d.comb += [cnt_wr.addr.eq(sample), cnt_wr.data.eq(count + fire),
+                                 cnt_wr.en.eq(sample_finished)]
                 if p.role == "output":
                     expect = getattr(self, f"expect_{p.name}")
                     seen_last = Signal(name=f"last_{p.name}")
                     if p.frame:
-                        with m.If(begin):
+                        with m.If(restart):
                             m.d.sync += seen_last.eq(0)
                         with m.Elif(fire & port.payload.last):
                             m.d.sync += seen_last.eq(1)
@@ -242,15 +301,22 @@ class Harness(wiring.Component):
         all_finished = Const(1)
         for f in finished:
             all_finished = all_finished & f
+        m.d.comb += sample_finished.eq(running & all_finished)
+        if batch > 1:
+            m.d.comb += cyc_wr.en.eq(sample_finished)
         with m.If(begin):
-            m.d.sync += [busy.eq(1), running.eq(0), done.eq(0), cycles.eq(0)]
+            m.d.sync += [busy.eq(1), running.eq(0), done.eq(0), cycles.eq(0), sample.eq(0)]
         with m.Elif(busy & ~running):
             with m.If(ctrl_done):
-                m.d.sync += running.eq(1)
+                m.d.sync += [running.eq(1), cycles.eq(0)]
         with m.Elif(running):
             m.d.sync += cycles.eq(cycles + 1)
-            with m.If(all_finished):
-                m.d.sync += [busy.eq(0), running.eq(0), done.eq(1)]
+            with m.If(sample_finished):
+                m.d.sync += running.eq(0)
+                with m.If(last_sample):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+                with m.Else():
+                    m.d.sync += sample.eq(sample + 1)
         return m
 
     def _throttling(self, m: Module, busy: Value) -> tuple[Value, Value]:

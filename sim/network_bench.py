@@ -1,4 +1,9 @@
-"""cocotb testbench of a whole network: many samples through the bulk-load Harness, one run each.
+"""cocotb testbench of a whole network: many samples through the bulk-load Harness, a batch per run.
+
+The harness holds `samples` samples (`Harness(samples=K)`, in the manifest): each batch of up to K
+samples is written into its memories, run with one `start`/`done` (the harness runs the samples one
+after another, each with the config words first, so each sample's cycles are those of a run of its
+own, read from `mem_cycles`), and read back; Python wakes once per batch.
 
 The host (`cdsl.sim.cosim.simulate`) writes `$CDSL_COSIM_CASE`, an .npz with
 - `in:<port>`: int64 [N, words] per input port (one row per sample);
@@ -9,7 +14,7 @@ and reads back `$CDSL_COSIM_OUT` (.npz: `out:<port>` int64 [N, words], `count:<p
 `cycles` int64 [N]) and the JSON results (`write_results`: simulated cycles, wall seconds).
 Comparison against the golden model happens on the host, where the scoreboard can name the layer.
 
-Progress: every few samples the testbench writes "done total" to `$CDSL_PROGRESS` (if set).
+Progress: after every batch the testbench writes "done total" to `$CDSL_PROGRESS` (if set).
 """
 
 from __future__ import annotations
@@ -21,9 +26,6 @@ import cocotb
 import numpy as np
 
 from cdsl.sim.drivers import HarnessDriver, write_results
-
-_PROGRESS_EVERY = 16
-
 
 def _progress(done: int, total: int) -> None:
     path = os.environ.get("CDSL_PROGRESS")
@@ -53,14 +55,17 @@ async def network_samples(dut):
     got: dict[str, list] = {}
     cycles = np.zeros(samples, dtype=np.int64)
     wall = time.perf_counter()
-    for s in range(samples):
-        run = await drv.run({port: words[s].tolist() for port, words in inputs.items()}, expect=expect, config=config)
-        cycles[s] = run.cycles
-        for kind, captured in (("out", run.outputs), ("probe", run.probes)):
-            for port, words in captured.items():
-                got.setdefault(f"{kind}:{port}", []).append(words)
-        if s % _PROGRESS_EVERY == _PROGRESS_EVERY - 1:
-            _progress(s + 1, samples)
+    lists = {port: words.tolist() for port, words in inputs.items()}
+    for first in range(0, samples, drv.samples):
+        group = range(first, min(first + drv.samples, samples))
+        runs = await drv.run_batch([{port: rows[s] for port, rows in lists.items()} for s in group],
+                                   expect=expect, config=config)
+        for s, run in zip(group, runs):
+            cycles[s] = run.cycles
+            for kind, captured in (("out", run.outputs), ("probe", run.probes)):
+                for port, words in captured.items():
+                    got.setdefault(f"{kind}:{port}", []).append(words)
+        _progress(group[-1] + 1, samples)
     wall = time.perf_counter() - wall
     _progress(samples, samples)
     arrays = {"cycles": cycles}

@@ -32,6 +32,7 @@ read it with `cdsl.sim.drivers.tb_seed()`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import tempfile
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cdsl.sim.build import Build, BuildOptions, build_verilog, reaped_runner
+from cdsl.sim.drivers import SIM_CLOCK_VAR
 from cdsl.sim.toolchain import ToolchainError, apply_verilator_env, fst_supported
 
 __all__ = ["run_cocotb", "CocotbResult", "TestCase", "SimulationError", "parse_results_xml"]
@@ -188,8 +190,7 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
         fmt = _waves_format(waves)
         options = build_options or BuildOptions()
         if options.waves != fmt:
-            options = BuildOptions(waves=fmt, public=options.public, public_all=options.public_all,
-                                   optimize=options.optimize, extra_args=options.extra_args)
+            options = dataclasses.replace(options, waves=fmt)
         build = build_verilog(verilog=verilog, toplevel=toplevel, options=options, cache_dir=cache_dir)
         apply_verilator_env()
     results_xml = test_dir / "results.xml"
@@ -199,6 +200,10 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
         stale.unlink(missing_ok=True)
     env = dict(extra_env or {})
     env["CDSL_RESULTS"] = str(results_json)
+    if simulator == "verilator" and build.options.sim_clock:
+        from cdsl.sim.drivers import CLOCK_PERIOD_NS
+
+        env.setdefault(SIM_CLOCK_VAR, str(CLOCK_PERIOD_NS))
     test_args: list[str] = []
     waves_path = None
     if waves is not None:

@@ -1,6 +1,6 @@
 """Measure simulated cycles per second of the harness flow (cocotb + Verilator, bulk-loaded).
 
-    python -m cdsl.sim.speed [--samples 2000] [--k 64] [--n 10] [--per-run 1] [--public-all]
+    python -m cdsl.sim.speed [--samples 2000] [--k 64] [--n 10] [--per-run 1] [--public-all] [--cocotb-clock]
 
 Design: `SerialDense` (k int8 inputs -> n outputs, one MAC per cycle, k + n*(k+1) cycles per
 sample; 714 for 64 -> 10) wrapped in `Harness`. Each sample: its k words are written into the input
@@ -119,7 +119,7 @@ def bench_weights(*, seed: int, k: int, n: int) -> list[list[int]]:
 
 
 def run_bench(*, samples: int = 2000, k: int = 64, n: int = 10, samples_per_run: int = 1,
-              public_all: bool = False, seed: int = 1):
+              public_all: bool = False, seed: int = 1, sim_clock: bool = True):
     from cdsl.hw.verilog_text import verilog_text
 
     from cdsl.sim.build import BuildOptions
@@ -132,19 +132,21 @@ def run_bench(*, samples: int = 2000, k: int = 64, n: int = 10, samples_per_run:
     cfg = {"k": k, "n": n, "samples": samples, "samples_per_run": samples_per_run, "weight_seed": 7}
     return run_cocotb(verilog=text, toplevel="bench_top", test_module="cdsl.sim.speed_bench",
                       extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_BENCH": json.dumps(cfg)},
-                      seed=seed, build_options=BuildOptions(public_all=public_all))
+                      seed=seed, build_options=BuildOptions(public_all=public_all, sim_clock=sim_clock))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdsl.sim.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cdsl.sim.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--per-run", type=int, default=1, help="samples loaded per start/done")
     parser.add_argument("--public-all", action="store_true", help="keep cocotb's --public-flat-rw")
+    parser.add_argument("--cocotb-clock", action="store_true",
+                        help="cocotb's clock (a VPI callback per edge) instead of the clock in the simulator's C++ main")
     args = parser.parse_args(argv)
     result = run_bench(samples=args.samples, k=args.k, n=args.n, samples_per_run=args.per_run,
-                       public_all=args.public_all)
+                       public_all=args.public_all, sim_clock=not args.cocotb_clock)
     print(result.summary())
     print(f"build: {'cache hit' if result.build.hit else 'compiled'} in {result.build.seconds:.2f} s ({result.build.directory})")
     if not result.passed:

@@ -7,6 +7,15 @@ inference, then N test samples in Verilator (checked bit-exact against golden) f
 per inference, the RTL's accuracy and simulated cycles per second. (Truncating weights at run time
 costs accuracy unless the layer was trained for it with `@trunc`.) `--flow` also times `cdsl run` on the spec with an
 empty Verilator build cache (cold) and again with it filled (warm).
+
+Co-verification speed (always; `--speed` prints only this): `cdsl verify`'s simulated cycles per
+second on the whole test split against a bare C++ Verilator loop over the same `network.sv`
+(`cdsl.sim.bare_loop`: `-O3`, valid always high, output always ready, no cocotb), which this
+command builds itself, and their ratio; the bare loop's cycles per inference back to back beside
+the cycle model's latency, its slowest engine and its initiation interval (when the plan has one).
+With `--flow`, also the Verilator build of that verification, cold (an empty cache) and for a new
+design with Verilator's runtime objects cached, against a bare `verilator --build -O3` of the same
+Verilog (uncached), and their ratios. Every ratio is taken within one run.
 """
 
 from __future__ import annotations
@@ -29,7 +38,10 @@ def register(sub) -> None:
                    help="a run folder or a spec (trained first); default examples/mlp.cdsl")
     p.add_argument("--n", type=SAMPLES, default=100, help="test samples simulated per variant (default 100)")
     p.add_argument("--lanes", type=bounded(1, 65536), default=8, help="lanes of every engine without bitserial(lanes=...) (default 8)")
-    p.add_argument("--flow", action="store_true", help="also time `cdsl run` cold (empty build cache) and warm")
+    p.add_argument("--flow", action="store_true", help="also time `cdsl run` cold (empty build cache) and warm, and "
+                   "the verification's Verilator build against a bare `verilator --build -O3`")
+    p.add_argument("--speed", action="store_true", help="only the co-verification speed figures (and, with --flow, "
+                   "the build times), not the three mappings")
     p.set_defaults(func=run)
 
 
@@ -53,6 +65,94 @@ def variants(intmodel, lanes: int):
     ]
 
 
+def _interval_of_plan(design) -> float | None:
+    """The cycle model's initiation interval, if this cdsl's plan has one (a throughput model)."""
+    import cdsl.hw.plan as plan_module
+
+    for name in ("network_ii", "initiation_interval", "network_interval"):
+        fn = getattr(plan_module, name, None)
+        if callable(fn):
+            return fn(design.plan)
+    for source in (design.manifest.get("cycles") or {}, design.manifest):
+        for key in ("ii", "initiation_interval", "interval"):
+            if isinstance(source.get(key), (int, float)):
+                return source[key]
+    return None
+
+
+def speed_figures(console, intmodel, run_dir: Path, data, tmp: Path, *, lanes: int, flow: bool) -> None:
+    """Print `cdsl verify` vs the bare C++ loop (and with `flow`, build times); see the module docstring."""
+    from rich.table import Table
+
+    from cdsl.contract.golden import quantize_input
+    from cdsl.flow import load_design
+    from cdsl.hw.plan import cycle_report, network_cycles
+    from cdsl.sim.bare_loop import build_bare_loop, run_bare_loop
+    from cdsl.sim.cosim import simulate, verify
+
+    design = load_design(run_dir, intmodel, log=console.print)
+    x = quantize_input(intmodel, data.x_test)
+    with console.status("building the bare C++ loop and verifying the whole test split"):
+        bare = build_bare_loop(design)
+        rep = verify(intmodel, design, x, data.y_test, localize=False)
+        cycles = max(rep.run.total_cycles, 2_000_000)
+        stream = run_bare_loop(bare, mode="stream", cycles=cycles)
+        before = simulate(design, x, batch=1, sim_clock=False)
+    verdict = "bit-exact" if rep.passed else f"NOT bit-exact ({rep.exact}/{rep.samples}, cycles {rep.cycles_exact})"
+    table = Table(title=f"{intmodel.name}: co-verification speed (one run, this machine)")
+    for col in ("simulation", "cycles", "seconds", "cycles/s", "vs bare loop"):
+        table.add_column(col, justify="left" if col == "simulation" else "right")
+    table.add_row(f"cdsl verify, {rep.samples} samples ({verdict})", f"{rep.run.total_cycles:,}",
+                  f"{rep.run.sim_seconds:.2f}", f"{rep.run.cycles_per_second:,.0f}",
+                  f"{rep.run.cycles_per_second / stream.cycles_per_second:.2f}x")
+    table.add_row("  the previous way: a Python wake-up per sample, cocotb's clock", f"{before.total_cycles:,}",
+                  f"{before.sim_seconds:.2f}", f"{before.cycles_per_second:,.0f}",
+                  f"{before.cycles_per_second / stream.cycles_per_second:.2f}x")
+    table.add_row("bare C++ Verilator loop (-O3, valid high, ready high)", f"{stream.cycles:,}",
+                  f"{stream.seconds:.2f}", f"{stream.cycles_per_second:,.0f}", "1.00x")
+    console.print(table)
+    report = cycle_report(design.plan)
+    slowest = max((f.get("delay", 0) for f in report["engines"].values()), default=0)
+    ii = _interval_of_plan(design)
+    interval = f"{stream.interval:,.1f}" if stream.interval is not None else "-"
+    console.print(f"back to back (bare loop, {stream.inferences} inferences): {interval} cycles per inference; "
+                  f"model: latency {network_cycles(design.plan)}, slowest engine {slowest}, "
+                  f"II {ii if ii is not None else '- (no throughput model in this plan)'}; "
+                  f"first inference {stream.first_latency} cycles")
+    if flow:
+        build_figures(console, design, tmp)
+
+
+def build_figures(console, design, tmp: Path) -> None:
+    """The verification's Verilator build, cold and with cached runtime objects, vs a bare build."""
+    import shutil
+
+    from rich.table import Table
+
+    from cdsl.hw.verilog_text import verilog_text
+    from cdsl.sim.bare_loop import build_bare_loop
+    from cdsl.sim.build import BuildOptions, build_verilog
+    from cdsl.sim.cosim import TOP, batch_size, harness_for
+
+    harness = harness_for(design, probes=False, samples=batch_size(design))
+    sources = (verilog_text(harness, name=TOP), design.verilog)
+    options = BuildOptions(sim_clock=True)
+    cache = tmp / "build-cache"
+    with console.status("timing Verilator builds (cold, runtime cached, bare)"):
+        cold = build_verilog(verilog=sources, toplevel=TOP, options=options, cache_dir=cache)
+        shutil.rmtree(cold.directory)  # the design's build goes, Verilator's runtime objects stay
+        warm = build_verilog(verilog=sources, toplevel=TOP, options=options, cache_dir=cache)
+        bare = build_bare_loop(design, cache=False, cache_dir=tmp / "bare-cache")
+    table = Table(title="Verilator build of the verification (same network.sv, one run)")
+    for col in ("build", "seconds", "vs bare"):
+        table.add_column(col, justify="left" if col == "build" else "right")
+    table.add_row("cdsl (cocotb harness), empty cache", f"{cold.seconds:.1f}", f"{cold.seconds / bare.seconds:.2f}x")
+    table.add_row("cdsl (cocotb harness), a new design, Verilator runtime cached", f"{warm.seconds:.1f}",
+                  f"{warm.seconds / bare.seconds:.2f}x")
+    table.add_row("bare `verilator --build -O3` (C++ loop, uncached)", f"{bare.seconds:.1f}", "1.00x")
+    console.print(table)
+
+
 def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -69,6 +169,9 @@ def run(args) -> int:
         intmodel = load_intmodel(run_dir / "intmodel")
         _, _, data = load_run(run_dir)
         x = quantize_input(intmodel, data.x_test[:args.n])
+        speed_figures(console, intmodel, run_dir, data, Path(tmp), lanes=args.lanes, flow=args.flow)
+        if args.speed:
+            return 0
         table = Table(title=f"{intmodel.name}: cycles per inference ({args.n} test samples simulated per row)")
         for col in ("mapping", "bit-serial layers", "precision", "predicted", "simulated", "bit-exact", "RTL accuracy",
                     "sim cycles/s"):

@@ -82,7 +82,7 @@ def test_harness_manifest_flattens_layouts_and_keeps_signedness():
     assert m == {"ports": [
         {"name": "i", "role": "input", "width": 12, "signed": False, "frame": False, "depth": 10},
         {"name": "o", "role": "output", "width": acc_width(k=5, width=6), "signed": True, "frame": False, "depth": 2},
-    ], "throttle": True, "cycles_width": CYCLES_WIDTH, "passthrough": []}
+    ], "throttle": True, "cycles_width": CYCLES_WIDTH, "passthrough": [], "samples": 1}
     assert "seed" in h.signature.members
     assert h.memory_names() == ("mem_i", "mem_o")
 
