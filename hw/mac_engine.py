@@ -2,7 +2,7 @@
 
 It owns a `FrameBuffer` (the whole input frame, filled from `i`), a `WindowGenerator` (addresses of
 every step of every output, zero padding), a weight ROM (`lib.memory`, one word = `lanes` weights
-of one step, input channels past Ci are zero), the MAC unit's reducer (`Mac` or `BitSerialMac`,
+of one step, input channels past Ci are zero; or the unit's own, `MacUnit.weights`), the MAC unit's reducer (`Mac` or `BitSerialMac`,
 with whatever else the unit wires: a plane-mask ROM, a latched precision), the bias add, a
 `RequantUnit`, and the output's `last` flag. It emits one activation per transfer on `o`, in
 row-major (C, H, W) order.
@@ -31,6 +31,24 @@ from cdsl.hw.kinds._mac import MacEngineNode
 from cdsl.hw.requant_unit import RequantUnit
 from cdsl.hw.streams import drive_last, frame_signature
 from cdsl.hw.window_generator import WindowGenerator
+
+
+def weight_rom(m: Module, node: MacEngineNode, reducer, *, step, advance) -> None:
+    """The default weight ROM (`MacUnit.weights`): one word of `lanes` full-width weights per step."""
+    words = weight_rom_words(node)
+    wrom = m.submodules.weights = memory.Memory(shape=data.ArrayLayout(signed(node.w_bits), node.lanes),
+                                                depth=max(len(words), 2), init=words)
+    wrd = wrom.read_port()
+    m.d.comb += [wrd.addr.eq(step.waddr), wrd.en.eq(advance), reducer.i.payload.w.eq(wrd.data)]
+
+
+def pe_view(node: MacEngineNode, unit: int) -> MacEngineNode:
+    """What copy `unit` of a PE engine's MAC unit computes: channels r*pe + unit of every row r, as an
+    engine of `rows` channels and PE 1 (its weights; the unit's view of the rows, `MacUnit.pe_view`)."""
+    import dataclasses
+
+    return dataclasses.replace(node, weight=node.weight[unit::node.pe], out_shape=(node.rows, *node.out_shape[1:]),
+                               pe=1, unit=node.unit.pe_view(node))
 
 
 def weight_rom_words(node: MacEngineNode) -> list[list[int]]:
@@ -85,20 +103,19 @@ class MacEngine(wiring.Component):
                      red.i.payload.last.eq(fetch.last)]
         for j in range(lanes):
             m.d.comb += red.i.payload.x[j].eq(Mux(fetch.pad, 0, fb.rd_data[j]))
-        words = weight_rom_words(node)
-        wrom = m.submodules.weights = memory.Memory(shape=data.ArrayLayout(signed(node.w_bits), pe * lanes),
-                                                    depth=max(len(words), 2), init=words)
-        wrd = wrom.read_port()
-        m.d.comb += [wrd.addr.eq(fetch.step.waddr), wrd.en.eq(fetch.advance)]
-        for j in range(lanes):
-            m.d.comb += red.i.payload.w[j].eq(wrd.data[j])
+        if pe == 1:
+            node.unit.weights(m, node, red, step=fetch.step, advance=fetch.advance)
+        else:  # each unit its own weight ROM (in its own module), on the rows' common schedule
+            views = [pe_view(node, u) for u in range(pe)]
+            m.submodules.weights_0 = sub = Module()
+            views[0].unit.weights(sub, views[0], red, step=fetch.step, advance=fetch.advance)
         node.unit.wire(m, node, self, red, step=fetch.step, advance=fetch.advance, start=start)
         reducers = [red]
         for u in range(1, pe):  # lock-step copies: the first copy's inputs, their own weights
             m.submodules[f"reducer_{u}"] = copy = node.unit.component(node)  # a MAC in reports (roles)
             _follow(m, copy, red)
-            for j in range(lanes):
-                m.d.comb += copy.i.payload.w[j].eq(wrd.data[u * lanes + j])
+            m.submodules[f"weights_{u}"] = sub = Module()
+            views[u].unit.weights(sub, views[u], copy, step=fetch.step, advance=fetch.advance)
             reducers.append(copy)
 
         # ---- output side: (the serializer of the pe sums), bias add per output channel, requantization, `last`
@@ -106,7 +123,7 @@ class MacEngine(wiring.Component):
         m.submodules.requant = rq = RequantUnit(
             acc_width=node.acc_width, channels=co_n if per_channel else 1, multipliers=node.multipliers,
             shifts=node.shifts, qmin=node.qmin, qmax=node.qmax, out_bits=node.out_type.bits,
-            out_signed=node.out_type.signed)
+            out_signed=node.out_type.signed, acc_range=node.acc_range)
         if pe == 1:
             channel = Signal(index_shape(co_n))
             pixel = Signal(index_shape(node.pixels))

@@ -3,16 +3,19 @@
 Runtime setting `precision` (0 = all planes): the planes processed, latched when a frame starts
 computing. Per-row plane masks (`plane_masks`, from the weights at plan time, kept in the plan) skip
 planes with no set bit. Cycles: for each output, steps * max(1, active planes among the top
-`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`); with PE > 1 a row is a group of channels
-and its mask the OR of theirs.
+`precision`) (`cdsl.contract.ref.bitserial_mac.row_cycles`). The weights are stored as bit-planes
+(`cdsl.hw.bitserial_mac.plane_rom_words`): one `lanes`-bit word is read per cycle, with the plane's
+number and the next set plane of its row from a per-row order ROM (`order_rom_words`). With PE > 1 a
+row is a group of channels and its mask the OR of theirs (every unit of the group reads its own
+plane ROM on the group's plane schedule: `pe_view`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from amaranth.hdl import Signal, unsigned
-from amaranth.lib import memory
+from amaranth.hdl import Signal
 
 from cdsl.contract import codec
 from cdsl.contract.ref import bitserial_mac as ref
@@ -27,6 +30,10 @@ class BitSerialUnit(MacUnit):
     masks: tuple[int, ...]  # per output channel: bit b set iff some weight of that row has bit b set
 
     supports_pe = True
+
+    def pe_view(self, node) -> "BitSerialUnit":
+        """The unit one of the `pe` copies sees: the rows' (groups') masks, so all share one plane schedule."""
+        return dataclasses.replace(self, masks=self.row_masks(node))
 
     def row_masks(self, node) -> tuple[int, ...]:
         """Per row of the engine: the OR of the masks of its `pe` channels (their units run in lock step;
@@ -56,12 +63,17 @@ class BitSerialUnit(MacUnit):
         return BitSerialMac(lanes=node.lanes, a_width=in_type.bits, a_signed=in_type.signed, w_bits=node.w_bits,
                             acc_width=node.acc_width)
 
+    def weights(self, m, node, reducer, *, step, advance):
+        from cdsl.hw.bitserial_mac import drive_plane_rom, order_rom_words, plane_rom_words
+        from cdsl.hw.mac_engine import weight_rom_words
+
+        words = weight_rom_words(node)
+        planes = plane_rom_words(words, [self.masks[a // node.steps] for a in range(len(words))], w_bits=node.w_bits)
+        order = order_rom_words(list(self.masks), w_bits=node.w_bits)
+        drive_plane_rom(m, reducer, planes, order, lanes=node.lanes, w_bits=node.w_bits, waddr=step.waddr,
+                        row=step.row, advance=advance)
+
     def wire(self, m, node, engine, reducer, *, step, advance, start):
-        masks = self.row_masks(node)
-        mrom = m.submodules.masks = memory.Memory(shape=unsigned(node.w_bits), depth=max(len(masks), 2),
-                                                  init=list(masks))
-        mrd = mrom.read_port()
-        m.d.comb += [mrd.addr.eq(step.row), mrd.en.eq(advance), reducer.i.payload.mask.eq(mrd.data)]
         precision = Signal(range(node.w_bits + 1))
         with m.If(start):
             m.d.sync += precision.eq(engine.precision)

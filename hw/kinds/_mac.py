@@ -55,6 +55,19 @@ class MacUnit(codec.ArrayEq):
         """The reducer: stream `i` of steps (`cdsl.hw.mac.step_layout`), stream `o` of sums."""
         raise NotImplementedError
 
+    def weights(self, m, node: "MacEngineNode", reducer, *, step, advance) -> None:
+        """Drive the reducer's `w` from a weight ROM read at `step.waddr` when `advance` (default: one
+        word of `lanes` full-width weights per step, `cdsl.hw.mac_engine.weight_rom`)."""
+        from cdsl.hw.mac_engine import weight_rom
+
+        weight_rom(m, node, reducer, step=step, advance=advance)
+
+    def pe_view(self, node: "MacEngineNode") -> "MacUnit":
+        """The unit as one of a PE engine's `pe` lock-step copies sees itself: copy u's weights come from
+        `view.unit.weights(..., view, ...)` with view = `cdsl.hw.mac_engine.pe_view(node, u)` (an engine of
+        `rows` channels, PE 1); a unit with per-row tables (the bit-serial plane masks) regroups them."""
+        return self
+
     def wire(self, m, node: "MacEngineNode", engine, reducer, *, step, advance, start) -> None:
         """Drive the reducer's inputs beyond x/w/first/last (ROMs, latched settings)."""
 

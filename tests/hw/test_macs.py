@@ -10,7 +10,7 @@ import pytest
 
 from cdsl.contract.ref import bitserial_mac as bs_ref
 from cdsl.contract.ref.dense import dense
-from cdsl.hw.bitserial_mac import BitSerialMac
+from tb.bitserial_feed import PlaneFedMac
 from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from tb.mac_cases import (acc_width_for, bitserial_cycles, bitserial_steps, mac_cases as cases,
                           mac_steps as steps_for, truncated_dot)
@@ -30,7 +30,7 @@ def bitserial_mismatches(lanes, a_bits, a_signed, w_bits, seed) -> list[str]:
     config = f"lanes={lanes} a_bits={a_bits} a_signed={a_signed} w_bits={w_bits} seed={seed}"
 
     def run(words, port, **stalls):
-        dut = BitSerialMac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
+        dut = PlaneFedMac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
         return run_streams(dut, words, n_out=rows, ports={"precision": port}, **stalls)
 
     mismatches = []
@@ -109,3 +109,35 @@ def test_bitserial_block_check_catches_a_wrong_plane_mask(monkeypatch, masks, ca
         assert any(": acc " in line for line in mismatches), f"{masks.__name__} went unnoticed"
     else:
         assert not mismatches, "\n".join(mismatches)
+
+
+def test_plane_and_order_roms_hold_one_plane_per_word():
+    """plane_rom_words and order_rom_words against plain bit arithmetic: at a set plane b of a step's row
+    mask, bit j of the plane word is bit b of lane j's weight mod 2**B, and the row's order word names
+    b and the next set plane below it; at B-1 both hold the row's top set plane (zero words when the
+    mask is empty)."""
+    from cdsl.hw.bitserial_mac import index_bits, order_rom_words, plane_rom_words
+
+    seed = 77
+    rng = np.random.default_rng(seed)
+    for w_bits, lanes in ((8, 4), (4, 3), (1, 2), (5, 1)):
+        steps = [rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), size=lanes).tolist() for _ in range(6)]
+        steps[0] = [0] * lanes
+        steps[1] = [-(1 << (w_bits - 1))] * lanes
+        row_masks = [0] + [int(rng.integers(0, 1 << w_bits)) for _ in range(2)]
+        masks = [row_masks[a // 2] for a in range(len(steps))]  # two steps per row
+        prom = plane_rom_words(steps, masks, w_bits=w_bits)
+        orom = order_rom_words(row_masks, w_bits=w_bits)
+        ib = index_bits(w_bits)
+        for a, (ws, mask) in enumerate(zip(steps, masks)):
+            r = a // 2
+            set_planes = [b for b in range(w_bits) if mask >> b & 1]
+            for b in set_planes:
+                below = [c for c in set_planes if c < b]
+                assert prom[a * 2**ib + b] == sum(((w % 2**w_bits) // 2**b % 2) * 2**j for j, w in enumerate(ws)), \
+                    f"seed={seed} step {a} plane {b}"
+                assert orom[r * 2**ib + b] == {"plane": b, "next": max(below) if below else 0, "more": int(bool(below))}
+            top = max(set_planes) if set_planes else None
+            assert prom[a * 2**ib + w_bits - 1] == (prom[a * 2**ib + top] if set_planes else 0)
+            assert orom[r * 2**ib + w_bits - 1] == (orom[r * 2**ib + top] if set_planes else
+                                                    {"plane": 0, "next": 0, "more": 0})

@@ -61,3 +61,90 @@ def test_requant_checks():
             RequantUnit(acc_width=8, channels=1, multipliers=[1], shifts=[63], qmin=0, qmax=255, out_bits=8,
                     out_signed=False)
         gc.collect()
+
+
+# --- the lean form (one constant M, S over the accumulators the block can reach) ------------------
+
+def plain_requant(acc: int, m: int, s: int, qmin: int, qmax: int) -> int:
+    """clamp(floor(acc * M / 2**S + 1/2)) in Python ints (acc * M when S == 0)."""
+    from fractions import Fraction
+    import math
+
+    value = acc * m if s == 0 else math.floor(Fraction(acc * m, 2**s) + Fraction(1, 2))
+    return min(max(value, qmin), qmax)
+
+
+LEAN_CASES = [  # acc_width, (lo, hi) reachable, M, S, out_bits, out_signed, qmin, qmax
+    (22, (-2089561, 2073631), 1019927816, 36, 8, False, 0, 255),  # digits MLP h1 (ReLU fused)
+    (21, (-1045521, 1037250), 673529415, 39, 8, True, -128, 127),  # digits MLP y
+    (16, (-32768, 32767), 3, 0, 8, True, -128, 127),  # S == 0, saturating both ways
+    (20, (-300000, 200000), 96 << 20, 30, 8, True, -128, 127),  # M with trailing zeros
+    (12, (-2048, 2047), 0, 9, 4, True, -8, 7),  # M == 0: constant output
+    (12, (-400, 400), 5, 1, 8, True, -128, 127),  # scale 2.5: several levels per accumulator
+    (18, (-5000, 70000), 123456789, 40, 4, False, 0, 15),  # few levels, 4-bit out
+    (24, (-(1 << 23), (1 << 23) - 1), 1518500250, 40, 8, True, -128, 127),  # the whole acc_width
+    (12, (-1000, 1000), (1 << 31) - 1, 0, 8, True, -128, 127),  # huge scale: the whole staircase at acc = 0
+    (10, (-100, 100), 7, 2, 1, True, -1, 0),  # 1-bit signed output
+    (10, (-100, 100), 7, 2, 4, True, 3, 3),  # qmin == qmax
+    (16, (1234, 1234), 12345, 10, 8, True, -128, 127),  # one reachable accumulator
+]
+
+
+@pytest.mark.parametrize("case", LEAN_CASES, ids=lambda c: f"M{c[2]}-S{c[3]}")
+def test_lean_requant_matches_plain_math(case):
+    acc_width, (lo, hi), m, s, out_bits, out_signed, qmin, qmax = case
+    seed = (m ^ (s << 7) ^ lo) % 2**32
+    rng = np.random.default_rng(seed)
+    dut = RequantUnit(acc_width=acc_width, channels=1, multipliers=[m], shifts=[s], qmin=qmin, qmax=qmax,
+                      out_bits=out_bits, out_signed=out_signed, acc_range=(lo, hi))
+    lean = dut.lean[0]
+    edges = [e + d for e in (lean.lo_edge, lean.hi_edge) for d in (-2, -1, 0, 1)]
+    accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1, *edges] + rng.integers(lo, hi + 1, size=40).tolist()
+    window = rng.integers(max(lo, lean.lo_edge - 3), min(hi, lean.hi_edge + 3) + 1, size=40).tolist()
+    accs = [int(a) for a in accs + window if lo <= a <= hi]
+    words = [dut.i.payload.shape().const({"acc": a, "ch": 0}) for a in accs]
+    want = [plain_requant(a, m, s, qmin, qmax) for a in accs]
+    got, cycles = run_streams(dut, words, n_out=len(words))
+    assert got == want, f"seed={seed} {lean}: " + ", ".join(
+        f"acc {a}: {g} != {w}" for a, g, w in zip(accs, got, want) if g != w)
+    assert cycles == len(words) + LATENCY
+    got, _ = run_streams(dut, words, n_out=len(words), seed=seed, in_stall=0.4, out_stall=0.4)
+    assert got == want, f"seed={seed} (backpressure)"
+
+
+def test_lean_requant_range_checked():
+    with pytest.raises(ValueError, match="acc_range"):
+        RequantUnit(acc_width=8, channels=1, multipliers=[3], shifts=[2], qmin=-128, qmax=127, out_bits=8,
+                    out_signed=True, acc_range=(-200, 10))
+
+
+def test_lean_requant_per_channel_tables():
+    """Per-channel (M, S) tables as lean forms with one shared shift: channels with trailing zeros in M,
+    S == 0, M == 0, a scale above 1, a constant and the digits CNN's first conv; every channel at the
+    range ends, its own window edges and random accumulators, expected from plain math."""
+    seed = 1402
+    rng = np.random.default_rng(seed)
+    lo, hi = -294112, 292921
+    table = [(1019927816, 35), (96 << 20, 30), (3, 0), (0, 9), (5, 1), (1 << 10, 40), (711231797, 34)]
+    mult, shift = [p[0] for p in table], [p[1] for p in table]
+    dut = RequantUnit(acc_width=20, channels=len(table), multipliers=mult, shifts=shift, qmin=0, qmax=255,
+                      out_bits=8, out_signed=False, acc_range=(lo, hi))
+    assert len({f.shift for f in dut.lean if f.mult}) == 1
+    accs, chans = [], []
+    for c, form in enumerate(dut.lean):
+        near = [e + d for e in (form.lo_edge, form.hi_edge) for d in (-1, 0, 1)]
+        these = [lo, hi, 0, *near, *rng.integers(lo, hi + 1, size=10).tolist(),
+                 *rng.integers(form.lo_edge - 3, form.hi_edge + 3, size=10).tolist()]
+        these = [int(a) for a in these if lo <= a <= hi]
+        accs += these
+        chans += [c] * len(these)
+    order = rng.permutation(len(accs))
+    accs, chans = [accs[i] for i in order], [chans[i] for i in order]
+    words = [dut.i.payload.shape().const({"acc": a, "ch": c}) for a, c in zip(accs, chans)]
+    want = [plain_requant(a, mult[c], shift[c], 0, 255) for a, c in zip(accs, chans)]
+    got, cycles = run_streams(dut, words, n_out=len(words))
+    assert got == want, f"seed={seed}: " + ", ".join(
+        f"ch {c} acc {a}: {g} != {w}" for a, c, g, w in zip(accs, chans, got, want) if g != w)
+    assert cycles == len(words) + LATENCY
+    got, _ = run_streams(dut, words, n_out=len(words), seed=seed, in_stall=0.4, out_stall=0.4)
+    assert got == want, f"seed={seed} (backpressure)"

@@ -1,7 +1,7 @@
 """cocotb + Verilator: blocks through the bulk-load Harness against cdsl.contract.ref and plain math, and
 generated designs (network.sv, as `cdsl gen` writes it) against the golden model through cdsl.sim.cosim.
 
-Block builds: Mac, BitSerialMac, RequantUnit, a conv MacEngine, max and average pool engines. Network
+Block builds: Mac, BitSerialMac (through a plane feeder), RequantUnit (per-channel and lean), a conv MacEngine, max and average pool engines. Network
 designs: an MLP with a bit-serial and a bit-parallel layer, a conv net with a bit-serial conv and max
 pooling, a conv net with average pooling; runtime precisions go through the design's registers.
 Every build is cached by content hash (cdsl.sim.build).
@@ -19,7 +19,7 @@ from tb.random_models import random_convnet, random_mlp
 from cdsl.contract.intmodel import replace_payload
 from cdsl.contract.ref.dense import dense
 from cdsl.contract.ref.requant import quantize_multiplier, requantize
-from cdsl.hw.bitserial_mac import BitSerialMac
+from tb.bitserial_feed import PlaneFedMac
 from cdsl.hw.generate import generate
 from cdsl.hw.mac import LATENCY as MAC_LATENCY, Mac, step_layout
 from cdsl.hw.plan import network_cycles
@@ -62,7 +62,7 @@ def test_bitserial_mac_block(tmp_path):
             ports.append({"precision": p})
             expected.append([truncated_dot(x, row, w_bits, prec) for row in weight])
             cycles.append(bitserial_cycles(weight, w_bits, prec, lanes))
-    dut = BitSerialMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=acc_width_for(k, 8, True, w_bits))
+    dut = PlaneFedMac(lanes=lanes, a_width=8, a_signed=True, w_bits=w_bits, acc_width=acc_width_for(k, 8, True, w_bits))
     run_case(tmp_path, "bitserial_mac", dut, samples, expected, cycles, ports=ports, throttle_seed=seed, throttle=True)
 
 
@@ -85,6 +85,25 @@ def test_requant_block(tmp_path):
         expected.append([int(requantize(a, mult[c], shift[c], -128, 127)) for a, c in zip(accs, chans)])
         cycles.append(len(accs) + RQ_LATENCY)
     run_case(tmp_path, "requant", dut, samples, expected, cycles)
+
+
+def test_lean_requant_block(tmp_path):
+    """RequantUnit with one (M, S) (the lean form over acc_range): the range ends, both window edges and
+    random accumulators, expected from plain integer math (floor((acc*M + 2**(S-1)) / 2**S), clamped)."""
+    seed = 47
+    rng = np.random.default_rng(seed)
+    acc_width, (lo, hi), m, s = 22, (-2089561, 2073631), 1019927816, 36  # the digits MLP's h1
+    dut = RequantUnit(acc_width=acc_width, channels=1, multipliers=[m], shifts=[s], qmin=0, qmax=255, out_bits=8,
+                      out_signed=False, acc_range=(lo, hi))
+    layout = dut.i.payload.shape()
+    edges = [e + d for e in (dut.lean[0].lo_edge, dut.lean[0].hi_edge) for d in (-1, 0, 1)]
+    samples, expected, cycles = [], [], []
+    for _ in range(4):
+        accs = [lo, hi, 0, *edges] + rng.integers(dut.lean[0].lo_edge - 5, dut.lean[0].hi_edge + 5, size=40).tolist()
+        samples.append([layout.const({"acc": int(a), "ch": 0}).as_value().value for a in accs])
+        expected.append([min(max((int(a) * m + (1 << (s - 1))) >> s, 0), 255) for a in accs])
+        cycles.append(len(accs) + RQ_LATENCY)
+    run_case(tmp_path, "lean_requant", dut, samples, expected, cycles)
 
 
 def test_conv_engine_block(tmp_path):
