@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.contract.ref.int_layernorm import FRAC_BITS, MAX_DIM, RECIP_BITS, SQRT_BITS
 from cdsl.hw._checks import check_bool, check_int, const_table, index_shape
+from cdsl.hw._divide import restoring_step
 from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY, RequantUnit
 from cdsl.hw.streams import frame_signature
 
@@ -161,12 +162,10 @@ class LayerNorm(wiring.Component):
                                  steps.eq(t.div_bits)]
                     m.next = "DIV"
             with m.State("DIV"):  # v = q // D
-                fits = rem >= dv
-                m.d.sync += [quo.eq((quo << 1) | fits), dv.eq(dv >> 1), steps.eq(steps - 1)]
-                with m.If(fits):
-                    m.d.sync += rem.eq(rem - dv)
+                restoring_step(m, rem=rem, div=dv, quo=quo)
+                m.d.sync += steps.eq(steps - 1)
                 with m.If(steps == 1):
-                    m.d.sync += [rem.eq(((quo << 1) | fits) << (2 * SQRT_BITS)), quo.eq(0),
+                    m.d.sync += [rem.eq(((quo << 1) | (rem >= dv)) << (2 * SQRT_BITS)), quo.eq(0),
                                  sq_bit.eq(1 << (2 * (t.sqrt_steps - 1))), steps.eq(t.sqrt_steps)]
                     m.next = "SQRT"
             with m.State("SQRT"):  # quo = isqrt(v << 2K), digit by digit
@@ -183,10 +182,8 @@ class LayerNorm(wiring.Component):
                                  f.eq(0), steps.eq(t.recip_bits)]
                     m.next = "RECIP"
             with m.State("RECIP"):  # f = 2**R // std
-                fits = rem >= dv
-                m.d.sync += [f.eq((f << 1) | fits), dv.eq(dv >> 1), steps.eq(steps - 1)]
-                with m.If(fits):
-                    m.d.sync += rem.eq(rem - dv)
+                restoring_step(m, rem=rem, div=dv, quo=f)
+                m.d.sync += steps.eq(steps - 1)
                 with m.If(steps == 1):
                     m.next = "WAIT"
             with m.State("WAIT"):  # the previous token's results have left the requantizer

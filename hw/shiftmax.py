@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.contract.ref.int_softmax import N, OUT_BITS, RECIP_BITS
 from cdsl.hw._checks import check_int, index_shape
+from cdsl.hw._divide import restoring_step
 from cdsl.hw.streams import frame_signature
 
 __all__ = ["Shiftmax", "recip_bits", "row_cycles"]
@@ -127,10 +128,8 @@ class Shiftmax(wiring.Component):
                                  f.eq(0), k.eq(0)]
                     m.next = "RECIP"
             with m.State("RECIP"):
-                fits = rem >= div
-                m.d.sync += [f.eq((f << 1) | fits), div.eq(div >> 1), bit.eq(bit - 1)]
-                with m.If(fits):
-                    m.d.sync += rem.eq(rem - div)
+                restoring_step(m, rem=rem, div=div, quo=f)
+                m.d.sync += bit.eq(bit - 1)
                 with m.If(bit == 1):
                     m.next = "OUT"
             with m.State("OUT"):

@@ -266,24 +266,29 @@ class HarnessDriver:
         output port. `config`: words for `ctrl` (packed {addr, data} payloads)."""
         if not isinstance(inputs, dict):
             inputs = {self._only("input"): inputs}
-        if expect is not None and not isinstance(expect, dict):
-            expect = {self._only("output"): expect}
-        expect = dict(expect or {})
         for p in self._role("input"):
             self.load(p.name, inputs.get(p.name, ()))
         for p in self._role("ctrl"):
             self.load(p.name, config)
-        for p in self._role("output"):
-            want = expect.get(p.name, 0)
-            if want == 0 and not p.frame:
-                raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
-            getattr(self.dut, f"expect_{p.name}").value = want
+        self._expect(expect)
         if self.samples > 1:
             self.dut.n_samples.value = 1  # a batch harness: this one sample
         cycles = await self.start_and_wait(seed=seed)
         outputs = {p.name: self.read(p.name) for p in self._role("output")}
         probes = {p.name: self.read(p.name) for p in self._role("probe")}
         return HarnessRun(outputs, cycles, probes)
+
+    def _expect(self, expect) -> None:
+        """Set each output's expected word count (`expect`: a dict port -> words, one count for a
+        one-output design, or None; 0 or missing: until the word with `last`)."""
+        if expect is not None and not isinstance(expect, dict):
+            expect = {self._only("output"): expect}
+        expect = dict(expect or {})
+        for p in self._role("output"):
+            want = expect.get(p.name, 0)
+            if want == 0 and not p.frame:
+                raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
+            getattr(self.dut, f"expect_{p.name}").value = want
 
     async def run_batch(self, inputs: Sequence[dict], *, expect=None, config: Sequence[int] = ()) -> list[HarnessRun]:
         """Up to `self.samples` samples in one run (a harness built with `samples=K`): sample s's words
@@ -296,9 +301,6 @@ class HarnessDriver:
             raise ValueError(f"run_batch: {count!r} samples; the harness holds 1..{self.samples!r}")
         if self.samples == 1:
             return [await self.run(inputs[0], expect=expect, config=config)]
-        if expect is not None and not isinstance(expect, dict):
-            expect = {self._only("output"): expect}
-        expect = dict(expect or {})
         t0 = time.perf_counter()
         for p in self._role("input"):
             rows = [sample.get(p.name, ()) for sample in inputs]
@@ -319,11 +321,7 @@ class HarnessDriver:
         self.stats["load_s"] += time.perf_counter() - t0
         for p in self._role("ctrl"):
             self.load(p.name, config)
-        for p in self._role("output"):
-            want = expect.get(p.name, 0)
-            if want == 0 and not p.frame:
-                raise ValueError(f"output {p.name!r} has no `last` flag: give its word count in expect")
-            getattr(self.dut, f"expect_{p.name}").value = want
+        self._expect(expect)
         self.dut.n_samples.value = count
         await self.start_and_wait()
         t0 = time.perf_counter()
