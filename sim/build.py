@@ -408,6 +408,28 @@ def _intact(entry: Path, toplevel: str) -> bool:
         return False
 
 
+WARM_TOP = "cdsl_runtime_warm"
+_WARM_VERILOG = ("module cdsl_runtime_warm(input wire clk, input wire d, output reg q);\n"
+                 "  always @(posedge clk) q <= d;\nendmodule\n")
+
+
+def runtime_cached(options: BuildOptions = BuildOptions(), cache_dir: Path | None = None) -> bool:
+    """Verilator's runtime objects for these options are in the cache (a new design builds without them)."""
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    return (root / f"runtime-{_runtime_key(options)}" / "complete").is_file()
+
+
+def warm_runtime(options: BuildOptions = BuildOptions(sim_clock=True), cache_dir: Path | None = None) -> bool:
+    """Compile Verilator's runtime objects (the same for every design, ~20 s of CPU once per machine
+    and tool version) into the cache by building a one-register design, unless they are there.
+    `cdsl run` calls it in the background while it trains, so the verification's build then only
+    compiles its design. Returns True when it compiled. Raises as `build_verilog` does."""
+    if runtime_cached(options, cache_dir):
+        return False
+    build_verilog(verilog=_WARM_VERILOG, toplevel=WARM_TOP, options=options, cache_dir=cache_dir)
+    return True
+
+
 def build_verilog(*, verilog: str | tuple[str, ...], toplevel: str, options: BuildOptions = BuildOptions(),
                   cache_dir: Path | None = None, force: bool = False) -> Build:
     """Compile `verilog` (top module `toplevel`; a tuple of texts: the top's first, then the modules it
