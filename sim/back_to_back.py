@@ -13,9 +13,19 @@ from __future__ import annotations
 from amaranth.sim import Simulator
 
 
-
 class SimTimeout(RuntimeError):
     pass
+
+
+async def write_config(ctx, dut, config) -> None:
+    """Amaranth testbench: the register writes `config` ((addr, data) pairs) on `dut.ctrl`, one per
+    cycle, before anything else is driven."""
+    for addr, value in config:
+        ctx.set(dut.ctrl.valid, 1)
+        ctx.set(dut.ctrl.payload, {"addr": addr, "data": value})
+        await ctx.tick()
+    if config:
+        ctx.set(dut.ctrl.valid, 0)
 
 
 def run_back_to_back(dut, inputs: dict[str, list[list[int]]], outputs: dict[str, int], *, config=(),
@@ -27,12 +37,7 @@ def run_back_to_back(dut, inputs: dict[str, list[list[int]]], outputs: dict[str,
     ends: dict[str, list[int]] = {name: [] for name in outputs}
 
     async def testbench(ctx):
-        for addr, value in config:
-            ctx.set(dut.ctrl.valid, 1)
-            ctx.set(dut.ctrl.payload, {"addr": addr, "data": value})
-            await ctx.tick()
-        if config:
-            ctx.set(dut.ctrl.valid, 0)
+        await write_config(ctx, dut, config)
         sent = {name: 0 for name in streams}
         for name in outputs:
             ctx.set(getattr(dut, name).ready, 1)

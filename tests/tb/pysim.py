@@ -21,9 +21,7 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-
-class SimTimeout(RuntimeError):
-    pass
+from cdsl.sim.back_to_back import SimTimeout, write_config
 
 
 def _is_frame(port) -> bool:
@@ -46,12 +44,7 @@ def run_graph(dut, inputs: dict[str, list], outputs: dict[str, int], *, ports: d
     async def testbench(ctx):
         for name, value in (ports or {}).items():
             ctx.set(getattr(dut, name), value)
-        for addr, value in config:
-            ctx.set(dut.ctrl.valid, 1)
-            ctx.set(dut.ctrl.payload, {"addr": addr, "data": value})
-            await ctx.tick()
-        if config:
-            ctx.set(dut.ctrl.valid, 0)
+        await write_config(ctx, dut, config)
         sent = {name: 0 for name in inputs}
         cycle = 0
         while any(len(got[n]) < want for n, want in outputs.items()):
