@@ -120,15 +120,17 @@ class Node(codec.ArrayEq):
         """Cycles from the engine's last input transfer to its last output transfer."""
         raise NotImplementedError
 
-    def delay_tokens(self, settings: Mapping[str, int], tokens: int) -> int:
+    def delay_tokens(self, settings: Mapping[str, int], tokens: int, kept: int | None = None) -> int:
         """`delay` when the input frame holds `tokens` tokens: a token stream (shape [N, D], one token
         a row) may carry fewer than its N rows when a token selector upstream pruned some; an engine
-        whose schedule follows the count overrides this (`tokens` from 1 to N). Default: `delay`."""
+        whose schedule follows the count overrides this (`tokens` from 1 to N). `kept`: the output
+        frame's tokens when they depend on the data (`out_tokens` is None: a token selector's count,
+        taken from the golden trace), else None. Default: `delay`."""
         return self.delay(settings)
 
-    def out_tokens(self, tokens: int) -> int:
-        """Tokens in the output frame given `tokens` in the input frame (default: the same; a token
-        selector's count is data-dependent and comes from the golden trace instead)."""
+    def out_tokens(self, tokens: int) -> int | None:
+        """Tokens in the output frame given `tokens` in the input frame: the same by default; None
+        when the data decides (a token selector; the cycle model then takes the count from the trace)."""
         return tokens
 
     interval_exact = True  # False when `interval` is a bound (a data-dependent schedule)
