@@ -38,7 +38,7 @@ from cdsl.hw.plan import NetworkPlan, cycle_report, initiation_interval, network
 from cdsl.hw.verilog_text import verilog_text
 
 TOP = "network"
-MANIFEST_FORMAT = 4
+MANIFEST_FORMAT = 5
 VERILOG_FILE = "network.sv"
 MANIFEST_FILE = "manifest.json"
 _OURS = {VERILOG_FILE, MANIFEST_FILE}
@@ -94,6 +94,7 @@ class _MemoryJ(_Strict):
 class _CyclesJ(_Strict):
     definition: str
     cycles_per_inference: Annotated[int, Field(ge=1, strict=True)]
+    token_nodes: list[str]  # engines whose output token count the data decides (cycles at full counts)
     ii_definition: str
     initiation_interval: Annotated[int, Field(ge=1, strict=True)]
     initiation_interval_exact: bool
@@ -107,7 +108,7 @@ class _CyclesJ(_Strict):
 class DesignManifest(_Strict):
     """The schema of rtl/manifest.json, checked by `cdsl.sim.design.Design.load` before its digest."""
 
-    format: Literal[4]
+    format: Literal[5]
     model: str
     top: str
     verilog: _VerilogJ
@@ -198,7 +199,8 @@ def plan_fields(plan: NetworkPlan) -> dict:
         "registers": register_table(plan),
         "engines": [{"name": n.name, "inputs": list(n.inputs), "engine": n.describe()} for n in plan.nodes],
         "cycles": {
-            "definition": "first input offered to last output taken, inclusive; one inference, no stalls",
+            "definition": "first input offered to last output taken, inclusive; one inference, no stalls; "
+                          "token streams at their full counts (token_nodes: engines whose count the data decides)",
             "ii_definition": "back to back (inputs always offered, outputs always taken): cycles between the "
                              "ends of consecutive inferences in the steady state (a bound when not exact)",
             **cycle_report(plan),

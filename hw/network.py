@@ -6,7 +6,7 @@ Ports (all Verilog names are these with Amaranth's `__payload`, `__valid`, `__re
 - `o_<output>` per model output: a stream of its activations, `last` on the final word;
 - `ctrl` (when the plan has runtime settings): register writes `{addr, data}`, before a run
   (`cdsl.hw.register_bank`); the manifest lists each register's address, engine and setting;
-- `p_<engine>` per engine: an observation port (the engine's output payload and `fire`), for
+- `p_<engine>` per engine (a sub-engine `e1.qkv` is `p_e1__qkv`, `cdsl.hw.plan.instance_name`): an observation port (the engine's output payload and `fire`), for
   locating the first engine that differs from the golden model; pure wires, no logic.
 
 Engines are connected with `wiring.connect`, so a width or signedness mismatch between two of them
@@ -20,7 +20,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw.plan import NetworkPlan
+from cdsl.hw.plan import NetworkPlan, instance_name
 from cdsl.hw.register_bank import RegisterBank, ctrl_signature
 from cdsl.hw.stream_fifo import StreamFifo
 from cdsl.hw.stream_fork import StreamFork
@@ -36,7 +36,7 @@ def output_port(name: str) -> str:
 
 
 def probe_port(engine: str) -> str:
-    return f"p_{engine}"
+    return f"p_{instance_name(engine)}"
 
 
 def network_signature(plan: NetworkPlan) -> wiring.Signature:
@@ -69,7 +69,7 @@ class Network(wiring.Component):
         plan = self._plan
         engines = {}
         for n in plan.nodes:
-            engines[n.name] = m.submodules[n.name] = n.component()
+            engines[n.name] = m.submodules[instance_name(n.name)] = n.component()
 
         # Every stream's source, and the sinks that read it (engine inputs, network outputs).
         sources = {inp.name: wiring.flipped(getattr(self, input_port(inp.name))) for inp in plan.inputs}
@@ -80,7 +80,7 @@ class Network(wiring.Component):
                 sink = getattr(engines[n.name], n.in_port(k))
                 buf = plan.buffer(n.name, k)
                 if buf is not None:
-                    fifo = m.submodules[f"{n.name}_buf{k}"] = StreamFifo(signature=sink.signature.flip(),
+                    fifo = m.submodules[f"{instance_name(n.name)}_buf{k}"] = StreamFifo(signature=sink.signature.flip(),
                                                                          depth=buf.depth)
                     wiring.connect(m, fifo.o, sink)
                     sink = fifo.i
@@ -93,7 +93,7 @@ class Network(wiring.Component):
             if len(readers) == 1:
                 wiring.connect(m, source, readers[0])
             elif len(readers) > 1:
-                fork = m.submodules[f"{stream_name}_fork"] = StreamFork(signature=source.signature, n=len(readers))
+                fork = m.submodules[f"{instance_name(stream_name)}_fork"] = StreamFork(signature=source.signature, n=len(readers))
                 wiring.connect(m, source, fork.i)
                 for branch, reader in zip(fork.outputs(), readers):
                     wiring.connect(m, branch, reader)

@@ -2,8 +2,11 @@
 join needs, the runtime-setting registers, and the cycle model. Pure Python (no Amaranth).
 
 `plan_network(intmodel)` asks each layer's kind (`cdsl.hw.registry.plan_layer`) for its `Node`
-(an engine) or an `Alias` (no hardware: a flatten, a ReLU fused into the layer before it: the
-layer's tensor is then its input's stream). `cdsl.hw.network.Network` elaborates a plan;
+(an engine), a sub-graph (a tuple of nodes in topological order, for a layer built from several
+engines: an encoder block; each node's name is `<layer>.<part>`, the last one's is `<layer>` and it
+produces the layer's tensor; the others read the layer's inputs or each other), or an `Alias` (no
+hardware: a flatten, a ReLU fused into the layer before it: the layer's tensor is then its input's
+stream). Node names become Verilog instance and port names through `instance_name` ("." -> "__"). `cdsl.hw.network.Network` elaborates a plan;
 `cdsl gen` writes it into the manifest (`NetworkPlan.to_json`), and `cdsl sim`/`verify` read it
 back from there, so the cycle model and the harness follow the generated design, never a re-plan.
 
@@ -21,6 +24,16 @@ node, t(out) = max over its inputs of (t(in) + buffer latency) + node.delay(sett
 per inference = max over the outputs of t + 1, i.e. from the first input offered to the last output
 taken, inclusive. (Why max composes exactly: each stream carries at most one word per cycle and no
 producer is ever stalled, so a lock-step join's k-th output follows the later of its k-th inputs.)
+
+Token streams. A stream of shape [N, D] carries tokens, token-major, and may hold fewer than its N
+tokens in an inference when a token selector upstream pruned some (StreamType keeps the largest
+shape). The cycle model follows each token stream's count: a node reading token streams is charged
+`delay_tokens(settings, n, kept)` with n its input's count, and its output holds `out_tokens(n)`
+tokens; a node whose count the data decides (`out_tokens` is None: the selector) takes it from
+`tokens` (node name -> count, e.g. {"e2.select": 13}, from the golden trace), or, when not given,
+its full N (`kept` None: the node's worst case). So `network_cycles(plan)` is the figure at full
+token counts, and `network_cycles(plan, tokens=...)` (`sample_cycles` per sample) the cycles of an
+inference that kept those counts.
 
 Throughput model (back to back: inputs offered every cycle, one inference after another, outputs
 always taken). Every engine that holds a frame double-buffers it (`cdsl.hw.frame_buffer`): it loads
@@ -65,7 +78,7 @@ from cdsl.hw.registry import UnsupportedModel, load_all, plan_layer
 __all__ = [
     "StreamType", "Node", "Foldable", "Alias", "PlanInput", "PlanOutput", "Buffer", "Register", "NetworkPlan",
     "PlanContext", "plan_network", "fold", "fold_report", "network_cycles", "output_cycles", "initiation_interval", "cycle_report",
-    "UnsupportedModel",
+    "UnsupportedModel", "instance_name", "token_nodes", "sample_cycles",
 ]
 
 NodeSettings = Mapping[str, Mapping[str, int]]  # node name -> setting name -> value
@@ -352,12 +365,15 @@ def plan_network(intmodel: IntModel, *, default_lanes: int = 8, target_cycles: i
         if isinstance(planned, Alias):
             streams[lay.name] = planned.stream
             continue
-        _check_node(lay, planned, ctx)
-        nodes.append(planned)
+        group = tuple(planned) if isinstance(planned, (tuple, list)) else (planned,)
+        _check_group(lay, group, ctx)
+        for node in group:
+            nodes.append(node)
+            types[node.name] = node.out_type
         streams[lay.name] = lay.name
-        types[lay.name] = planned.out_type
     if not nodes:
         raise UnsupportedModel(f"{intmodel.name!r} has no layer that needs hardware")
+    _check_instance_names(inputs, nodes)
     outputs = tuple(PlanOutput(o, streams[o], types[streams[o]]) for o in intmodel.outputs)
     buffers = join_buffers(inputs, nodes)
     registers = tuple(Register(addr, node, setting) for addr, (node, setting) in enumerate(
@@ -383,9 +399,40 @@ def join_buffers(inputs: tuple[PlanInput, ...], nodes: list[Node]) -> tuple[Buff
     return tuple(out)
 
 
-def _check_node(lay: IntLayer, node: Node, ctx: PlanContext) -> None:
-    if node.name != lay.name or tuple(node.inputs) != ctx.in_streams or tuple(node.in_types) != ctx.in_types:
-        raise AssertionError(f"the planner of {lay.kind} returned a node that does not match layer {lay.name!r}")
+def _check_group(lay: IntLayer, group: tuple[Node, ...], ctx: PlanContext) -> None:
+    """A layer's nodes: the last is named after the layer; the others `<layer>.<part>`, each reading
+    the layer's inputs or the nodes before it, with the types they carry; every input of the layer read."""
+    bad = f"the planner of {lay.kind} returned nodes that do not match layer {lay.name!r}"
+    if not group or group[-1].name != lay.name:
+        raise AssertionError(f"{bad}: its last node must be named {lay.name!r}")
+    known = dict(zip(ctx.in_streams, ctx.in_types))
+    read: set[str] = set()
+    for node in group:
+        if node is not group[-1] and not (node.name.startswith(lay.name + ".") and len(node.name) > len(lay.name) + 1):
+            raise AssertionError(f"{bad}: node {node.name!r} is not named {lay.name + '.<part>'!r}")
+        if node.name in known:
+            raise AssertionError(f"{bad}: two streams are named {node.name!r}")
+        if len(node.inputs) != len(node.in_types) or any(known.get(s) != t for s, t in zip(node.inputs, node.in_types)):
+            raise AssertionError(f"{bad}: node {node.name!r} reads {list(node.inputs)}, not streams before it of "
+                                 "the types it states")
+        read.update(node.inputs)
+        known[node.name] = node.out_type
+    if set(ctx.in_streams) - read:
+        raise AssertionError(f"{bad}: no node reads {sorted(set(ctx.in_streams) - read)[0]!r}")
+
+
+def instance_name(node: str) -> str:
+    """The Verilog-safe name of node `node` (instances, probe ports): "e1.qkv" -> "e1__qkv"."""
+    return node.replace(".", "__")
+
+
+def _check_instance_names(inputs: tuple[PlanInput, ...], nodes: list[Node]) -> None:
+    seen: dict[str, str] = {}
+    for name in [i.name for i in inputs] + [n.name for n in nodes]:
+        other = seen.setdefault(instance_name(name), name)
+        if other != name:
+            raise UnsupportedModel(f"the engines {other!r} and {name!r} would share the hardware name "
+                                   f"{instance_name(name)!r}: rename the layer")
 
 
 def fold(plan: NetworkPlan, *, target_cycles: int | None = None, target_ii: int | None = None) -> NetworkPlan:
@@ -464,27 +511,94 @@ def _why(plan: NetworkPlan, pace: str) -> str:
 # ---------------------------------------------------------------- cycle model
 
 
-def _last_transfers(plan: NetworkPlan, settings: NodeSettings | None) -> dict[str, int]:
+Tokens = Mapping[str, int]  # node name -> its output's token count (data-dependent nodes only)
+
+
+def _token_count(t: StreamType) -> int | None:
+    """The tokens a full stream of this type holds: N for tokens [N, D], None for other tensors."""
+    return t.shape[0] if len(t.shape) == 2 else None
+
+
+def _walk(plan: NetworkPlan, settings: NodeSettings | None, tokens: Tokens | None):
+    """Per node in plan order: (node, its delay, its input token count or None, whether its output
+    count is data-dependent). See "Token streams" in the module docstring."""
+    values = plan.node_settings(settings)
+    given = dict(tokens or {})
+    count: dict[str, int | None] = {i.name: _token_count(i.type) for i in plan.inputs}
+    for n in plan.nodes:
+        full = _token_count(n.out_type)
+        ins = [count[s] for s in n.inputs if count[s] is not None]
+        data_dependent = False
+        if ins:
+            n_in = max(ins)
+            out = n.out_tokens(n_in)
+            kept = None
+            if out is None:
+                data_dependent = True
+                kept = given.pop(n.name, None)
+                if kept is not None and (isinstance(kept, bool) or not 1 <= int(kept) <= (full or 1)):
+                    raise ValueError(f"engine {n.name!r}: a token count must be in 1..{full}, got {kept!r}")
+                kept = None if kept is None else int(kept)
+                out = kept if kept is not None else full
+            delay = n.delay_tokens(values[n.name], n_in, kept)
+        else:
+            n_in, out = None, full
+            delay = n.delay(values[n.name])
+        count[n.name] = None if full is None else min(out, full)
+        yield n, delay, n_in, data_dependent
+    if given:
+        raise ValueError(f"token counts given for {sorted(given)[0]!r}, which is not an engine whose output count "
+                         f"the data decides (those of {plan.name!r}: {', '.join(token_nodes(plan)) or 'none'})")
+
+
+def token_nodes(plan: NetworkPlan) -> tuple[str, ...]:
+    """The engines whose output token count the data decides (a token selector): the keys of `tokens`."""
+    return tuple(n.name for n, _, _, dd in _walk(plan, None, None) if dd)
+
+
+def _last_transfers(plan: NetworkPlan, settings: NodeSettings | None, tokens: Tokens | None = None) -> dict[str, int]:
     """Cycle of the last transfer on every stream (see the module docstring)."""
     from cdsl.hw.stream_fifo import LATENCY as FIFO_LATENCY
 
-    values = plan.node_settings(settings)
     t: dict[str, int] = {i.name: i.type.words - 1 for i in plan.inputs}
-    for n in plan.nodes:
+    for n, delay, _, _ in _walk(plan, settings, tokens):
         arrive = [t[s] + (FIFO_LATENCY if plan.buffer(n.name, k) else 0) for k, s in enumerate(n.inputs)]
-        t[n.name] = max(arrive) + n.delay(values[n.name])
+        t[n.name] = max(arrive) + delay
     return t
 
 
-def output_cycles(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> dict[str, int]:
+def output_cycles(plan: NetworkPlan, *, settings: NodeSettings | None = None,
+                  tokens: Tokens | None = None) -> dict[str, int]:
     """Per output: cycles from the first input offered to its last word taken, inclusive."""
-    t = _last_transfers(plan, settings)
+    t = _last_transfers(plan, settings, tokens)
     return {o.name: t[o.stream] + 1 for o in plan.outputs}
 
 
-def network_cycles(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> int:
-    """Predicted cycles per inference: first input offered to the last output taken, inclusive."""
-    return max(output_cycles(plan, settings=settings).values())
+def network_cycles(plan: NetworkPlan, *, settings: NodeSettings | None = None, tokens: Tokens | None = None) -> int:
+    """Predicted cycles per inference: first input offered to the last output taken, inclusive
+    (`tokens`: the data-dependent engines' token counts; full counts when not given)."""
+    return max(output_cycles(plan, settings=settings, tokens=tokens).values())
+
+
+def sample_cycles(plan: NetworkPlan, counts: Mapping[str, "np.ndarray"], *, samples: int,
+                  settings: NodeSettings | None = None) -> np.ndarray:
+    """Predicted cycles of each of `samples` inferences, int64 [samples]: `counts` holds, per
+    data-dependent engine (`token_nodes`), each sample's token count (from the golden trace)."""
+    names = token_nodes(plan)
+    missing = [n for n in names if n not in counts]
+    if missing:
+        raise ValueError(f"no token counts for engine {missing[0]!r}, whose output count the data decides")
+    columns = [np.asarray(counts[n], dtype=np.int64).reshape(-1) for n in names]
+    if any(len(c) != samples for c in columns):
+        raise ValueError(f"token counts: expected {samples} per engine")
+    memo: dict[tuple[int, ...], int] = {}
+    out = np.empty(samples, dtype=np.int64)
+    for s in range(samples):
+        key = tuple(int(c[s]) for c in columns)
+        if key not in memo:
+            memo[key] = network_cycles(plan, settings=settings, tokens=dict(zip(names, key)))
+        out[s] = memo[key]
+    return out
 
 
 def initiation_interval(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> tuple[int, str]:
@@ -503,16 +617,19 @@ def memory_bits(plan: NetworkPlan) -> dict[str, int]:
     return {"engines": engines, "join_fifos": fifos, "total": engines + fifos}
 
 
-def cycle_report(plan: NetworkPlan, *, settings: NodeSettings | None = None) -> dict:
+def cycle_report(plan: NetworkPlan, *, settings: NodeSettings | None = None, tokens: Tokens | None = None) -> dict:
+    """The cycle figures of the manifest and the reports (`tokens`: as for `network_cycles`)."""
     values = plan.node_settings(settings)
     ii, pace = initiation_interval(plan, settings=settings)
+    delays = {n.name: d for n, d, _, _ in _walk(plan, settings, tokens)}
     return {
-        "cycles_per_inference": network_cycles(plan, settings=settings),
+        "cycles_per_inference": network_cycles(plan, settings=settings, tokens=tokens),
+        "token_nodes": list(token_nodes(plan)),
         "initiation_interval": ii,
         "initiation_interval_exact": all(n.interval_exact for n in plan.nodes),
         "bottleneck": pace,
         "memory_bits": memory_bits(plan),
         "per_output": output_cycles(plan, settings=settings),
-        "engines": {n.name: {**n.figures(values[n.name]), "interval": n.interval(values[n.name]),
+        "engines": {n.name: {**n.figures(values[n.name]), "delay": delays[n.name], "interval": n.interval(values[n.name]),
                              "frame_bits": n.memory_bits()} for n in plan.nodes},
     }
