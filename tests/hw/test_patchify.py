@@ -137,3 +137,17 @@ def test_patch_embed_end_to_end(serial):
         want = patch_embed(torch.tensor(im).reshape(1, ch, h, w), p, weight, bias, cls, pos, rq).reshape(-1).tolist()
         assert outs[f] == want, f"image {f} differs (seed={seed})"
         assert delays[f] == pnode.delay({}) + tnode.delay_tokens({}, n1), f"image {f}: delay {delays[f]} (seed={seed})"
+
+
+def test_intervals_are_bounds_back_to_back():
+    """Full frames back to back, input always valid, output always ready: each engine finishes a frame at
+    most every `interval` cycles."""
+    rng = random.Random(9)
+    for node in (plan_patchify("p", "x", StreamType(8, True, (2, 4, 4)), 2),
+                 plan_first_token("c", "x", StreamType(8, True, (5, 6)))):
+        t = node.in_types[0]
+        frames = [[rng.randint(-128, 127) for _ in range(t.words)] for _ in range(4)]
+        ends = []
+        run_frames(node.component(), frames, out_lens=[node.out_type.words] * 4, wait=False, ends=ends)
+        gaps = [b - a for a, b in zip(ends, ends[1:])]
+        assert max(gaps) <= node.interval({}), f"{node.name}: {gaps} vs {node.interval({})}"

@@ -156,3 +156,20 @@ def test_plan_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="table"):
         plan_token_linear("l", "x", StreamType(8, True, (5, 7)), lin, out_type=StreamType(8, True, (5, 6)), lanes=2,
                           table=np.zeros((4, 6), dtype=np.int64))
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[1], CONFIGS[5]])
+def test_interval_is_a_bound_back_to_back(config):
+    """Full frames back to back, input always valid, output always ready: the engine finishes a frame at
+    most every `interval` cycles (a bound: `interval_exact` is False)."""
+    n, k, o, lanes, unit, per_channel, table, in_bits, in_signed, w_bits = config
+    seed = 3000 + n + k
+    node, lin, tab = make(seed, n, k, o, lanes, unit, per_channel, table, in_bits, in_signed, w_bits)
+    rng = random.Random(seed)
+    lo, hi = node.in_types[0].range
+    frames = [[rng.randint(lo, hi) for _ in range(n * k)] for _ in range(4)]
+    ends = []
+    outs, lasts, _ = run_frames(node.component(), frames, out_lens=[n * o] * 4, seed=seed, wait=False, ends=ends)
+    check(node, lin, tab, frames, outs, lasts, seed)
+    gaps = [b - a for a, b in zip(ends, ends[1:])]
+    assert not node.interval_exact and max(gaps) <= node.interval({}), f"{gaps} vs {node.interval({})} (seed={seed})"

@@ -6,7 +6,7 @@ the cycle of its last output transfer minus the cycle of its last input transfer
                                      wait=True)
 
 `frames[f]` is the list of words of frame f (`last` on its final word); `out_lens[f]` how many words
-it gives. With `wait` the next frame is offered only once the previous one's last output has left
+it gives. `ends`, a list, receives each frame's last output cycle. With `wait` the next frame is offered only once the previous one's last output has left
 (the verify harness runs inferences one after another); without it, frames follow back to back.
 Input valid drops on random cycles with probability `in_stall`, output ready with `out_stall`.
 """
@@ -18,7 +18,8 @@ import random
 from amaranth.sim import Simulator
 
 
-def run_frames(dut, frames, *, out_lens, seed=0, in_stall=0.0, out_stall=0.0, wait=True, max_cycles=400_000):
+def run_frames(dut, frames, *, out_lens, seed=0, in_stall=0.0, out_stall=0.0, wait=True, ends=None,
+               max_cycles=400_000):
     rng = random.Random(seed)
     owner = [f for f, k in enumerate(out_lens) for _ in range(k)]
     total = len(owner)
@@ -60,4 +61,6 @@ def run_frames(dut, frames, *, out_lens, seed=0, in_stall=0.0, out_stall=0.0, wa
         outs.append(got[k:k + length])
         lasts.append(got_last[k:k + length])
         k += length
+    if ends is not None:
+        ends.extend(last_out[f] for f in range(len(frames)))
     return outs, lasts, [last_out[f] - last_in[f] for f in range(len(frames))]
