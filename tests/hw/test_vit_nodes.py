@@ -482,3 +482,67 @@ def test_chain_on_the_reference_tensors():
             got, _, t_in, t_out, _ = results[0]
             assert got == out.reshape(-1).tolist(), f"{node.name} ({n} tokens) differs from the reference (seed={seed})"
             assert t_out - t_in == node.delay_tokens({}, n), f"{node.name} ({n} tokens)"
+
+
+# ------------------------------------------------------------------ in a network plan
+
+
+def test_nodes_in_a_network_plan():
+    """attention -> layer norm -> GELU as a NetworkPlan: it survives the manifest's codec, the network top
+    wires it unchanged, and the measured cycles per inference equal `network_cycles`. (Names without
+    dots: the network top makes ports and probes `p_<engine>` of engine names.)"""
+    from cdsl.hw.network import Network
+    from cdsl.hw.plan import NetworkPlan, PlanInput, PlanOutput, cycle_report, network_cycles
+    from tb.pysim import run_graph
+
+    seed = 61
+    rng = random.Random(seed)
+    n, d, heads = 4, 8, 2
+    t = lambda shape: StreamType(8, True, shape)  # noqa: E731
+    attn = plan_attention("attn", "x", t((n, 3 * d)), heads=heads, x0=-20, attn=random_attn(rng, d, False),
+                          out_type=t((n, d)))
+    norm = random_norm(rng, d)
+    ln = plan_layernorm("norm2", "attn", t((n, d)), norm, out_type=t((n, d)))
+    cut, c, rq = random_gelu(rng)
+    ge = plan_gelu("gelu", "norm2", t((n, d)), cut=cut, c=c, requant=rq, out_type=t((n, d)))
+    plan = NetworkPlan("chain", (PlanInput("x", t((n, 3 * d))),), (PlanOutput("gelu", "gelu", t((n, d))),),
+                       (attn, ln, ge), (), ())
+    obj, arrays = plan.to_json()
+    back = NetworkPlan.from_json(obj, arrays)
+    assert back == plan and [type(a) for a in back.nodes] == [type(a) for a in plan.nodes]
+    report = cycle_report(back)
+    assert report["memory_bits"]["engines"] == attn.memory_bits() + ln.memory_bits()
+    assert not report["initiation_interval_exact"]
+
+    rows = attn_cases(rng, [n], d)[0]
+    a = attn_plain(attn, rows)
+    h = [norm_plain(norm, r) for r in a]
+    m, s = int(rq.multiplier[0]), int(rq.shift[0])
+    want = [requant_plain(gelu_plain(v, cut, c), m, s, -128, 127) for v in flat(h)]
+    got, cycles = run_graph(Network(plan=back), {"i_x": flat(rows)}, {"o_gelu": n * d}, seed=seed)
+    assert got["o_gelu"] == want, f"seed={seed}"
+    assert cycles == network_cycles(back), f"{cycles} cycles, model {network_cycles(back)}"
+
+
+# ------------------------------------------------------------------ Verilator
+
+
+@pytest.mark.slow
+def test_layernorm_node_in_verilator(tmp_path):
+    """The gated layer norm of the example's shape (17 tokens of 32) through the bulk-load harness in
+    Verilator: frames of 1, 6 and 17 tokens equal the plain statement, and each frame's cycles (first
+    word offered to last result, inclusive) are its words plus `delay_tokens`; again under the
+    harness' back-pressure (values)."""
+    from tb.harness_case import run_case
+
+    seed = 17
+    rng = random.Random(seed)
+    norm = random_norm(rng, 32)
+    node = plan_layernorm("e.norm1", "x", StreamType(8, True, (17, 32)), norm, out_type=StreamType(8, True, (17, 32)))
+    cases = [ln_tokens(rng, n, 32) for n in (1, 6, 17, 17)]
+    samples = [flat(c) for c in cases]
+    expected = [flat(norm_plain(norm, r) for r in c) for c in cases]
+    cycles = [len(s) + node.delay_tokens({}, len(c)) for s, c in zip(samples, cases)]
+    data = run_case(tmp_path, "layernorm_node", node.component(), samples, expected, cycles, throttle_seed=seed,
+                    throttle=True)
+    assert data["cycles"] == cycles
