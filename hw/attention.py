@@ -34,7 +34,25 @@ from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY, RequantUnit
 from cdsl.hw.shiftmax import Shiftmax, recip_bits
 from cdsl.hw.streams import frame_signature
 
-__all__ = ["Attention", "AttentionTiming"]
+__all__ = ["Attention", "AttentionTiming", "score_bits", "av_bits", "memory_bits"]
+
+
+def score_bits(in_bits: int, dim: int, heads: int) -> int:
+    """Width of a score q_h . k_h: hd = dim / heads products of two signed codes."""
+    return 2 * in_bits + max(1, (dim // heads - 1).bit_length()) + 1
+
+
+def av_bits(in_bits: int, max_tokens: int) -> int:
+    """Width of p . v_h: at most max_tokens products of a probability (0..2**OUT_BITS) and a code."""
+    return in_bits + OUT_BITS + 2 + max(1, (max_tokens - 1).bit_length()) + 1
+
+
+def memory_bits(*, dim: int, heads: int, max_tokens: int, in_bits: int, x0: int) -> int:
+    """Storage of the engine: q, k and v of max_tokens tokens, a row of probabilities, the Shiftmax's row."""
+    from cdsl.hw.shiftmax import memory_bits as softmax_bits
+
+    return (3 * max_tokens * dim * in_bits + max(max_tokens, 2) * (OUT_BITS + 1)
+            + softmax_bits(in_bits=score_bits(in_bits, dim, heads), x0=x0, max_len=max_tokens))
 
 
 @dataclass(frozen=True)
@@ -74,12 +92,16 @@ class Attention(wiring.Component):
             "o": Out(frame_signature(out_bits, out_signed)),
         })
 
+    @property
+    def memory_bits(self) -> int:
+        return memory_bits(dim=self._dim, heads=self._heads, max_tokens=self._n_max, in_bits=self._in_bits,
+                           x0=self._x0)
+
     def elaborate(self, platform):
         m = Module()
         d_n, h_n, n_max, bits = self._dim, self._heads, self._n_max, self._in_bits
         hd = d_n // h_n
-        score_bits = 2 * bits + max(1, (hd - 1).bit_length()) + 1
-        av_bits = bits + OUT_BITS + 2 + max(1, (n_max - 1).bit_length()) + 1
+        score_w, av_w = score_bits(bits, d_n, h_n), av_bits(bits, n_max)
 
         mems = {}
         for name in ("q", "k", "v"):
@@ -88,9 +110,9 @@ class Attention(wiring.Component):
         wr = {name: mem.write_port() for name, mem in mems.items()}
         rd = {name: mem.read_port(domain="comb") for name, mem in mems.items()}
         p_wr, p_rd = pmem.write_port(), pmem.read_port(domain="comb")
-        m.submodules.softmax = sm = Shiftmax(in_bits=score_bits, x0=self._x0, max_len=n_max)
+        m.submodules.softmax = sm = Shiftmax(in_bits=score_w, x0=self._x0, max_len=n_max)
         per_channel = len(self._mult) > 1
-        m.submodules.rq = rq = RequantUnit(acc_width=av_bits, channels=d_n if per_channel else 1,
+        m.submodules.rq = rq = RequantUnit(acc_width=av_w, channels=d_n if per_channel else 1,
                                            multipliers=self._mult, shifts=self._shift, **self._rq)
 
         n = Signal(range(n_max + 1))  # tokens of this inference
@@ -99,7 +121,7 @@ class Attention(wiring.Component):
         head = Signal(range(h_n))
         j = Signal(range(n_max))  # key / value token
         f = Signal(range(hd))  # feature within the head
-        acc = Signal(signed(max(score_bits, av_bits)))
+        acc = Signal(signed(max(score_w, av_w)))
 
         # ---- load: word `col` of token `tok` goes to q, k or v at tok * D + (col mod D)
         which = Signal(range(3))
@@ -123,9 +145,9 @@ class Attention(wiring.Component):
         pv = Signal(signed(bits + OUT_BITS + 2))
         m.d.comb += pv.eq(p_rd.data * rd["v"].data)
 
-        score = Signal(signed(score_bits))
+        score = Signal(signed(score_w))
         m.d.comb += [score.eq(acc + qk), sm.i.payload.data.eq(score), sm.i.payload.last.eq(j == n - 1)]
-        av = Signal(signed(av_bits))
+        av = Signal(signed(av_w))
         m.d.comb += [av.eq(acc + pv), rq.i.payload.acc.eq(av),
                      rq.i.payload.ch.eq(base + f if per_channel else 0)]
 

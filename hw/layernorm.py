@@ -67,6 +67,10 @@ class LayerNormTiming:
     def recip_bits(self) -> int:  # QF: f = 2**R // std, std >= 1
         return RECIP_BITS + 1
 
+    @property
+    def memory_bits(self) -> int:  # the engine's storage: one token's codes
+        return max(self.dim, 2) * self.in_bits
+
     def token_cycles(self) -> int:
         return 3 * self.dim + self.div_bits + self.sqrt_steps + self.recip_bits + 1 + RQ_LATENCY
 

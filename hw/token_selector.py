@@ -2,11 +2,14 @@
 `cdsl.contract.ref.token_selector` (the arithmetic is defined there; this file only schedules it).
 
 Ports (frame streams, `cdsl.hw.streams`):
-- `i`: N tokens of D features, one feature per transfer, token-major (the class token first); the
-  engine counts N*D words and ignores `last`;
+- `i`: n tokens of D features, one feature per transfer, token-major (the class token first), `last`
+  on the final word: n (2..N) is read from `last` at run time, so the selector can follow an earlier
+  selector whose output was shortened (a frame of N tokens ends after N*D words even without `last`);
 - `o`: the kept tokens in their original order, then the package token when a token was pruned:
-  count + (count < N) tokens of D words, `last` on the final word (the length varies per inference);
-- `count`: one word per inference, the kept count (class token included), sent before the tokens;
+  count + (count < n) tokens of D words, `last` on the final word (the length varies per inference);
+- `count` (only with `count=True`, the block tests' engine): one word per inference, the kept count
+  (class token included), sent before the tokens; the network's engine (`TokenSelectorNode.component`)
+  has no such port (its readers find the end of the frame from `last`);
 - `threshold`: the keep threshold (0..257, a runtime setting; the payload's value is its default),
   read while the scores are compared (hold it steady during an inference).
 
@@ -16,7 +19,8 @@ needs one cycle; `TokenSelectorNode` in `cdsl.hw.kinds.token_selector` holds the
 extra cycle of each dot product) and sums them per feature; `global` divides the sums into the
 global feature; `score` runs the scoring MLP per candidate and head (hidden units, then the logit,
 the PLAN sigmoid and the weighted head sum) and stores the fused score; `count` sends the kept
-count; `output` walks the stored tokens once, sending a kept token's words and folding a pruned
+count (one cycle without the port); `pad` waits D cycles when nothing was pruned, standing in for the
+package phase, so that the timing depends on n only, never on the data; `output` walks the stored tokens once, sending a kept token's words and folding a pruned
 token's words into the package sums (score-weighted and plain); `package` divides those sums, one
 feature per cycle. The divisions are combinational dividers (`//`, floor) on the reference's
 round-half-up form floor((2a + b) / (2b)).
@@ -69,14 +73,19 @@ def requantize(m: Module, acc, rq: Requant, head, *, name: str):
 
 
 class TokenSelectorEngine(wiring.Component):
-    def __init__(self, *, node: TokenSelectorNode):
+    def __init__(self, *, node: TokenSelectorNode, count: bool = False):
         if not isinstance(node, TokenSelectorNode):
             raise TypeError(f"node must be a TokenSelectorNode, not {node!r}")
+        if not isinstance(count, bool):
+            raise TypeError(f"count must be a bool, not {count!r}")
         self._node = node
+        self._count_port = count
         t = node.in_types[0]
-        super().__init__({"i": In(frame_signature(t.bits, t.signed)), "o": Out(frame_signature(t.bits, t.signed)),
-                          "count": Out(frame_signature(node.tokens.bit_length(), False)),
-                          "threshold": In(range(MAX_THRESHOLD + 1), init=node.selector.threshold)})
+        ports = {"i": In(frame_signature(t.bits, t.signed)), "o": Out(frame_signature(t.bits, t.signed)),
+                 "threshold": In(range(MAX_THRESHOLD + 1), init=node.selector.threshold)}
+        if count:
+            ports["count"] = Out(frame_signature(node.tokens.bit_length(), False))
+        super().__init__(ports)
 
     @property
     def node(self) -> TokenSelectorNode:
@@ -127,19 +136,28 @@ class TokenSelectorEngine(wiring.Component):
         den = Signal(unsigned((n * ONE).bit_length()))
         pruned = Signal(range(n + 1))
         threshold = self.threshold
+        nin = Signal(range(n + 1), name="n_in", init=n)  # tokens in this inference's input frame
+        cands = Signal(range(n), name="candidates")
+        m.d.comb += cands.eq(nin - 1)
+        feat = Signal(index_shape(dim), name="load_feature")
+        tok = Signal(index_shape(n), name="load_token")
 
         head_bias = const_table(sel.b_score.tolist(), signed(32), h)
         head_weight = const_table(sel.head_weights.tolist(), unsigned(HEAD_WEIGHT_BITS + 1), h)
 
-        m.d.comb += self.count.payload.last.eq(1)
+        if self._count_port:
+            m.d.comb += self.count.payload.last.eq(1)
         with m.FSM(init="load"):
             with m.State("load"):
                 m.d.comb += [self.i.ready.eq(1), tok_w.addr.eq(widx), tok_w.data.eq(self.i.payload.data),
                              tok_w.en.eq(self.i.valid)]
                 with m.If(self.i.valid):
-                    m.d.sync += widx.eq(widx + 1)
-                    with m.If(widx == n * dim - 1):
-                        m.d.sync += [widx.eq(0), c.eq(1), h.eq(0), o_idx.eq(0), k.eq(0), acc.eq(0), count.eq(1)]
+                    m.d.sync += [widx.eq(widx + 1), feat.eq(feat + 1)]
+                    with m.If(feat == dim - 1):
+                        m.d.sync += [feat.eq(0), tok.eq(tok + 1)]
+                    with m.If(self.i.payload.last | (widx == n * dim - 1)):
+                        m.d.sync += [widx.eq(0), feat.eq(0), tok.eq(0), nin.eq(tok + 1),
+                                     c.eq(1), h.eq(0), o_idx.eq(0), k.eq(0), acc.eq(0), count.eq(1)]
                         m.next = "local"
 
             with m.State("local"):
@@ -157,7 +175,7 @@ class TokenSelectorEngine(wiring.Component):
                         m.d.sync += o_idx.eq(0)
                         with m.If(h == heads - 1):
                             m.d.sync += h.eq(0)
-                            with m.If(c == n - 1):
+                            with m.If(c == nin - 1):
                                 m.d.sync += f.eq(0)
                                 m.next = "global"
                             with m.Else():
@@ -168,7 +186,6 @@ class TokenSelectorEngine(wiring.Component):
                         m.d.sync += o_idx.eq(o_idx + 1)
 
             with m.State("global"):
-                cands = n - 1
                 m.d.comb += [gsum_r.addr.eq(f), glob_w.addr.eq(f), glob_w.en.eq(1),
                              glob_w.data.eq((gsum_r.data * 2 + cands) // (2 * cands))]
                 m.d.sync += f.eq(f + 1)
@@ -210,7 +227,7 @@ class TokenSelectorEngine(wiring.Component):
                         with m.If(score >= threshold):
                             m.d.sync += count.eq(count + 1)
                         m.d.sync += [fused.eq(0), h.eq(0)]
-                        with m.If(c == n - 1):
+                        with m.If(c == nin - 1):
                             m.next = "count"
                         with m.Else():
                             m.d.sync += c.eq(c + 1)
@@ -220,9 +237,20 @@ class TokenSelectorEngine(wiring.Component):
                         m.next = "hidden"
 
             with m.State("count"):
-                m.d.comb += [self.count.valid.eq(1), self.count.payload.data.eq(count)]
-                with m.If(self.count.ready):
+                taken = Const(1)
+                if self._count_port:
+                    m.d.comb += [self.count.valid.eq(1), self.count.payload.data.eq(count)]
+                    taken = self.count.ready
+                with m.If(taken):
                     m.d.sync += [c.eq(0), f.eq(0), sent.eq(0), den.eq(0), pruned.eq(0)]
+                    m.next = "output"
+                    with m.If(count == nin):
+                        m.next = "pad"
+
+            with m.State("pad"):  # nothing pruned: D idle cycles in place of the package phase
+                m.d.sync += f.eq(f + 1)
+                with m.If(f == dim - 1):
+                    m.d.sync += f.eq(0)
                     m.next = "output"
 
             with m.State("output"):
@@ -233,7 +261,7 @@ class TokenSelectorEngine(wiring.Component):
                 advance = Signal()
                 with m.If(kept):
                     m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(x),
-                                 self.o.payload.last.eq((f == dim - 1) & (sent == count - 1) & (count == n)),
+                                 self.o.payload.last.eq((f == dim - 1) & (sent == count - 1) & (count == nin)),
                                  advance.eq(self.o.ready)]
                 with m.Else():
                     m.d.comb += [advance.eq(1), pkw_w.en.eq(1), pku_w.en.eq(1),
@@ -246,9 +274,9 @@ class TokenSelectorEngine(wiring.Component):
                             m.d.sync += sent.eq(sent + 1)
                         with m.Else():
                             m.d.sync += [den.eq(den + s), pruned.eq(pruned + 1)]
-                        with m.If(c == n - 1):
-                            m.next = "package" if n > 1 else "load"
-                            with m.If((count == n) & kept):
+                        with m.If(c == nin - 1):
+                            m.next = "package"
+                            with m.If(count == nin):
                                 m.next = "load"
                         with m.Else():
                             m.d.sync += c.eq(c + 1)

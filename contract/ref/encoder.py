@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from cdsl.contract import codec
@@ -115,3 +116,34 @@ def block(p: EncoderPayload, x: torch.Tensor) -> torch.Tensor:
     x1 = _add(p.add1, x, p.proj(o))
     g = p.gelu.apply(int_gelu(p.fc1(p.norm2(x1)), p.gelu_cut, p.gelu_c), channel_dim=-1)
     return _add(p.add2, x1, p.fc2(g))
+
+
+def kept_counts(intmodel, trace) -> dict[str, np.ndarray]:
+    """Each sample's output token count (class + kept + package token) of every encoder layer with a
+    selector, from the golden trace (`cdsl.contract.golden.golden(..., trace=True)`'s dict, which may
+    also hold the model inputs): int64 [B] per layer name. The selector is replayed on the layer's
+    traced input (the first `count` rows of it when an earlier selector shortened it)."""
+    counts = _token_counts(intmodel, trace)
+    return {lay.name: counts[lay.name] for lay in intmodel.layers
+            if isinstance(lay.payload, EncoderPayload) and lay.payload.selector is not None}
+
+
+def _token_counts(intmodel, trace) -> dict[str, np.ndarray]:
+    """int64 [B] token counts of every encoder's output whose count an earlier (or its own) selector decided."""
+    counts: dict[str, np.ndarray] = {}
+    for lay in intmodel.layers:
+        if not isinstance(lay.payload, EncoderPayload):
+            continue
+        src = lay.inputs[0]
+        n_in = counts.get(src)
+        if lay.payload.selector is None:
+            if n_in is not None:
+                counts[lay.name] = n_in
+            continue
+        if src not in trace:
+            raise ValueError(f"kept_counts: the trace has no tensor {src!r} (the input of layer {lay.name!r})")
+        x = as_int64(trace[src], what=f"trace[{src!r}]")
+        n_in = np.full(x.shape[0], x.shape[1], dtype=np.int64) if n_in is None else n_in
+        counts[lay.name] = np.array([lay.payload.selector.select(x[b, : int(n_in[b])])[0].length
+                                     for b in range(x.shape[0])], dtype=np.int64)
+    return counts

@@ -4,19 +4,25 @@ arithmetic).
 
 The selector is not a layer kind of its own in the integer model (the encoder's payload holds a
 `TokenSelector`), so nothing registers a planner for it here: `plan_token_selector` builds the node
-from a selector and the stream it reads. Its output length varies per inference, so the cycle model
-is a function of the kept count: `cycles(count)`; `delay()` is the worst case (a package token).
+from a selector and the stream it reads. Its input holds n tokens (2..N, n < N when an earlier
+selector pruned the stream; the engine reads n from `last`) and its output length varies per inference
+(`out_tokens` is None: the count comes from the golden trace, `cdsl.contract.ref.encoder.kept_counts`).
 
 Cycle model (inputs offered every cycle, outputs always taken; one MAC, every memory read
-combinational), phases in order:
-    load     N*D                               one input word per cycle
-    local    (N-1) * H * L * (d + 1)            d products, then requantize and store
+combinational), phases in order, for n input tokens:
+    load     n*D                               one input word per cycle (the engine is always ready)
+    local    (n-1) * H * L * (d + 1)            d products, then requantize and store
     global   H * L                             one division per global feature
-    score    (N-1) * H * (J * (2L + 1) + J + 1) hidden units, then the logit, sigmoid and head sum
-    count    1                                 the count word on `count`
-    output   N*D                               each token word is sent (kept) or folded (pruned)
-    package  D, only when a token was pruned   one division per feature
-cycles(count) = the sum, from the first input offered to the last output word, inclusive.
+    score    (n-1) * H * (J * (2L + 1) + J + 1) hidden units, then the logit, sigmoid and head sum
+    count    1                                 the count word (on `count` in the block tests' engine)
+    output   n*D                               each token word is sent (kept) or folded (pruned)
+    package  D                                 one division per feature; when nothing was pruned the
+                                               engine idles D cycles before `output` instead (`pad`)
+cycles(count, n) = the sum, from the first input offered to the last output word, inclusive. It does
+not depend on `count`: the pad makes "nothing pruned" (n tokens out) and "one token pruned" (n - 1
+kept + the package: also n tokens out) take the same time, so the output length alone, which is
+all a downstream reader sees, always fixes the selector's timing. The delay (last input word to last
+output word) is cycles - n*D, exact whatever the spacing of the input words (they are only stored).
 """
 
 from __future__ import annotations
@@ -115,41 +121,61 @@ class TokenSelectorNode(Node):
         return SIGMOID_BITS
 
     # ------------------------------------------------------------ cycle model
-    def phase_cycles(self) -> dict[str, int]:
-        n, d = self.tokens, self.dim
+    def _tokens_in(self, tokens: int | None) -> int:
+        n = self.tokens if tokens is None else tokens
+        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= self.tokens:
+            raise ValueError(f"tokens must be in 2..{self.tokens}, got {tokens!r}")
+        return n
+
+    def phase_cycles(self, tokens: int | None = None) -> dict[str, int]:
+        """Each phase's cycles for an input of `tokens` tokens (default N); "package" is the package
+        phase or, when nothing was pruned, the pad in its place."""
+        n, d = self._tokens_in(tokens), self.dim
         h, nl, nj, hd = self.heads, self.n_local, self.n_hidden, self.head_dim
         return {"load": n * d, "local": (n - 1) * h * nl * (hd + 1), "global": h * nl,
                 "score": (n - 1) * h * (nj * (2 * nl + 1) + nj + 1), "count": 1, "output": n * d, "package": d}
 
-    def cycles(self, count: int) -> int:
-        """Cycles of one inference that keeps `count` tokens (the class token included)."""
-        if not 1 <= count <= self.tokens:
-            raise ValueError(f"count must be in 1..{self.tokens}, got {count!r}")
-        p = self.phase_cycles()
-        return sum(v for k, v in p.items() if k != "package") + (p["package"] if count < self.tokens else 0)
+    def cycles(self, count: int, tokens: int | None = None) -> int:
+        """Cycles of one inference on `tokens` input tokens (default N) that keeps `count` of them (the
+        class token included; checked, though the timing does not depend on it, see the module docstring)."""
+        n = self._tokens_in(tokens)
+        if not isinstance(count, int) or not 1 <= count <= n:
+            raise ValueError(f"count must be in 1..{n}, got {count!r}")
+        return sum(self.phase_cycles(n).values())
+
+    def out_tokens(self, tokens: int) -> int | None:
+        return None  # the data decides (the trace's `kept_counts`)
+
+    def delay_tokens(self, settings, tokens: int, kept: int | None = None) -> int:
+        """Cycles from the last input word to the last output word for `tokens` input tokens; `kept`
+        (the output tokens, count + package) is checked: 2..tokens."""
+        n = self._tokens_in(tokens)
+        if kept is not None and not 2 <= kept <= n:
+            raise ValueError(f"{self.name}: {kept!r} output tokens from {n} input tokens (expected 2..{n})")
+        return self.cycles(1, n) - n * self.dim
 
     def settings(self) -> tuple[Setting, ...]:
         return (Setting("threshold", 0, MAX_THRESHOLD, self.selector.threshold,
                         "keep threshold of the token scores, in 1/256 (257: only the class token)"),)
 
     def delay(self, settings=None) -> int:
-        """Worst case (a package token): cycles from the last input word to the last output word."""
-        return self.cycles(1) - self.tokens * self.dim
+        """Cycles from the last input word to the last output word on a full frame of N tokens."""
+        return self.delay_tokens(settings, self.tokens)
 
-    interval_exact = False  # the phases that follow depend on the kept count
+    interval_exact = False  # a bound: the input's token count varies
 
     def interval(self, settings=None) -> int:
-        """A bound: one inference at a time, every phase (the package token's included), one more
-        cycle to return to loading."""
+        """A bound: one inference at a time on N tokens, every phase, one more cycle to return to loading."""
         return self.cycles(1) + 1
 
     def memory_bits(self) -> int:
         return self.tokens * self.dim * self.in_types[0].bits
 
-    def component(self):
+    def component(self, *, count: bool = False):
+        """The engine; `count=True` adds the kept-count output port (block tests); the network's has none."""
         from cdsl.hw.token_selector import TokenSelectorEngine
 
-        return TokenSelectorEngine(node=self)
+        return TokenSelectorEngine(node=self, count=count)
 
     def describe(self) -> str:
         return (f"token selector ({self.tokens} tokens of {self.dim}, {self.heads} heads, L={self.n_local}, "

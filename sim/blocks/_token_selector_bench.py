@@ -1,6 +1,7 @@
 """cocotb testbench of a token selector engine in the bulk-load Harness (host: `cdsl.sim.blocks.token_selector`).
 
-`$CDSL_SELECTOR_CASE` is an .npz with `tokens` int64 [S, N*D] (one row per sample), `thresholds`
+`$CDSL_SELECTOR_CASE` is an .npz with `tokens` int64 [S, N*D] (one row per sample), `lengths` int64 [S]
+(the words of each sample's frame: its first rows, the last word flagged `last`), `thresholds`
 int64 [S] (the `threshold` input during each sample) and `throttle` (int64 [1]: an LFSR seed, 0 for
 none). Every sample is run once with the outputs always ready (its
 cycles are the cycle model's) and, with a throttle seed, once more under random back-pressure.
@@ -21,7 +22,8 @@ from cdsl.sim.drivers import HarnessDriver, write_results
 @cocotb.test()
 async def selector_samples(dut):
     with np.load(os.environ["CDSL_SELECTOR_CASE"]) as case:
-        tokens, thresholds, throttle = case["tokens"], case["thresholds"], int(case["throttle"][0])
+        tokens, lengths = case["tokens"], case["lengths"]
+        thresholds, throttle = case["thresholds"], int(case["throttle"][0])
     drv = HarnessDriver.from_env(dut)
     await drv.reset()
     depth = drv.ports["o"].depth
@@ -33,7 +35,7 @@ async def selector_samples(dut):
         counts = np.full(len(tokens), -1, dtype=np.int64)
         for s, row in enumerate(tokens):
             dut.threshold.value = int(thresholds[s])
-            run = await drv.run({"i": row.tolist()}, seed=seed if seed is None else (seed + s) % 0xFFFF + 1)
+            run = await drv.run({"i": row[: lengths[s]].tolist()}, seed=seed if seed is None else (seed + s) % 0xFFFF + 1)
             words, count = run.outputs["o"], run.outputs["count"]
             out[s, :len(words)] = words[:depth]
             lengths[s] = len(words)

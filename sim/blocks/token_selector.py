@@ -4,7 +4,9 @@
     report.ok, report.summary()
 
 `tokens` int64 [S, N, D] are the tokens arriving at the selector, one row per sample (in the ViT flow:
-the golden trace's tensor at the selector's input). The engine (`cdsl.hw.token_selector`) runs in
+the golden trace's tensor at the selector's input); `lengths` (int [S], optional) the tokens each sample
+really holds (its first rows; behind an earlier selector, `kept_counts` of the layer before), which
+the engine receives as a frame of that many tokens ending in `last`. The engine (`cdsl.hw.token_selector`) runs in
 Verilator inside the bulk-load `Harness`, each sample once with the outputs always ready and once
 under random back-pressure; every sample's output tokens (order included), package token, kept
 count and, for the clean run, simulated cycles against the cycle model (`TokenSelectorNode.cycles`)
@@ -65,10 +67,19 @@ def _harness(node: TokenSelectorNode):
     from cdsl.sim.harness import Harness
 
     words = node.tokens * node.dim
-    return Harness(dut=node.component(), depths={"i": words, "o": words, "count": 1}, throttle=True)
+    return Harness(dut=node.component(count=True), depths={"i": words, "o": words, "count": 1}, throttle=True)
 
 
-def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throttle: int = 1,
+def _lengths(x: np.ndarray, lengths, n: int) -> np.ndarray:
+    if lengths is None:
+        return np.full(len(x), n, dtype=np.int64)
+    out = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if out.shape != (len(x),) or out.min(initial=2) < 2 or out.max(initial=2) > n:
+        raise ValueError(f"lengths: expected {len(x)} token counts in 2..{n}, got {np.asarray(lengths).tolist()!r}")
+    return out
+
+
+def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, lengths=None, throttle: int = 1,
                       test_dir: Path | None = None, seed: int | None = None,
                       simulator: str = "verilator") -> SelectorOutputs:
     """Run every sample of `tokens` [S, N, D] through the engine of `node` in Verilator (see the module
@@ -86,7 +97,8 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throt
     case, out = test_dir / "selector_case.npz", test_dir / "selector_out.npz"
     thr = np.full(len(x), node.selector.threshold, dtype=np.int64) if thresholds is None else \
         np.asarray(thresholds, dtype=np.int64).reshape(len(x))
-    np.savez(case, tokens=x.reshape(len(x), -1), thresholds=thr, throttle=np.array([throttle], dtype=np.int64))
+    np.savez(case, tokens=x.reshape(len(x), -1), lengths=_lengths(x, lengths, node.tokens) * node.dim,
+             thresholds=thr, throttle=np.array([throttle], dtype=np.int64))
     harness = _harness(node)
     result = run_cocotb(verilog=verilog_text(harness, name="selector_top"), toplevel="selector_top",
                         test_module="cdsl.sim.blocks._token_selector_bench", test_dir=test_dir / "sim", seed=seed,
@@ -110,30 +122,33 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, throt
 
 
 def verify_selector(selector: TokenSelector, tokens, *, in_type: StreamType, name: str = "selector",
-                    thresholds=None, throttle: int = 1, test_dir: Path | None = None,
+                    thresholds=None, lengths=None, throttle: int = 1, test_dir: Path | None = None,
                     seed: int | None = None) -> SelectorReport:
-    """Simulate the engine of `selector` on `tokens` [S, N, D] and compare with the reference (at
-    `thresholds[s]` per sample when given, else the selector's threshold)."""
+    """Simulate the engine of `selector` on `tokens` [S, N, D] (the first `lengths[s]` rows of each
+    sample, all N by default) and compare with the reference (at `thresholds[s]` per sample when
+    given, else the selector's threshold)."""
     import dataclasses
 
     node = plan_token_selector(selector, name=name, input=f"{name}.in", in_type=in_type)
     x = torch.as_tensor(tokens).to(torch.int64)
-    sim = simulate_selector(node, x, thresholds=thresholds, throttle=throttle, test_dir=test_dir, seed=seed)
+    n_in = _lengths(x.numpy(), lengths, node.tokens)
+    sim = simulate_selector(node, x, thresholds=thresholds, lengths=n_in, throttle=throttle, test_dir=test_dir,
+                            seed=seed)
     report = SelectorReport(name=name, samples=len(x))
-    wants = selector.select(x) if thresholds is None else \
-        [dataclasses.replace(selector, threshold=int(t)).select(x[s:s + 1])[0] for s, t in enumerate(thresholds)]
+    thr = [selector.threshold] * len(x) if thresholds is None else [int(t) for t in thresholds]
+    wants = [dataclasses.replace(selector, threshold=t).select(x[s, : n_in[s]])[0] for s, t in enumerate(thr)]
     for s, want in enumerate(wants):
         report.counts.append(want.count)
         report.cycles_simulated.append(sim.cycles[s])
-        report.cycles_predicted.append(node.cycles(want.count))
+        report.cycles_predicted.append(node.cycles(want.count, int(n_in[s])))
         runs = [("", sim.tokens[s], sim.counts[s])]
         if sim.throttled_tokens is not None:
             runs.append((" (back-pressure)", sim.throttled_tokens[s], sim.throttled_counts[s]))
         before = len(report.mismatches)
         for label, got, count in runs:
-            report.mismatches += _compare(s, label, want, np.asarray(got), count, node.tokens)
-        if sim.cycles[s] != node.cycles(want.count):
-            report.mismatches.append(f"{s}: cycles {sim.cycles[s]}, the model predicts {node.cycles(want.count)}")
+            report.mismatches += _compare(s, label, want, np.asarray(got), count, int(n_in[s]))
+        if sim.cycles[s] != report.cycles_predicted[-1]:
+            report.mismatches.append(f"{s}: cycles {sim.cycles[s]}, the model predicts {report.cycles_predicted[-1]}")
         if len(report.mismatches) > before:
             report.bad_samples.add(s)
     return report

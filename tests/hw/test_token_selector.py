@@ -71,7 +71,7 @@ def test_engine_in_pysim(config, stall):
     picks = range(len(x)) if config in ("tiny", "odd") else [0, 1, 2, 3, 11]
     for s in picks:
         want = expected(sel, x[s:s + 1], thresholds[s:s + 1])[0]
-        got, cycles = run_graph(node.component(), {"i": x[s].reshape(-1).tolist()},
+        got, cycles = run_graph(node.component(count=True), {"i": x[s].reshape(-1).tolist()},
                                 {"o": want.length * node.dim, "count": 1}, ports={"threshold": thresholds[s]},
                                 seed=s, in_stall=stall, out_stall=stall)
         assert got["count"] == [want.count], f"seed={seed} sample {s}"
@@ -81,13 +81,64 @@ def test_engine_in_pysim(config, stall):
 
 
 def test_cycle_model_phases():
-    _, node, _, _ = build("vit", 0)
+    _, node, _, _ = build("vit", 0)  # N 17, D 32, H 2 heads of d 16, L 8, J 8
     p = node.phase_cycles()
     assert p["local"] == 16 * 2 * 8 * 17 and p["score"] == 16 * 2 * (8 * 17 + 9)
-    assert node.cycles(17) + 32 == node.cycles(16) == node.cycles(1)
-    assert node.delay() == node.cycles(1) - 17 * 32
-    with pytest.raises(ValueError, match="count"):
-        node.cycles(18)
+    assert node.cycles(17) == node.cycles(16) == node.cycles(1)  # the pad: the count does not matter
+    full = 17 * 32 + 16 * 2 * 8 * 17 + 2 * 8 + 16 * 2 * (8 * 17 + 9) + 1 + 17 * 32 + 32
+    assert node.cycles(1) == full and node.delay() == full - 17 * 32
+    five = 5 * 32 + 4 * 2 * 8 * 17 + 2 * 8 + 4 * 2 * (8 * 17 + 9) + 1 + 5 * 32 + 32  # a frame of 5 tokens
+    assert node.cycles(3, 5) == five and node.delay_tokens({}, 5, kept=4) == five - 5 * 32
+    assert node.out_tokens(17) is None  # the data decides (kept_counts)
+    for bad in [lambda: node.cycles(18), lambda: node.cycles(6, 5)]:
+        with pytest.raises(ValueError, match="count"):
+            bad()
+    for bad in [lambda: node.cycles(1, 18), lambda: node.cycles(1, 1), lambda: node.delay_tokens({}, 5, kept=6)]:
+        with pytest.raises(ValueError, match="tokens"):
+            bad()
+
+
+@pytest.mark.parametrize("config", ["vit", "odd", "tiny"])
+def test_shorter_frames_in_pysim(config):
+    """Frames of n < N tokens (behind an earlier selector): n comes from `last`; the output is the
+    reference's selection among those n tokens, the cycles the model's for n; samples of different
+    lengths one after another (a short frame after a full one and the reverse), under stalls."""
+    seed = 5
+    sel, node, x, thresholds = build(config, seed)
+    n = x.shape[1]
+    rng = np.random.default_rng(seed)
+    for s in range(len(x)):
+        n_in = [2, max(2, n - 1), n][s % 3] if s < 6 else int(rng.integers(2, n + 1))
+        frame = x[s:s + 1, :n_in]
+        want = dataclasses.replace(sel, threshold=thresholds[s]).select(frame)[0]
+        for stall in (0.0, 0.3):
+            got, cycles = run_graph(node.component(count=True), {"i": frame.reshape(-1).tolist()},
+                                    {"o": want.length * node.dim, "count": 1}, ports={"threshold": thresholds[s]},
+                                    seed=s, in_stall=stall, out_stall=stall)
+            assert got["count"] == [want.count], f"seed={seed} sample {s} n={n_in}"
+            assert got["o"] == want.tokens.reshape(-1).tolist(), f"seed={seed} sample {s} n={n_in} stall {stall}"
+            if stall == 0.0:
+                assert cycles == node.cycles(want.count, n_in), f"seed={seed} sample {s} n={n_in}"
+
+
+def test_network_engine_has_no_count_port():
+    """The network's engine (`node.component()`): ports i, o and the threshold only, never stalled
+    by a count nobody reads; its delay from the last input word is `delay_tokens`; input gaps change
+    nothing in the output."""
+    sel, node, x, thresholds = build("odd", 7)
+    dut = node.component()
+    assert set(dut.signature.members) == {"i", "o", "threshold"}
+    for s, n_in in ((0, 17), (1, 9), (4, 3)):
+        frame = x[s:s + 1, :n_in]
+        want = sel.select(frame)[0]
+        got, cycles = run_graph(node.component(), {"i": frame.reshape(-1).tolist()}, {"o": want.length * node.dim},
+                                ports={"threshold": sel.threshold}, seed=s)
+        assert got["o"] == want.tokens.reshape(-1).tolist(), f"sample {s} n={n_in}"
+        assert cycles == n_in * node.dim + node.delay_tokens({}, n_in, kept=want.length), f"sample {s} n={n_in}"
+        stalled, stalled_cycles = run_graph(node.component(), {"i": frame.reshape(-1).tolist()},
+                                            {"o": want.length * node.dim}, ports={"threshold": sel.threshold},
+                                            seed=s, in_stall=0.5)
+        assert stalled["o"] == got["o"] and stalled_cycles > cycles, f"sample {s} n={n_in}"
 
 
 @pytest.mark.slow
@@ -97,13 +148,16 @@ def test_engine_in_verilator(config, tmp_path):
 
     seed = 2
     sel, node, x, thresholds = build(config, seed)
-    sim = simulate_selector(node, x, thresholds=thresholds, throttle=7, test_dir=tmp_path)
-    for s, want in enumerate(expected(sel, x, thresholds)):
+    n = x.shape[1]
+    lengths = [n if s % 2 else 2 + s % (n - 1) for s in range(len(x))]  # every other frame shorter
+    sim = simulate_selector(node, x, thresholds=thresholds, lengths=lengths, throttle=7, test_dir=tmp_path)
+    for s in range(len(x)):
+        want = dataclasses.replace(sel, threshold=thresholds[s]).select(x[s:s + 1, :lengths[s]])[0]
         for label, tokens, count in (("clean", sim.tokens[s], sim.counts[s]),
                                      ("throttled", sim.throttled_tokens[s], sim.throttled_counts[s])):
             assert count == want.count, f"seed={seed} sample {s} {label}"
             assert np.asarray(tokens).tolist() == want.tokens.tolist(), f"seed={seed} sample {s} {label}"
-        assert sim.cycles[s] == node.cycles(want.count), f"seed={seed} sample {s}"
+        assert sim.cycles[s] == node.cycles(want.count, lengths[s]), f"seed={seed} sample {s}"
 
 
 @pytest.mark.slow
@@ -223,7 +277,7 @@ def test_back_to_back_interval_is_a_bound(config):
     frames = [x[s].reshape(-1).tolist() for s in range(4)]
     want = [dataclasses.replace(sel, threshold=128).select(x[s:s + 1])[0] for s in range(4)]
     words = [w for f in frames for w in f]
-    dut = node.component()
+    dut = node.component(count=True)
     counts, tokens, count_cycles = [], [], []
 
     async def testbench(ctx):

@@ -175,3 +175,20 @@ def test_epoch_log_reports_the_keep_ratios(run):
         assert got, note
         train_keep, test_keep = float(got[1]), float(got[2])
         assert abs(train_keep - 0.5) < 0.1 and 0.0 <= test_keep <= 1.0
+
+
+def test_kept_counts_are_the_selections_lengths(run):
+    """kept_counts: per selector layer, each sample's output tokens, i.e. 1 + the candidates scored at or
+    above the threshold, plus the package token when one was pruned (counted here from the scores)."""
+    from cdsl.contract.ref.encoder import kept_counts
+
+    _, tr = _e2_input(run)
+    got = kept_counts(run.intmodel, tr)
+    assert list(got) == ["e2"] and got["e2"].dtype.kind == "i" and got["e2"].shape == (120,)
+    sel = run.intmodel.layer("e2").payload.selector
+    n = tr["e1"].shape[1]
+    count = 1 + (sel.scores(tr["e1"])[:, 1:] >= sel.threshold).sum(dim=1)
+    want = count + (count < n).long()
+    assert got["e2"].tolist() == want.tolist() and len(set(want.tolist())) > 1
+    with pytest.raises(ValueError, match="'e1'"):
+        kept_counts(run.intmodel, {k: v for k, v in tr.items() if k != "e1"})
