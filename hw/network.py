@@ -17,7 +17,7 @@ lock-step `StreamFork`; a join's inputs go through the FIFOs the plan sized (`St
 from __future__ import annotations
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw.plan import NetworkPlan, instance_name
@@ -97,6 +97,14 @@ class Network(wiring.Component):
                 wiring.connect(m, source, fork.i)
                 for branch, reader in zip(fork.outputs(), readers):
                     wiring.connect(m, branch, reader)
+
+        # An engine's other output streams (a token selector's `count`) carry side information no
+        # engine reads here (streams end on `last`): always taken.
+        for e in engines.values():
+            for member_name, member in e.signature.members.items():
+                if (member_name != "o" and member.flow == Out and member.is_signature
+                        and isinstance(member.signature, stream.Signature)):
+                    m.d.comb += getattr(e, member_name).ready.eq(1)
 
         for name, e in engines.items():
             probe = getattr(self, probe_port(name))

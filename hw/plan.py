@@ -297,7 +297,7 @@ class NetworkPlan(codec.ArrayEq):
 
     def node_settings(self, settings: NodeSettings | None) -> dict[str, dict[str, int]]:
         """Every node's settings: its declared defaults overridden by `settings` (checked)."""
-        given = {k: dict(v) for k, v in (settings or {}).items()}
+        given = self._route_settings(settings)
         out: dict[str, dict[str, int]] = {}
         for n in self.nodes:
             declared = {s.name: s for s in n.settings()}
@@ -310,6 +310,23 @@ class NetworkPlan(codec.ArrayEq):
         if given:
             raise ValueError(f"no engine named {sorted(given)[0]!r} in the plan of {self.name!r} "
                              f"(engines: {', '.join(n.name for n in self.nodes)})")
+        return out
+
+    def _route_settings(self, settings: NodeSettings | None) -> dict[str, dict[str, int]]:
+        """Settings per node. A layer planned as several engines takes its settings under the layer's
+        name (as the golden model does: `e2.threshold`): each goes to the layer's one engine
+        (`<layer>` or `<layer>.<part>`) that declares it."""
+        names = {n.name for n in self.nodes}
+        out: dict[str, dict[str, int]] = {}
+        for key, items in (settings or {}).items():
+            for setting, value in dict(items).items():
+                target = key
+                if key not in names or setting not in {s.name for s in self.node(key).settings()}:
+                    owners = [n.name for n in self.nodes if n.name.startswith(key + ".")
+                              and setting in {s.name for s in n.settings()}]
+                    if len(owners) == 1:
+                        target = owners[0]
+                out.setdefault(target, {})[setting] = value
         return out
 
     # ------------------------------------------------------------ persistence (the manifest's plan)

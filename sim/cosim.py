@@ -33,7 +33,7 @@ from cdsl.hw.verilog_text import verilog_text
 from cdsl.contract.golden import argmax_lowest, feeds, golden
 from cdsl.contract.intmodel import IntModel, Settings
 from cdsl.hw.network import input_port, output_port, probe_port
-from cdsl.hw.plan import network_cycles
+from cdsl.hw.plan import network_cycles, sample_cycles, token_nodes
 from cdsl.hw.register_bank import ctrl_signature
 from cdsl.sim.build import BuildOptions
 from cdsl.sim.design import Design
@@ -41,7 +41,7 @@ from cdsl.sim.harness import Harness
 from cdsl.sim.runner import SimulationError, run_cocotb
 from cdsl.sim.scoreboard import Mismatch, Scoreboard
 
-__all__ = ["SimRun", "VerifyReport", "simulate", "verify", "first_bad_layer"]
+__all__ = ["SimRun", "VerifyReport", "simulate", "verify", "first_bad_layer", "token_counts"]
 
 TOP = "harness_top"
 Progress = Callable[[int, int], None]
@@ -53,7 +53,7 @@ class SimRun:
     counts: dict[str, np.ndarray]  # per model output: int64 [N], words delivered per sample
     probes: dict[str, list[np.ndarray]] | None  # per engine (harness with probes): each sample's words
     cycles: np.ndarray  # int64 [N]: cycles per inference (first input offered .. last output taken)
-    predicted_cycles: int  # the cycle model's figure for the same settings
+    predicted_cycles: int  # the cycle model's figure for the same settings (token streams at full counts)
     total_cycles: int
     sim_seconds: float  # wall time inside the simulator for the samples
     cycles_per_second: float
@@ -63,6 +63,14 @@ class SimRun:
     waves: Path | None
     verilog_sha256: str
     simulator: str = "verilator"
+    predicted: np.ndarray | None = None  # int64 [N]: the model's cycles per sample, given its token counts
+
+    @property
+    def predicted_per_sample(self) -> np.ndarray:
+        """The cycle model's figure for each sample (the same for all without data-dependent engines)."""
+        if self.predicted is not None:
+            return self.predicted
+        return np.full(len(self.cycles), self.predicted_cycles, dtype=np.int64)
 
     @property
     def build_note(self) -> str:
@@ -88,9 +96,28 @@ class VerifyReport:
 
     @property
     def cycle_error(self) -> float:
-        """Relative difference of mean simulated cycles per inference vs the model."""
-        mean = float(self.run.cycles.mean())
-        return abs(mean - self.run.predicted_cycles) / self.run.predicted_cycles
+        """Relative difference of mean simulated cycles per inference vs the model's mean."""
+        mean, want = float(self.run.cycles.mean()), float(self.run.predicted_per_sample.mean())
+        return abs(mean - want) / want
+
+
+def token_counts(intmodel: IntModel, design: Design, trace, settings: Settings | None = None) -> dict[str, np.ndarray]:
+    """Per engine of the design whose output token count the data decides (`cdsl.hw.plan.token_nodes`:
+    a token selector, `e2.select`), each sample's count, int64 [N], from the golden `trace` at `settings`
+    (`cdsl.contract.ref.encoder.kept_counts`, per layer: an engine `<layer>.<part>` takes its layer's)."""
+    names = token_nodes(design.plan)
+    if not names:
+        return {}
+    from cdsl.contract.ref.encoder import kept_counts
+
+    kept = kept_counts(intmodel, trace, settings)
+    out = {}
+    for name in names:
+        layer = name if name in kept else name.split(".")[0]
+        if layer not in kept:
+            raise ValueError(f"engine {name!r}: the golden model gives no token count for it")
+        out[name] = kept[layer]
+    return out
 
 
 def config_words(design: Design, settings: Settings | None) -> list[int]:
@@ -151,13 +178,16 @@ def _input_arrays(design: Design, x_int) -> dict[str, np.ndarray]:
 def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: Path | None = None,
              progress: Progress | None = None, seed: int | None = None, work_dir: Path | None = None,
              probes: bool = False, simulator: str = "verilator", batch: int | None = None,
-             sim_clock: bool = True) -> SimRun:
+             sim_clock: bool = True, tokens: Mapping[str, np.ndarray] | None = None) -> SimRun:
     """Run every sample of `x_int` (int64 [N, ...] input codes, or a dict per input) through the design,
     in Verilator (or in Icarus Verilog, `simulator="icarus"`, the second simulator).
 
     `batch`: samples per harness run (default `batch_size(design)`; 1 with probes); `sim_clock`: the
     clock in the simulator's C++ main (Verilator only). Both only change speed: `cdsl bench` sets
-    `batch=1, sim_clock=False` to time the previous way (a Python wake-up per sample, cocotb's clock)."""
+    `batch=1, sim_clock=False` to time the previous way (a Python wake-up per sample, cocotb's clock).
+    `tokens`: per data-dependent engine each sample's token count (`token_counts`), for the cycle
+    model's per-sample figure (`SimRun.predicted`); without it a design with such engines is
+    predicted at full token counts."""
     plan = design.plan
     config = config_words(design, settings)  # checks the settings against the plan
     # Probes (locating a bad layer) run one sample: the plain harness.
@@ -199,6 +229,9 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
         shutil.rmtree(work, ignore_errors=True)
     stats = result.data or {}
     cycles = arrays["cycles"]
+    predicted = None
+    if tokens is not None and token_nodes(plan):
+        predicted = sample_cycles(plan, tokens, samples=len(cycles), settings=settings)
     return SimRun(
         outputs={o.name: arrays[f"out:{output_port(o.name)}"] for o in plan.outputs},
         counts={o.name: arrays[f"out_count:{output_port(o.name)}"] for o in plan.outputs},
@@ -208,7 +241,7 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
         cycles=cycles, predicted_cycles=network_cycles(plan, settings=settings), total_cycles=int(cycles.sum()),
         sim_seconds=float(stats.get("wall_s", 0.0)), cycles_per_second=float(stats.get("cycles_per_s") or 0.0),
         build_seconds=result.build.seconds, cache_hit=result.build.hit, seed=result.seed, waves=result.waves,
-        verilog_sha256=design.sha256, simulator=simulator,
+        verilog_sha256=design.sha256, simulator=simulator, predicted=predicted,
     )
 
 
@@ -219,10 +252,15 @@ def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: 
     simulated in `simulator` ("verilator" or "icarus")."""
     design.check_intmodel(intmodel)
     x = feeds(intmodel, x_int)
-    want = golden(intmodel, x, settings=settings)
+    tokens = None
+    if token_nodes(design.plan):  # per-sample cycles follow each sample's token counts
+        want, trace = golden(intmodel, x, settings=settings, trace=True)
+        tokens = token_counts(intmodel, design, {**trace, **x}, settings)
+    else:
+        want = golden(intmodel, x, settings=settings)
     want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}
     run = simulate(design, x, settings=settings, progress=progress, seed=seed, work_dir=work_dir,
-                   simulator=simulator)
+                   simulator=simulator, tokens=tokens)
     n = len(next(iter(x.values())))
     board = Scoreboard(name=intmodel.name, seed=run.seed)
     exact = 0
@@ -245,7 +283,7 @@ def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: 
         rtl_acc = float((argmax_lowest(torch.as_tensor(run.outputs[first_out])) == y).double().mean())
         gold_acc = float((argmax_lowest(want[first_out].reshape(n, -1)) == y).double().mean())
     return VerifyReport(samples=n, exact=exact, first_mismatch=first, first_bad_layer=bad_layer,
-                        cycles_exact=int((run.cycles == run.predicted_cycles).sum()), run=run,
+                        cycles_exact=int((run.cycles == run.predicted_per_sample).sum()), run=run,
                         rtl_accuracy=rtl_acc, golden_accuracy=gold_acc)
 
 
@@ -257,7 +295,11 @@ def first_bad_layer(intmodel: IntModel, design: Design, x_one: Mapping[str, torc
     _, trace = golden(intmodel, dict(x_one), settings=settings, trace=True)
     run = simulate(design, dict(x_one), settings=settings, work_dir=work_dir, probes=True, simulator=simulator)
     for node in design.plan.nodes:
+        if node.name not in trace:  # an engine inside a layer (`e1.qkv`): the golden model traces layers
+            continue
         want = trace[node.name].reshape(-1).numpy()
-        if not np.array_equal(run.probes[node.name][0], want):
+        got = run.probes[node.name][0]
+        # a pruned token stream carries fewer tokens than the golden tensor's zero-padded rows
+        if not (np.array_equal(got, want[:len(got)]) and not want[len(got):].any()):
             return node.name
     return None

@@ -67,7 +67,14 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
     console.print(f"verified {(shown or run_dir) / 'rtl' / 'network.sv'} (sha256 {design.sha256})", soft_wrap=True)
     cycle_verdict = "" if report.cycles_exact == report.samples else \
         f" [red]({report.samples - report.cycles_exact} samples differ from the model)[/red]"
-    console.print(f"cycles per inference: simulated {mean_cycles:.0f}, predicted {r.predicted_cycles}{cycle_verdict}")
+    predicted = r.predicted_per_sample
+    if r.predicted is None:
+        console.print(f"cycles per inference: simulated {mean_cycles:.0f}, predicted {r.predicted_cycles}{cycle_verdict}")
+    else:  # data-dependent token counts: the model per sample, from its kept tokens in the golden trace
+        console.print(f"cycles per inference: simulated mean {mean_cycles:.1f} (min {int(r.cycles.min())}, max "
+                      f"{int(r.cycles.max())}), predicted per sample from its kept tokens: mean {predicted.mean():.1f}; "
+                      f"equal on {report.cycles_exact}/{report.samples}{cycle_verdict} "
+                      f"(at full token counts: {r.predicted_cycles})")
     console.print(f"RTL accuracy {100 * report.rtl_accuracy:.2f}% (golden {100 * report.golden_accuracy:.2f}%) "
                   f"on {report.samples} test samples")
     console.print(f"simulation: {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
@@ -81,6 +88,7 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
         "settings": settings, "simulator": simulator, "verilog": "rtl/network.sv", "verilog_sha256": design.sha256,
         "intmodel_sha256": design.manifest["intmodel_sha256"],
         "cycles_simulated_mean": mean_cycles, "cycles_predicted": r.predicted_cycles,
+        "cycles_predicted_mean": float(predicted.mean()),
         "rtl_accuracy": report.rtl_accuracy, "golden_accuracy": report.golden_accuracy,
         "sim_cycles_per_second": r.cycles_per_second, "first_mismatch": str(report.first_mismatch or ""),
         "first_bad_layer": report.first_bad_layer, "seed": r.seed,

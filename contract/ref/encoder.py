@@ -22,20 +22,21 @@ tokens first and zero rows after them (the class token stays at row 0).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from cdsl.contract import codec
-from cdsl.contract.intmodel import Payload, Requant
+from cdsl.contract.intmodel import Payload, Requant, Setting
 from cdsl.contract.ref import _checks as c
 from cdsl.contract.ref._tensor import as_int64
 from cdsl.contract.ref._vit import IntLinear, IntNorm, requant_ok
 from cdsl.contract.ref.add import AddPayload, add
 from cdsl.contract.ref.int_gelu import int_gelu
 from cdsl.contract.ref.int_softmax import shiftmax
-from cdsl.contract.ref.token_selector import TokenSelector
+from cdsl.contract.ref.token_selector import MAX_THRESHOLD, TokenSelector
 
 
 def _add(p: AddPayload, a, b):
@@ -84,9 +85,23 @@ class EncoderPayload(Payload):
         if self.selector is not None:
             self.selector.check(shape[0], d, layer.in_types[0])
 
+    def settings(self, layer):
+        """With a selector: its keep `threshold`, a runtime value (the hardware's register)."""
+        if self.selector is None:
+            return ()
+        return (Setting("threshold", 0, MAX_THRESHOLD, self.selector.threshold,
+                        "keep threshold of the token scores, in 1/256 (257: only the class token)"),)
+
+    def at(self, settings) -> "EncoderPayload":
+        """The payload with its runtime settings applied (the selector's threshold)."""
+        t = (settings or {}).get("threshold")
+        if self.selector is None or t is None or t == self.selector.threshold:
+            return self
+        return dataclasses.replace(self, selector=dataclasses.replace(self.selector, threshold=int(t)))
+
     def run(self, layer, inputs, settings):
         (x,) = inputs
-        return encoder(self, x)
+        return encoder(self.at(settings), x)
 
 
 def encoder(p: EncoderPayload, x, keep=None) -> torch.Tensor:
@@ -118,11 +133,18 @@ def block(p: EncoderPayload, x: torch.Tensor) -> torch.Tensor:
     return _add(p.add2, x1, p.fc2(g))
 
 
-def kept_counts(intmodel, trace) -> dict[str, np.ndarray]:
+def kept_counts(intmodel, trace, settings=None) -> dict[str, np.ndarray]:
     """Each sample's output token count (class + kept + package token) of every encoder layer with a
     selector, from the golden trace (`cdsl.contract.golden.golden(..., trace=True)`'s dict, which may
     also hold the model inputs): int64 [B] per layer name. The selector is replayed on the layer's
-    traced input (the first `count` rows of it when an earlier selector shortened it)."""
+    traced input (the first `count` rows of it when an earlier selector shortened it), at the runtime
+    `settings` the trace was made with (per layer; the thresholds)."""
+    from cdsl.contract.intmodel import with_settings
+
+    checked = intmodel.check_settings(settings)
+    intmodel = dataclasses.replace(intmodel, layers=tuple(
+        dataclasses.replace(lay, payload=lay.payload.at(with_settings(lay, checked)))
+        if isinstance(lay.payload, EncoderPayload) else lay for lay in intmodel.layers))
     counts = _token_counts(intmodel, trace)
     return {lay.name: counts[lay.name] for lay in intmodel.layers
             if isinstance(lay.payload, EncoderPayload) and lay.payload.selector is not None}

@@ -18,17 +18,9 @@ from cdsl.hw.kinds._vit import layer_type, linear_lanes
 from cdsl.hw.registry import register
 
 
-def token_table(pay: PatchEmbedPayload) -> np.ndarray:
-    """int64 [Np + 1, D]: what each token adds to its dot product before the requantization."""
-    pos = np.asarray(pay.pos, dtype=np.int64)
-    table = pos + np.asarray(pay.bias, dtype=np.int64)[None, :]
-    table[0] = np.asarray(pay.cls, dtype=np.int64) + pos[0]
-    return table
-
-
 @register(PatchEmbedPayload)
 def plan_patch_embed(layer, ctx):
-    from cdsl.hw.kinds.patchify import plan_patchify
+    from cdsl.hw.kinds.patchify import embed_table, plan_patchify
     from cdsl.hw.kinds.token_linear import plan_token_linear
 
     pay: PatchEmbedPayload = layer.payload
@@ -36,5 +28,5 @@ def plan_patch_embed(layer, ctx):
     patches = plan_patchify(f"{layer.name}.patches", src, src_type, pay.patch)
     linear = IntLinear(np.asarray(pay.weight, dtype=np.int64), np.asarray(pay.bias, dtype=np.int64), pay.requant)
     out = plan_token_linear(layer.name, patches.name, patches.out_type, linear, out_type=layer_type(layer),
-                            table=token_table(pay), **linear_lanes(layer, ctx, patches.out_type.shape[-1]))
+                            table=embed_table(pay.cls, pay.bias, pay.pos), **linear_lanes(layer, ctx, patches.out_type.shape[-1]))
     return patches, out
