@@ -50,10 +50,11 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cdsl.contract.golden import argmax_lowest, quantize_input
+    from cdsl.contract.golden import argmax_lowest, feeds, golden, quantize_input
     from cdsl.files import locked
     from cdsl.flow import design_settings, load_design, load_run_intmodel, parse_settings, progress_bar, resolve_run
-    from cdsl.sim.cosim import simulate
+    from cdsl.hw.plan import token_nodes
+    from cdsl.sim.cosim import simulate, token_counts
     from cdsl.sw.evaluate import load_run
 
     console = Console(highlight=False)
@@ -72,20 +73,29 @@ def run(args) -> int:
         if not 1 <= args.n <= len(data.y_test):
             raise CdslError(f"--n {args.n}: the test split has {len(data.y_test)} samples", name="cdsl sim")
         x = quantize_input(intmodel, data.x_test[:args.n])
+        tokens = None
+        if token_nodes(design.plan):  # the model's cycles per sample follow its kept tokens (golden trace)
+            _, trace = golden(intmodel, x, settings=settings, trace=True)
+            tokens = token_counts(intmodel, design, {**trace, **feeds(intmodel, x)}, settings)
         with progress_bar(console, len(x)) as progress:
             r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
-                         progress=progress, simulator=args.simulator)
+                         progress=progress, simulator=args.simulator, tokens=tokens)
     first = intmodel.outputs[0]
     pred = argmax_lowest(r.outputs[first])
     table = Table(title=f"{intmodel.name}: RTL outputs ({first})")
-    for col in ("sample", "label", "RTL class", "cycles", "output words"):
+    for col in ("sample", "label", "RTL class", "cycles", "model", "output words"):
         table.add_column(col, justify="right" if col != "output words" else "left")
+    model = r.predicted_per_sample
     for s in range(len(x)):
-        table.add_row(str(s), str(int(data.y_test[s])), str(int(pred[s])), str(int(r.cycles[s])),
+        table.add_row(str(s), str(int(data.y_test[s])), str(int(pred[s])), str(int(r.cycles[s])), str(int(model[s])),
                       " ".join(str(int(v)) for v in r.outputs[first][s]))
     console.print(table)
     console.print(f"simulated {design.verilog_path} (sha256 {design.sha256[:16]})")
-    console.print(f"cycles per inference: {float(r.cycles.mean()):.0f} (cycle model: {r.predicted_cycles})")
+    if r.predicted is None:
+        console.print(f"cycles per inference: {float(r.cycles.mean()):.0f} (cycle model: {r.predicted_cycles})")
+    else:
+        console.print(f"cycles per inference: mean {float(r.cycles.mean()):.1f} (cycle model per sample, from its kept "
+                      f"tokens: mean {float(model.mean()):.1f}; {r.predicted_cycles} at full token counts)")
     console.print(f"simulated {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
                   f"{r.build_note}")
     if r.waves is not None:

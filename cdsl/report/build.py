@@ -21,13 +21,15 @@ FORMAT = 1
 
 
 def _engine_and_role(module: str, engines: set[str]) -> tuple[str, str]:
-    """(engine, role) of a Yosys module `network.<engine>[.<sub>]`; the top and the glue between engines
-    count as '(top)'."""
+    """(engine, role) of a Yosys module `network.<instance>[.<sub>]` (the instance of engine `e1.qkv` is
+    `e1__qkv`, `cdsl.hw.plan.instance_name`); the top and the glue between engines count as '(top)'."""
+    from cdsl.hw.plan import instance_name
     from cdsl.report.roles import CONTROL, role_of
 
+    by_instance = {instance_name(e): e for e in engines}
     parts = module.split(".")
-    if len(parts) >= 2 and parts[1] in engines:
-        return parts[1], (role_of(parts[2]) if len(parts) >= 3 else CONTROL)
+    if len(parts) >= 2 and parts[1] in by_instance:
+        return by_instance[parts[1]], (role_of(parts[2]) if len(parts) >= 3 else CONTROL)
     return "(top)", CONTROL
 
 
@@ -113,12 +115,18 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
 
     # cycles
     cyc = manifest["cycles"]
-    cycles = {"predicted": cyc["cycles_per_inference"],
+    cycles = {"predicted": cyc["cycles_per_inference"],  # token streams at full counts (see the note)
               "simulated": verify["cycles_simulated_mean"] if verify and not verify.get("settings") else None,
               "definition": cyc["definition"],
               "initiation_interval": cyc["initiation_interval"],
               "per_engine": {e: {k: v for k, v in cyc["engines"][e].items() if isinstance(v, (int, float))}
                              for e in engines}}
+    if cyc.get("token_nodes") and cycles["simulated"] is not None and "cycles_predicted_mean" in verify:
+        # token counts decided by the data: the model per sample (its kept tokens) as verify checked it
+        cycles["predicted_full_tokens"] = cycles["predicted"]
+        cycles["predicted"] = verify["cycles_predicted_mean"]
+        notes.append(f"cycles modelled per sample from its kept tokens (engines {', '.join(cyc['token_nodes'])}), "
+                     f"mean {verify['cycles_predicted_mean']:.1f}; {cyc['cycles_per_inference']} at full token counts")
     report["cycles"] = cycles
 
     # synthesis

@@ -98,8 +98,7 @@ def test_run_graph_examples_bit_exact(example, example_run):
     assert v["golden_accuracy"] > 0.85
 
 
-NOT_YET = {"vit": "patch_embed has no hardware engine yet"}  # examples whose hardware has not landed
-RUNNABLE = sorted(p.stem for p in EXAMPLES.glob("*.cdsl") if p.stem not in NOT_YET)
+RUNNABLE = sorted(p.stem for p in EXAMPLES.glob("*.cdsl"))
 
 
 @pytest.mark.slow
@@ -119,11 +118,12 @@ def test_icarus_agrees_with_verilator_and_golden(example, example_run):
     design = load_design(run, intmodel)
     _, _, data = load_run(run)
     x = feeds(intmodel, quantize_input(intmodel, data.x_test[:3]))
-    want = golden(intmodel, x)
+    want, trace = golden(intmodel, x, trace=True)
     want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}
-    by = {sim: cosim.simulate(design, x, simulator=sim) for sim in ("verilator", "icarus")}
+    tokens = cosim.token_counts(intmodel, design, {**trace, **x})  # the ViT's kept tokens per sample
+    by = {sim: cosim.simulate(design, x, simulator=sim, tokens=tokens) for sim in ("verilator", "icarus")}
     for sim, r in by.items():
-        assert (r.cycles == r.predicted_cycles).all(), (sim, r.cycles, r.predicted_cycles)
+        assert (r.cycles == r.predicted_per_sample).all(), (sim, r.cycles, r.predicted_per_sample)
         for name in intmodel.outputs:
             for s in range(len(r.cycles)):
                 got = r.outputs[name][s][:int(r.counts[name][s])]
@@ -148,15 +148,23 @@ def test_run_cnn_on_cim_tiles_is_bit_exact_on_the_whole_test_split(example_run):
     assert figures["tiles"] == 2 and figures["adc_conversions"] == 16 * 8 * 2 * 32
 
 
-@pytest.mark.parametrize("example,annotation", sorted(NOT_YET.items()))
-def test_examples_not_yet_supported_stop_at_their_annotation(example, annotation, tmp_path, capsys):
-    # `annotation`: what the located refusal says
-    """Until their issues land, these examples stop with a located error, before any training."""
-    assert main(["run", str(EXAMPLES / f"{example}.cdsl"), "-o", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert f"examples/{example}.cdsl:" in err and annotation in err and "^" in err
-    assert "Traceback" not in err
-    assert not (tmp_path / "run").exists()
+@pytest.mark.slow
+def test_run_vit_is_bit_exact_with_cycles_per_sample_on_the_whole_test_split(example_run):
+    """examples/vit.cdsl end to end: patch embedding, two encoders (the second behind a token selector)
+    and the class-token head as engines, every test sample bit-exact, each sample's simulated cycles
+    equal to the cycle model's given its kept-token count (which varies: fewer tokens, fewer cycles)."""
+    run = example_run("vit")  # on the whole test split (tests/e2e/conftest.py)
+    v = json.loads((run / "verify.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    print(v)
+    assert v["samples"] == metrics["data"]["test"] == v["bit_exact"] == v["cycles_exact"]
+    assert v["cycles_simulated_mean"] == v["cycles_predicted_mean"] < v["cycles_predicted"]
+    assert v["golden_accuracy"] == v["rtl_accuracy"] > 0.85
+    manifest = json.loads((run / "rtl" / "manifest.json").read_text())
+    assert manifest["cycles"]["token_nodes"] == ["e2.select"]
+    assert [r["engine"] + "." + r["setting"] for r in manifest["registers"]] == ["e2.select.threshold"]
+    engines = [e["name"] for e in manifest["engines"]]
+    assert engines[:2] == ["t.patches", "t"] and engines[-3:] == ["y.cls", "y.norm", "y"] and "e2.attn" in engines
 
 
 def test_bad_arguments_are_user_errors(capsys):

@@ -1,0 +1,94 @@
+"""Issue 15's token-pruning numbers, measured in simulation: cycles per inference of the ViT's RTL at
+keep 1.0, 0.7 and 0.5, on real test samples.
+
+    .venv/bin/python benchmarks/vit_keep.py RUN_DIR [--keeps 1.0,0.7,0.5] [--n N]
+
+RUN_DIR is a trained ViT run folder (`cdsl train examples/vit.cdsl -o RUN_DIR`, or `cdsl run`); its
+design is generated with the default options if it has no rtl/. For each keep ratio, every selector's
+threshold is the one `cdsl eval RUN_DIR --keeps ...` computes (the integer score keeping that share of
+the training split's candidates; 1.0: threshold 0), written to the selector's register (`--set
+e2.threshold=T`: the same network.sv). The test samples (default: the whole test split) then run
+through Verilator against the golden model at that threshold: the table gives bit-exact samples,
+the measured keep ratio and mean tokens after each selector, the simulated cycles per inference
+(mean, min, max), whether each sample's simulated cycles equal the cycle model's given its kept
+counts, and the mean against keep 1.0's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cdsl.contract.golden import golden, quantize_input
+from cdsl.flow import load_design, load_run_intmodel
+from cdsl.sim.cosim import token_counts, verify
+from cdsl.sw.evaluate import load_run
+from cdsl.sw.evaluations.tokens import parse_keeps, threshold_for
+
+
+def _keep_ratio(intmodel, layer: str, threshold: int, trace) -> float:
+    """Kept candidates / candidates of the selector of `layer` at `threshold`, on the golden trace of its
+    input (every row of it: exact for a selector whose input no earlier selector shortened)."""
+    import dataclasses
+
+    sel = dataclasses.replace(intmodel.layer(layer).payload.selector, threshold=threshold)
+    x = trace[intmodel.layer(layer).inputs[0]]
+    chosen = sel.select(x)
+    return sum((s.count - 1) / (x.shape[1] - 1) for s in chosen) / len(chosen)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--keeps", default="1.0,0.7,0.5")
+    ap.add_argument("--n", type=int, default=None, help="test samples (default: the whole test split)")
+    args = ap.parse_args(argv)
+    console = Console(highlight=False)
+    keeps = parse_keeps(args.keeps)
+    intmodel = load_run_intmodel(args.run_dir)
+    design = load_design(args.run_dir, intmodel, log=console.print)
+    _, _, data = load_run(args.run_dir)
+    n = len(data.y_test) if args.n is None else args.n
+    x_test = quantize_input(intmodel, data.x_test[:n])
+    x_train = quantize_input(intmodel, data.x_train)
+    _, train_trace = golden(intmodel, x_train, trace=True)
+    env = {**train_trace, **{i.name: x_train for i in intmodel.inputs}}
+    selectors = {lay.name: lay.payload.selector for lay in intmodel.layers
+                 if getattr(lay.payload, "selector", None) is not None}
+    if not selectors:
+        console.print(f"{args.run_dir}: no token selector in {intmodel.name!r}")
+        return 2
+    table = Table(title=f"{intmodel.name}: cycles per inference in Verilator, {n} test samples", title_justify="left")
+    for col in ("keep", "thresholds", "bit-exact", "measured keep", "mean tokens", "cycles mean", "min", "max",
+                "= model per sample", "vs keep 1.0"):
+        table.add_column(col, justify="left" if col == "keep" else "right")
+    base = None
+    for keep in keeps:
+        th = {name: threshold_for(sel, env[intmodel.layer(name).inputs[0]], keep) for name, sel in selectors.items()}
+        settings = {name: {"threshold": t} for name, t in th.items()}
+        t0 = time.perf_counter()
+        with console.status(f"keep {keep:g}: simulating {n} samples"):
+            rep = verify(intmodel, design, x_test, settings=settings, localize=False)
+        _, trace = golden(intmodel, x_test, settings=settings, trace=True)
+        counts = token_counts(intmodel, design, {**trace, **{i.name: x_test for i in intmodel.inputs}}, settings)
+        cyc = rep.run.cycles
+        mean = float(cyc.mean())
+        base = mean if base is None else base
+        kept = ", ".join(f"{_keep_ratio(intmodel, name, th[name], trace):.3f}" for name in selectors)
+        table.add_row(f"{keep:g}", ", ".join(f"{k}={v}" for k, v in th.items()), f"{rep.exact}/{rep.samples}", kept,
+                      ", ".join(f"{float(c.mean()):.2f}" for c in counts.values()), f"{mean:.1f}", str(int(cyc.min())),
+                      str(int(cyc.max())), f"{rep.cycles_exact}/{rep.samples}", f"{mean / base:.3f}")
+        console.print(f"keep {keep:g}: {rep.exact}/{rep.samples} bit-exact, cycles mean {mean:.1f} "
+                      f"({time.perf_counter() - t0:.0f} s)")
+    console.print(table)
+    console.print("measured keep: kept candidates / candidates (the class and package tokens are not candidates); "
+                  "mean tokens: tokens after the selector (class, kept, package)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
