@@ -12,6 +12,11 @@ through Verilator against the golden model at that threshold: the table gives bi
 the measured keep ratio and mean tokens after each selector, the simulated cycles per inference
 (mean, min, max), whether each sample's simulated cycles equal the cycle model's given its kept
 counts, and the mean against keep 1.0's.
+
+First it prints each engine's memory bits as the generated design's manifest states them (the plan's
+figures): frame storage (token buffers, frame gates, attention's q/k/v/p memories, the selector's
+token store), weight and bias ROMs, and the join FIFOs in front of the engine (sized by the plan for
+back-to-back inferences).
 """
 
 from __future__ import annotations
@@ -41,13 +46,32 @@ def _keep_ratio(intmodel, layer: str, threshold: int, trace) -> float:
     return sum((s.count - 1) / (x.shape[1] - 1) for s in chosen) / len(chosen)
 
 
+def memory_table(design) -> Table:
+    """Each engine's memory bits from the manifest (see the module docstring)."""
+    plan, figures = design.plan, design.manifest["cycles"]["engines"]
+    table = Table(title=f"{plan.name}: memory bits per engine (rtl/manifest.json)", title_justify="left")
+    for col in ("engine", "frames", "ROMs", "join FIFOs", "total"):
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    sums = [0, 0, 0]
+    for n in plan.nodes:
+        f = figures[n.name]
+        frames = int(f.get("frame_bits", 0))
+        roms = int(f.get("weight_rom_bits", 0)) + int(f.get("bias_rom_bits", 0))
+        fifos = sum(b.depth * (n.in_types[b.index].bits + 1) for b in plan.buffers if b.node == n.name)
+        for k, v in enumerate((frames, roms, fifos)):
+            sums[k] += v
+        table.add_row(n.name, f"{frames:,}", f"{roms:,}", f"{fifos:,}", f"{frames + roms + fifos:,}")
+    table.add_row("all", *(f"{v:,}" for v in sums), f"{sum(sums):,}")
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--keeps", default="1.0,0.7,0.5")
     ap.add_argument("--n", type=int, default=None, help="test samples (default: the whole test split)")
     args = ap.parse_args(argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 140))
     keeps = parse_keeps(args.keeps)
     intmodel = load_run_intmodel(args.run_dir)
     design = load_design(args.run_dir, intmodel, log=console.print)
@@ -62,6 +86,7 @@ def main(argv=None) -> int:
     if not selectors:
         console.print(f"{args.run_dir}: no token selector in {intmodel.name!r}")
         return 2
+    console.print(memory_table(design))
     table = Table(title=f"{intmodel.name}: cycles per inference in Verilator, {n} test samples", title_justify="left")
     for col in ("keep", "thresholds", "bit-exact", "measured keep", "mean tokens", "cycles mean", "min", "max",
                 "= model per sample", "vs keep 1.0"):
