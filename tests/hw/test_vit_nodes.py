@@ -330,15 +330,19 @@ def attn_cases(rng, n_list, dim):
     return cases
 
 
-ATTN_CONFIGS = [(5, 8, 2, -20, True), (4, 6, 3, -3, False), (6, 4, 1, -150, False)]  # (N, D, H, x0, per channel)
+ATTN_CONFIGS = [  # (N, D, H, x0, per channel, lanes)
+    (5, 8, 2, -20, True, 1), (4, 6, 3, -3, False, 1), (6, 4, 1, -150, False, 1),
+    (5, 8, 2, -20, True, 2), (4, 6, 3, -3, False, 2), (6, 4, 1, -150, True, 4),
+]
 
 
-@pytest.mark.parametrize("n_max,dim,heads,x0,per_channel", ATTN_CONFIGS)
-def test_attention_node_values_and_delay(n_max, dim, heads, x0, per_channel):
-    seed = 300 + n_max * 11 + dim + heads
+@pytest.mark.parametrize("n_max,dim,heads,x0,per_channel,lanes", ATTN_CONFIGS)
+def test_attention_node_values_and_delay(n_max, dim, heads, x0, per_channel, lanes):
+    seed = 300 + n_max * 11 + dim + heads + 1000 * lanes
     rng = random.Random(seed)
     node = plan_attention("e.attn", "e.qkv", StreamType(8, True, (n_max, 3 * dim)), heads=heads, x0=x0,
-                          attn=random_attn(rng, dim, per_channel), out_type=StreamType(8, True, (n_max, dim)))
+                          attn=random_attn(rng, dim, per_channel), out_type=StreamType(8, True, (n_max, dim)),
+                          lanes=lanes)
     cases = attn_cases(rng, [1, n_max, n_max, 2, max(1, n_max // 2), n_max], dim)
     want = [flat(attn_plain(node, rows)) for rows in cases]
     frames = [flat(rows) for rows in cases]
@@ -361,11 +365,12 @@ def test_attention_cases_reach_the_corners():
     assert 127 in outs and -128 in outs
 
 
-def test_attention_node_back_to_back_interval():
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_attention_node_back_to_back_interval(lanes):
     seed = 5
     rng = random.Random(seed)
     node = plan_attention("e.attn", "e.qkv", StreamType(8, True, (3, 12)), heads=2, x0=-20,
-                          attn=random_attn(rng, 4, False), out_type=StreamType(8, True, (3, 4)))
+                          attn=random_attn(rng, 4, False), out_type=StreamType(8, True, (3, 4)), lanes=lanes)
     cases = attn_cases(rng, [3, 3, 3], 4)
     results = check_frames(node, [flat(c) for c in cases], [flat(attn_plain(node, c)) for c in cases], seed=seed,
                            label="back to back", delay=False, back_to_back=True)
@@ -387,6 +392,14 @@ def test_attention_node_describes_itself():
     with pytest.raises(ValueError, match="heads must divide"):
         plan_attention("e.attn", "e.qkv", StreamType(8, True, (17, 96)), heads=3, x0=-20,
                        attn=random_attn(random.Random(0), 32, False), out_type=StreamType(8, True, (17, 32)))
+    with pytest.raises(ValueError, match="lanes must divide"):
+        plan_attention("e.attn", "e.qkv", StreamType(8, True, (17, 96)), heads=2, x0=-20,
+                       attn=random_attn(random.Random(0), 32, False), out_type=StreamType(8, True, (17, 32)), lanes=3)
+    # folding: lanes are the head's divisors; more lanes, fewer cycles (the score and A.V phases shrink)
+    assert node.lane_choices() == (1, 2, 4, 8, 16)
+    fast = node.with_folding(4, 1)
+    assert fast.lanes == 4 and sum(fast.figures({})["phases"].values()) == fast.timing.cycles(17)
+    assert fast.delay({}) < node.delay({}) and fast.interval({}) < node.interval({})
 
 
 # ------------------------------------------------------------------ GELU
@@ -457,7 +470,8 @@ def test_chain_on_the_reference_tensors():
 
     t = lambda shape: StreamType(8, True, shape)  # noqa: E731
     n1 = plan_layernorm("e.norm1", "x", t((n_max, d)), norm1, out_type=t((n_max, d)))
-    at = plan_attention("e.attn", "e.qkv", t((n_max, 3 * d)), heads=heads, x0=x0, attn=attn, out_type=t((n_max, d)))
+    at = plan_attention("e.attn", "e.qkv", t((n_max, 3 * d)), heads=heads, x0=x0, attn=attn, out_type=t((n_max, d)),
+                        lanes=4)
     n2 = plan_layernorm("e.norm2", "e.add1", t((n_max, d)), norm2, out_type=t((n_max, d)))
     ge = plan_gelu("e.gelu", "e.fc1", t((n_max, mlp)), cut=cut, c=c, requant=gelu_rq, out_type=t((n_max, mlp)))
     for n in (n_max, 1, 4):  # the whole frame, one token, a pruned frame
@@ -543,5 +557,25 @@ def test_layernorm_node_in_verilator(tmp_path):
     expected = [flat(norm_plain(norm, r) for r in c) for c in cases]
     cycles = [len(s) + node.delay_tokens({}, len(c)) for s, c in zip(samples, cases)]
     data = run_case(tmp_path, "layernorm_node", node.component(), samples, expected, cycles, throttle_seed=seed,
+                    throttle=True)
+    assert data["cycles"] == cycles
+
+
+@pytest.mark.slow
+def test_attention_node_in_verilator(tmp_path):
+    """Attention of the example's shape (17 tokens of 32, 2 heads) with 4 lanes through the bulk-load
+    harness in Verilator: frames of 1, 9 and 17 tokens equal the plain statement, cycles = words +
+    `delay_tokens`; again under back-pressure (values)."""
+    from tb.harness_case import run_case
+
+    seed = 23
+    rng = random.Random(seed)
+    node = plan_attention("e.attn", "e.qkv", StreamType(8, True, (17, 96)), heads=2, x0=-300,
+                          attn=random_attn(rng, 32, True), out_type=StreamType(8, True, (17, 32)), lanes=4)
+    cases = attn_cases(rng, [1, 17, 9, 17], 32)
+    samples = [flat(c) for c in cases]
+    expected = [flat(attn_plain(node, c)) for c in cases]
+    cycles = [len(s) + node.delay_tokens({}, len(c)) for s, c in zip(samples, cases)]
+    data = run_case(tmp_path, "attention_node", node.component(), samples, expected, cycles, throttle_seed=seed,
                     throttle=True)
     assert data["cycles"] == cycles
