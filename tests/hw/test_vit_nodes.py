@@ -513,7 +513,7 @@ def test_nodes_in_a_network_plan():
     n, d, heads = 4, 8, 2
     t = lambda shape: StreamType(8, True, shape)  # noqa: E731
     attn = plan_attention("attn", "x", t((n, 3 * d)), heads=heads, x0=-20, attn=random_attn(rng, d, False),
-                          out_type=t((n, d)))
+                          out_type=t((n, d)), lanes=2, lanes_fixed=True)
     norm = random_norm(rng, d)
     ln = plan_layernorm("norm2", "attn", t((n, d)), norm, out_type=t((n, d)))
     cut, c, rq = random_gelu(rng)
@@ -523,6 +523,7 @@ def test_nodes_in_a_network_plan():
     obj, arrays = plan.to_json()
     back = NetworkPlan.from_json(obj, arrays)
     assert back == plan and [type(a) for a in back.nodes] == [type(a) for a in plan.nodes]
+    assert back.node("attn").lanes == 2 and back.node("attn").lanes_fixed
     report = cycle_report(back)
     assert report["memory_bits"]["engines"] == attn.memory_bits() + ln.memory_bits()
     assert not report["initiation_interval_exact"]
