@@ -34,7 +34,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.contract.ref.int_softmax import OUT_BITS
-from cdsl.hw._checks import check_bool, check_int, index_shape
+from cdsl.hw._checks import check_bool, check_int
 from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY, RequantUnit
 from cdsl.hw.shiftmax import Shiftmax, recip_bits
 from cdsl.hw.streams import frame_signature
