@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from cdsl.contract import codec
 from cdsl.contract.ref._vit import IntNorm
-from cdsl.hw.kinds import _vit_checks as checks
 from cdsl.hw.frame_gate import FrameGate, gate_bits, release_latency
+from cdsl.hw.kinds import _vit_checks as checks
 from cdsl.hw.layernorm import LayerNorm, LayerNormTiming
 from cdsl.hw.plan import Node, StreamType
 from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY
