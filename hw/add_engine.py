@@ -3,9 +3,9 @@
 A pair of words moves when both inputs are valid and the requantization unit takes it; the sum
 `a * M_a + b * M_b` goes through a `RequantUnit` with M = 1 and the node's shift, which rounds and
 saturates exactly as `cdsl.contract.ref.add` says. Ports `i0`, `i1`, `o` (frame streams); the
-output's `last` is the first input's, carried beside the requantizer in a small FIFO (order kept), so
-a frame shorter than the stream type's words (a token stream after a token selector) ends where its
-inputs end. The cycle model is `AddNode.delay` (cdsl.hw.kinds.add).
+output's `last` is `i0`'s, carried beside the requantizer in a small FIFO, so a frame shorter than the
+stream's largest shape (tokens after a selector) ends where its input ends. The cycle model is
+`AddNode.delay` (cdsl.hw.kinds.add).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw.kinds.add import AddNode
-from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY, RequantUnit
+from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY
+from cdsl.hw.requant_unit import RequantUnit
 from cdsl.hw.streams import frame_signature
 
 
@@ -38,13 +39,13 @@ class AddEngine(wiring.Component):
         acc = Signal(signed(node.acc_width))
         m.d.comb += acc.eq(self.i0.payload.data * node.mult_a + self.i1.payload.data * node.mult_b)
         both = self.i0.valid & self.i1.valid & lasts.w_rdy
+        take = rq.i.ready & lasts.w_rdy
         m.d.comb += [
             rq.i.valid.eq(both),
             rq.i.payload.acc.eq(acc),
-            self.i0.ready.eq(rq.i.ready & self.i1.valid & lasts.w_rdy),
-            self.i1.ready.eq(rq.i.ready & self.i0.valid & lasts.w_rdy),
-            lasts.w_data.eq(self.i0.payload.last),
-            lasts.w_en.eq(both & rq.i.ready),
+            self.i0.ready.eq(take & self.i1.valid),
+            self.i1.ready.eq(take & self.i0.valid),
+            lasts.w_data.eq(self.i0.payload.last), lasts.w_en.eq(both & rq.i.ready),
             self.o.valid.eq(rq.o.valid),
             self.o.payload.data.eq(rq.o.payload),
             self.o.payload.last.eq(lasts.r_data),
