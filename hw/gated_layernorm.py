@@ -14,7 +14,6 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw.frame_gate import FrameGate
 from cdsl.hw.kinds.layernorm import LayerNormNode
 from cdsl.hw.streams import frame_signature
 

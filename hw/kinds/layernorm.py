@@ -6,7 +6,7 @@ I-LayerNorm engine (`cdsl.hw.layernorm`); its arithmetic is `IntNorm` (`cdsl.con
 
 The input is a token stream [N, D] (one token a row, token-major); a frame may hold any n of 1..N tokens
 (fewer after a token selector), and the output has as many. Cycle model, with T the engine's cycles per
-token (`LayerNormTiming.token_cycles`: 3 D + QV + QS + QF + 1 + RQ, RQ = the requantizer's 2 stages):
+token (`LayerNormTiming.token_cycles`: 2 D + QS + QF + 1 + RQ, RQ = the requantizer's 2 stages):
 the gate releases the frame `release_latency(n D)` cycles after its last word (1; 2 for a frame of one
 word), and the engine then takes a token every T - RQ cycles, the last result RQ cycles after its
 last push, so
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from cdsl.contract import codec
 from cdsl.contract.ref._vit import IntNorm
-from cdsl.hw.kinds import _vit_checks as checks
 from cdsl.hw.frame_gate import FrameGate, gate_bits, release_latency
+from cdsl.hw.kinds import _vit_checks as checks
 from cdsl.hw.layernorm import LayerNorm, LayerNormTiming
 from cdsl.hw.plan import Node, StreamType
 from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY
@@ -99,8 +99,8 @@ class LayerNormNode(Node):
         t = self.timing
         return {"delay": self.delay(settings), "interval": self.interval(settings),
                 "token_cycles": t.token_cycles(), "token_period": self.token_period(),
-                "phases": {"load": self.dim, "var": self.dim, "div": t.div_bits, "sqrt": t.sqrt_steps,
-                           "recip": t.recip_bits, "wait": 1, "out": self.dim},
+                "phases": {"load": self.dim, "sqrt": t.sqrt_steps, "recip": t.recip_bits, "wait": 1,
+                           "out": self.dim, "drain": RQ_LATENCY},
                 "memory_bits": {"gate": gate_bits(bits=self.in_types[0].bits, words=self.in_types[0].words),
                                 "token": self.timing.memory_bits}}
 
