@@ -5,6 +5,9 @@ Each layer's step is its payload's `run` (defined with the kind's reference in
 bit-serial layer's precision, ...) are given per layer as `{layer: {setting: value}}` and checked
 against what the layers declare.
 
+Token streams that a selector shortened carry their per-sample token counts beside the tensors
+(`Payload.run_tokens`): a layer reads its inputs' counts and states its output's.
+
 Input quantization (written once, `QType.quantize`): q = clamp(round_half_up(x / scale), qmin, qmax).
 """
 
@@ -59,8 +62,12 @@ def golden(intmodel: IntModel, x_int, *, settings: Settings | None = None, trace
     """
     checked = intmodel.check_settings(settings)
     env: dict[str, torch.Tensor] = dict(feeds(intmodel, x_int))
+    counts: dict[str, torch.Tensor] = {}  # token counts of the streams a selector shortened (Payload.run_tokens)
     for lay in intmodel.layers:
-        env[lay.name] = lay.payload.run(lay, [env[n] for n in lay.inputs], with_settings(lay, checked))
+        ins, cin = [env[n] for n in lay.inputs], [counts.get(n) for n in lay.inputs]
+        env[lay.name], cout = lay.payload.run_tokens(lay, ins, cin, with_settings(lay, checked))
+        if cout is not None:
+            counts[lay.name] = cout
     outs = {n: env[n] for n in intmodel.outputs}
     result = outs[intmodel.outputs[0]] if len(outs) == 1 else outs
     if trace:
