@@ -132,3 +132,20 @@ def test_keep_all_thresholds_give_the_unpruned_network(run, traced):
     for name in ("e1", "e2", "e3"):
         h = block(im.layer(name).payload, h)
         assert torch.equal(tr[name], h), name
+
+
+@pytest.mark.slow
+def test_both_selectors_rtl_on_the_golden_trace(run, traced, tmp_path):
+    """verify_blocks: each selector's RTL on the tokens the golden model offers it, e3's behind e1's
+    (frames of each sample's own length, from the golden model's counts): bit-exact, cycles as modelled."""
+    from cdsl.sim.blocks import verify_blocks
+
+    x, _, tr = traced
+    reports = verify_blocks(run.intmodel, x[:60], test_dir=tmp_path)
+    assert [r.name for r in reports] == ["e1.payload.selector", "e3.payload.selector"]
+    for r in reports:
+        assert r.ok, (r.name, r.mismatches[:3])
+        assert r.cycles_simulated == r.cycles_predicted and r.samples == 60
+    n1 = kept_counts(run.intmodel, tr)["e1"][:60]
+    assert len(set(n1.tolist())) > 1  # e3's selector really saw frames of several lengths
+    print([r.summary() for r in reports])
