@@ -5,6 +5,9 @@ Each layer's step is its payload's `run` (defined with the kind's reference in
 bit-serial layer's precision, ...) are given per layer as `{layer: {setting: value}}` and checked
 against what the layers declare.
 
+Token streams that a selector shortened carry their per-sample token counts beside the tensors
+(`Payload.run_tokens`): a layer reads its inputs' counts and states its output's.
+
 Input quantization (written once, `QType.quantize`): q = clamp(round_half_up(x / scale), qmin, qmax).
 """
 
@@ -57,15 +60,24 @@ def golden(intmodel: IntModel, x_int, *, settings: Settings | None = None, trace
     Returns the output int64 tensor [B, ...] (a dict name -> tensor when the model has several
     outputs); with trace=True, (outputs, {layer name: int64 tensor}) for every layer.
     """
+    result, tr, _ = golden_counts(intmodel, x_int, settings=settings)
+    return (result, tr) if trace else result
+
+
+def golden_counts(intmodel: IntModel, x_int, *, settings: Settings | None = None):
+    """`golden(..., trace=True)` and the token counts: (outputs, trace, {layer: int64 [B]}) where the
+    counts name every layer output whose token count a selector shortened (`Payload.run_tokens`)."""
     checked = intmodel.check_settings(settings)
     env: dict[str, torch.Tensor] = dict(feeds(intmodel, x_int))
+    counts: dict[str, torch.Tensor] = {}  # token counts of the streams a selector shortened
     for lay in intmodel.layers:
-        env[lay.name] = lay.payload.run(lay, [env[n] for n in lay.inputs], with_settings(lay, checked))
+        ins, cin = [env[n] for n in lay.inputs], [counts.get(n) for n in lay.inputs]
+        env[lay.name], cout = lay.payload.run_tokens(lay, ins, cin, with_settings(lay, checked))
+        if cout is not None:
+            counts[lay.name] = cout
     outs = {n: env[n] for n in intmodel.outputs}
     result = outs[intmodel.outputs[0]] if len(outs) == 1 else outs
-    if trace:
-        return result, {lay.name: env[lay.name] for lay in intmodel.layers}
-    return result
+    return result, {lay.name: env[lay.name] for lay in intmodel.layers}, counts
 
 
 def predict(intmodel: IntModel, x_int, *, settings: Settings | None = None) -> torch.Tensor:

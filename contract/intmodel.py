@@ -120,6 +120,16 @@ class Payload(codec.ArrayEq):
         """The golden step: int64 inputs [B, *in_shape] -> int64 output [B, *out_shape]."""
         raise NotImplementedError(f"{type(self).__name__} has no golden step")
 
+    def run_tokens(self, layer: "IntLayer", inputs: list[torch.Tensor], counts: list[torch.Tensor | None],
+                   settings: Mapping[str, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The golden step on token streams [B, N, D] whose token count varies per sample (a selector
+        upstream pruned them): `counts[k]` int64 [B] is how many leading rows of input k sample b really
+        holds (zero rows after them), None when every sample holds all N. Returns (output, its counts or
+        None: all rows). The golden model calls this for every layer. By default `run` on the padded
+        tensors, all output rows: right for a layer that reads only the class token (row 0) or none of
+        its tokens' count; a layer whose tokens vary in number (the encoder) overrides this."""
+        return self.run(layer, inputs, settings), None
+
     def check(self, layer: "IntLayer") -> None:
         """Raise ValueError("field: what was expected") if the payload does not fit its layer (array
         dtypes, shapes and ranges; the output shape and type). Field types are already checked."""

@@ -81,10 +81,10 @@ class TokenSelectorEngine(wiring.Component):
         self._node = node
         self._count_port = count
         t = node.in_types[0]
-        ports = {"i": In(frame_signature(t.bits, t.signed)), "o": Out(frame_signature(t.bits, t.signed)),
-                 "threshold": In(range(MAX_THRESHOLD + 1), init=node.selector.threshold)}
+        ports = {"i": In(frame_signature(t.bits, t.signed)), "o": Out(frame_signature(t.bits, t.signed))}
         if count:
             ports["count"] = Out(frame_signature(node.tokens.bit_length(), False))
+        ports["threshold"] = In(range(MAX_THRESHOLD + 1), init=node.selector.threshold)
         super().__init__(ports)
 
     @property

@@ -21,7 +21,7 @@ after every optimizer step, so pruned weights are exactly zero after training an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +86,9 @@ class Grid:
     scale: torch.Tensor  # 0-d float tensor
     bits: int
     signed: bool
+    # a token stream [B, N, D] whose token count varies per sample (a selector upstream pruned it):
+    # int64 [B], the rows each sample really holds (the first ones; zero rows after them); None: all N
+    tokens: torch.Tensor | None = field(default=None, compare=False)
 
     @property
     def qmin(self) -> int:

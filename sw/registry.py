@@ -72,6 +72,10 @@ class SwKind:
     # The layer reads only the class token (row 0) of its token input: it may follow an `@tokens`
     # encoder, whose output has a token count that varies per sample.
     reads_class_token_only: bool = False
+    # The layer reads a token stream whose token count varies per sample (its training forward takes
+    # the counts from `Grid.tokens`, its golden step from `Payload.run_tokens`): it may follow an
+    # `@tokens` encoder too.
+    reads_token_counts: bool = False
 
     def build(self, model: ir.Model, layer: ir.Layer, scales: "Scales") -> LayerModule:
         raise NotImplementedError

@@ -18,6 +18,12 @@ the block first selects each sample's tokens: the class token, the kept candidat
 and the package token (when something was pruned), `length` tokens in all, and runs on those only,
 so the number of tokens varies per sample. The output is [N, D] with the block's `length` output
 tokens first and zero rows after them (the class token stays at row 0).
+
+Progressive pruning: an encoder may read a pruned encoder's output. Its input then holds n_b <= N
+tokens in sample b (the first n_b rows, zero rows after them); the token counts travel beside the
+tensors in the golden model (`Payload.run_tokens`, `cdsl.contract.golden`), and the block (and its
+own selector, which scores only those n_b tokens) runs on the first n_b rows only. `kept_counts`
+replays them from a golden trace.
 """
 
 from __future__ import annotations
@@ -103,21 +109,63 @@ class EncoderPayload(Payload):
         (x,) = inputs
         return encoder(self.at(settings), x)
 
+    def run_tokens(self, layer, inputs, counts, settings):
+        (x,), (n_in,) = inputs, counts
+        run = encode(self.at(settings), x, lengths=n_in)
+        return run.out, run.lengths
 
-def encoder(p: EncoderPayload, x, keep=None) -> torch.Tensor:
+
+@dataclass(frozen=True)
+class EncoderRun:
+    """What one encoder layer did to a batch."""
+
+    out: torch.Tensor  # int64 [B, N, D]: each sample's output tokens first, zero rows after them
+    lengths: torch.Tensor | None  # int64 [B]: output tokens per sample; None when every sample has all N
+    selections: list | None  # the selector's `Selection` per sample (None without a selector)
+
+
+def encoder(p: EncoderPayload, x, keep=None, lengths=None) -> torch.Tensor:
     """The layer on int64 tokens [B, N, D] -> [B, N, D]: the selector (if any), then the block.
-    `keep`: the selector's keep decisions given instead of its threshold's (training only)."""
+    `keep`: the selector's keep decisions given instead of its threshold's (training only);
+    `lengths` (int [B]): the tokens each sample holds (its first rows; default all N)."""
+    return encode(p, x, keep, lengths).out
+
+
+def encode(p: EncoderPayload, x, keep=None, lengths=None) -> EncoderRun:
+    """`encoder`, with the output token counts and the selections."""
     x = as_int64(x, what="encoder input")
-    if p.selector is None:
-        return block(p, x)
-    selections = p.selector.select(x, keep)
+    b, n, _ = x.shape
+    n_in = _lengths(lengths, b, n)
+    if p.selector is None and n_in is None:
+        return EncoderRun(block(p, x), None, None)
+    n_in = torch.full((b,), n, dtype=torch.int64) if n_in is None else n_in
+    keep = None if keep is None else torch.as_tensor(keep, dtype=torch.bool).reshape(b, n)
+    tokens: list[torch.Tensor | None] = [None] * b
+    selections: list | None = [None] * b if p.selector is not None else None
+    for m in sorted(set(n_in.tolist())):  # samples with as many input tokens select together
+        rows = torch.nonzero(n_in == m).flatten().tolist()
+        if p.selector is None:
+            for i in rows:
+                tokens[i] = x[i, :m]
+            continue
+        chosen = p.selector.select(x[rows, :m], None if keep is None else keep[rows, :m])
+        for i, s in zip(rows, chosen):
+            tokens[i], selections[i] = s.tokens, s
     out = torch.zeros_like(x)
-    by_length: dict[int, list[int]] = {}
-    for i, s in enumerate(selections):
-        by_length.setdefault(s.length, []).append(i)
-    for length, rows in by_length.items():  # samples with as many tokens run together
-        out[rows, :length] = block(p, torch.stack([selections[i].tokens for i in rows]))
-    return out
+    out_len = torch.tensor([t.shape[0] for t in tokens], dtype=torch.int64)
+    for length in sorted(set(out_len.tolist())):  # samples with as many tokens run together
+        rows = torch.nonzero(out_len == length).flatten().tolist()
+        out[rows, :length] = block(p, torch.stack([tokens[i] for i in rows]))
+    return EncoderRun(out, out_len, selections)
+
+
+def _lengths(lengths, b: int, n: int) -> torch.Tensor | None:
+    if lengths is None:
+        return None
+    t = torch.as_tensor(lengths).to(torch.int64).reshape(-1)
+    if t.shape != (b,) or int(t.min()) < 1 or int(t.max()) > n:
+        raise ValueError(f"encoder: expected {b} token counts in 1..{n}, got {t.tolist()!r}")
+    return t
 
 
 def block(p: EncoderPayload, x: torch.Tensor) -> torch.Tensor:
@@ -134,25 +182,38 @@ def block(p: EncoderPayload, x: torch.Tensor) -> torch.Tensor:
 
 
 def kept_counts(intmodel, trace, settings=None) -> dict[str, np.ndarray]:
-    """Each sample's output token count (class + kept + package token) of every encoder layer with a
-    selector, from the golden trace (`cdsl.contract.golden.golden(..., trace=True)`'s dict, which may
-    also hold the model inputs): int64 [B] per layer name. The selector is replayed on the layer's
-    traced input (the first `count` rows of it when an earlier selector shortened it), at the runtime
-    `settings` the trace was made with (per layer; the thresholds)."""
+    """Each sample's token count of every token stream that a selector shortened: for every encoder
+    layer with a selector (class + kept + package token) and every encoder after one (the count it
+    read), int64 [B] per layer name, in layer order. From the golden trace
+    (`cdsl.contract.golden.golden(..., trace=True)`'s dict, which may also hold the model inputs):
+    each selector is replayed on its layer's traced input, the first n_b rows of it when an earlier
+    selector shortened it to n_b (the golden model's own rule, `encode`), at the runtime `settings`
+    the trace was made with (per layer: the thresholds)."""
+    counts, _ = _replay(_at_settings(intmodel, settings), trace)
+    return counts
+
+
+def _at_settings(intmodel, settings):
+    """`intmodel` with every encoder's runtime settings applied (its selector's threshold)."""
     from cdsl.contract.intmodel import with_settings
 
+    if not settings:
+        return intmodel
     checked = intmodel.check_settings(settings)
-    intmodel = dataclasses.replace(intmodel, layers=tuple(
+    return dataclasses.replace(intmodel, layers=tuple(
         dataclasses.replace(lay, payload=lay.payload.at(with_settings(lay, checked)))
         if isinstance(lay.payload, EncoderPayload) else lay for lay in intmodel.layers))
-    counts = _token_counts(intmodel, trace)
-    return {lay.name: counts[lay.name] for lay in intmodel.layers
-            if isinstance(lay.payload, EncoderPayload) and lay.payload.selector is not None}
 
 
-def _token_counts(intmodel, trace) -> dict[str, np.ndarray]:
-    """int64 [B] token counts of every encoder's output whose count an earlier (or its own) selector decided."""
+def selections(intmodel, trace) -> dict[str, list]:
+    """Each selector layer's `Selection` per sample (the same replay as `kept_counts`), and through
+    them each sample's input token count (`len(s.keep)`) and kept count (`s.count`)."""
+    return _replay(intmodel, trace)[1]
+
+
+def _replay(intmodel, trace) -> tuple[dict[str, np.ndarray], dict[str, list]]:
     counts: dict[str, np.ndarray] = {}
+    chosen: dict[str, list] = {}
     for lay in intmodel.layers:
         if not isinstance(lay.payload, EncoderPayload):
             continue
@@ -166,6 +227,11 @@ def _token_counts(intmodel, trace) -> dict[str, np.ndarray]:
             raise ValueError(f"kept_counts: the trace has no tensor {src!r} (the input of layer {lay.name!r})")
         x = as_int64(trace[src], what=f"trace[{src!r}]")
         n_in = np.full(x.shape[0], x.shape[1], dtype=np.int64) if n_in is None else n_in
-        counts[lay.name] = np.array([lay.payload.selector.select(x[b, : int(n_in[b])])[0].length
-                                     for b in range(x.shape[0])], dtype=np.int64)
-    return counts
+        sel: list = [None] * x.shape[0]
+        for m in sorted(set(n_in.tolist())):
+            rows = np.nonzero(n_in == m)[0].tolist()
+            for i, s in zip(rows, lay.payload.selector.select(x[rows, :m])):
+                sel[i] = s
+        chosen[lay.name] = sel
+        counts[lay.name] = np.array([s.length for s in sel], dtype=np.int64)
+    return counts, chosen

@@ -6,7 +6,7 @@ type held by a layer's payload (the payload itself, or any field of it, at any d
 in this package registers a checker for that type:
 
     @register_block(TokenSelector)
-    def check_selector(block, *, layer, path, inputs, test_dir) -> BlockReport: ...
+    def check_selector(block, *, layer, path, inputs, counts, test_dir) -> BlockReport: ...
 
 `verify_blocks(intmodel, x_int)` runs the golden model with its trace, finds every block, and gives
 each checker the tensors arriving at its layer (`inputs`, int64 [S, ...] per layer input, one row
@@ -37,7 +37,9 @@ class BlockReport(Protocol):
 
 
 def register_block(block_type: type):
-    """Decorator: `fn(block, *, layer, path, inputs, test_dir) -> BlockReport` checks blocks of `block_type`."""
+    """Decorator: `fn(block, *, layer, path, inputs, counts, test_dir) -> BlockReport` checks blocks of
+    `block_type` (`counts[k]`: int64 [S], the tokens each sample of input k holds when a selector
+    upstream shortened that stream, else None)."""
     def add(fn):
         known = _CHECKERS.get(block_type)
         if known is not None and known.__qualname__ != fn.__qualname__:
@@ -94,7 +96,7 @@ def verify_blocks(intmodel, x_int, *, settings=None, test_dir: Path | None = Non
     module docstring). Returns one report per block."""
     import tempfile
 
-    from cdsl.contract.golden import feeds, golden
+    from cdsl.contract.golden import feeds, golden_counts
 
     blocks = blocks_of(intmodel)
     if not blocks:
@@ -102,13 +104,14 @@ def verify_blocks(intmodel, x_int, *, settings=None, test_dir: Path | None = Non
     if test_dir is None:  # a scratch folder, removed afterwards (a failure raises with its log text)
         with tempfile.TemporaryDirectory(prefix="cdsl-blocks-") as scratch:
             return verify_blocks(intmodel, x_int, settings=settings, test_dir=Path(scratch))
-    _, trace = golden(intmodel, x_int, settings=settings, trace=True)
+    _, trace, counts = golden_counts(intmodel, x_int, settings=settings)
     env = {**feeds(intmodel, x_int), **trace}
     root = Path(test_dir)
     reports = []
     for k, b in enumerate(blocks):
         inputs = [env[name] for name in b.layer.inputs]
-        reports.append(b.check(b.value, layer=b.layer, path=b.path, inputs=inputs, test_dir=root / f"block{k}"))
+        reports.append(b.check(b.value, layer=b.layer, path=b.path, inputs=inputs,
+                               counts=[counts.get(name) for name in b.layer.inputs], test_dir=root / f"block{k}"))
     return reports
 
 

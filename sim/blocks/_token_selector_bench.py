@@ -22,7 +22,7 @@ from cdsl.sim.drivers import HarnessDriver, write_results
 @cocotb.test()
 async def selector_samples(dut):
     with np.load(os.environ["CDSL_SELECTOR_CASE"]) as case:
-        tokens, lengths = case["tokens"], case["lengths"]
+        tokens, frames = case["tokens"], case["lengths"]
         thresholds, throttle = case["thresholds"], int(case["throttle"][0])
     drv = HarnessDriver.from_env(dut)
     await drv.reset()
@@ -35,7 +35,7 @@ async def selector_samples(dut):
         counts = np.full(len(tokens), -1, dtype=np.int64)
         for s, row in enumerate(tokens):
             dut.threshold.value = int(thresholds[s])
-            run = await drv.run({"i": row[: lengths[s]].tolist()}, seed=seed if seed is None else (seed + s) % 0xFFFF + 1)
+            run = await drv.run({"i": row[: frames[s]].tolist()}, seed=seed if seed is None else (seed + s) % 0xFFFF + 1)
             words, count = run.outputs["o"], run.outputs["count"]
             out[s, :len(words)] = words[:depth]
             lengths[s] = len(words)

@@ -171,10 +171,12 @@ def _compare(s: int, label: str, want, got: np.ndarray, count: int, n: int) -> l
 
 
 @register_block(TokenSelector)
-def check_selector(block: TokenSelector, *, layer, path: str, inputs, test_dir: Path) -> SelectorReport:
+def check_selector(block: TokenSelector, *, layer, path: str, inputs, counts=None, test_dir: Path) -> SelectorReport:
     """A selector held by `layer`'s payload selects among the tokens arriving at that layer (its first
-    input, [S, N, D]): simulate it on them, every sample, against the reference."""
+    input, [S, N, D]; each sample's first `counts[0][s]` tokens behind an earlier selector): simulate
+    it on them, every sample, against the reference."""
     x = inputs[0]
     in_type = layer.in_types[0]
     stream = StreamType(in_type.bits, in_type.signed, tuple(int(v) for v in x.shape[1:]))
-    return verify_selector(block, x, in_type=stream, name=path, test_dir=test_dir)
+    lengths = None if not counts or counts[0] is None else counts[0]
+    return verify_selector(block, x, in_type=stream, name=path, lengths=lengths, test_dir=test_dir)

@@ -19,6 +19,7 @@ import torch
 
 from cdsl.contract.golden import argmax_lowest, golden, quantize_input
 from cdsl.contract.intmodel import IntModel
+from cdsl.contract.ref.encoder import kept_counts, selections
 from cdsl.contract.ref.token_selector import MAX_THRESHOLD
 from cdsl.dsl import ir
 from cdsl.errors import CdslError
@@ -50,16 +51,37 @@ def with_thresholds(im: IntModel, thresholds: dict[str, int]) -> IntModel:
     return dataclasses.replace(im, layers=layers)
 
 
-def threshold_for(selector, tokens: torch.Tensor, keep: float) -> int:
-    """The integer threshold that keeps a share `keep` of the candidates of `tokens` [B, N, D]."""
+def threshold_for(selector, tokens: torch.Tensor, keep: float, lengths=None) -> int:
+    """The integer threshold that keeps a share `keep` of the candidates of `tokens` [B, N, D] (of
+    each sample's first `lengths[b]` tokens when an earlier selector shortened them)."""
     if keep >= 1.0:
         return 0
-    cand = selector.scores(tokens)[:, 1:].reshape(-1).sort(descending=True).values
+    if lengths is None:
+        cand = selector.scores(tokens)[:, 1:].reshape(-1)
+    else:
+        lengths = torch.as_tensor(lengths)
+        cand = torch.cat([selector.scores(tokens[lengths == m][:, :m])[:, 1:].reshape(-1)
+                          for m in sorted(set(lengths.tolist()))])
+    cand = cand.sort(descending=True).values
     k = min(max(round(keep * cand.numel()), 1), cand.numel())
     t = int(cand[k - 1])  # keeps at least k (more on ties); t + 1 keeps fewer than k: take the nearer
     kept = [int((cand >= v).sum()) for v in (t, t + 1)]
     best = t if abs(kept[0] - keep * cand.numel()) <= abs(kept[1] - keep * cand.numel()) else t + 1
     return min(best, MAX_THRESHOLD)
+
+
+def thresholds_for(im: IntModel, sels: dict, x_train, keep: float) -> dict[str, int]:
+    """Each selector's threshold that keeps a share `keep` of the candidates it is offered over the
+    training split, in layer order: a later selector is offered what the earlier ones (at their new
+    thresholds) left (progressive pruning), so the golden model runs again after each."""
+    th: dict[str, int] = {}
+    for name, sel in sels.items():
+        _, trace = golden(with_thresholds(im, th), x_train, trace=True)
+        env = dict(trace)
+        env.update({i.name: x_train for i in im.inputs})
+        src = im.layer(name).inputs[0]
+        th[name] = threshold_for(sel, env[src], keep, kept_counts(with_thresholds(im, th), env).get(src))
+    return th
 
 
 def measure(im: IntModel, model: ir.Model, x_int: torch.Tensor, y: torch.Tensor) -> dict:
@@ -69,19 +91,19 @@ def measure(im: IntModel, model: ir.Model, x_int: torch.Tensor, y: torch.Tensor)
     acc = float((argmax_lowest(out) == y).double().mean())
     env = dict(trace)
     env.update({i.name: x_int for i in im.inputs})
+    counts, chosen = kept_counts(im, env), selections(im, env)
     macs, keep = {}, {}
     for lay in model.layers:
         ins = tuple(tuple(model.shape_of(n)) for n in lay.inputs)
-        sel = _selectors(im).get(lay.name)
-        if sel is None:
+        if lay.name not in counts:  # all of its tokens (or not a token stream)
             macs[lay.name] = float(lay.op.macs(ins, tuple(lay.shape), lay.annotations))
             continue
-        chosen = sel.select(env[lay.inputs[0]])
-        n, d = ins[0]
+        d = ins[0][1]
         plain = dataclasses.replace(lay.annotations, tokens=None)
-        per = [lay.op.macs(((s.length, d),), (s.length, d), plain) for s in chosen]
+        per = [lay.op.macs(((int(m),  d),), (int(m), d), plain) for m in counts[lay.name]]
         macs[lay.name] = sum(per) / len(per)
-        keep[lay.name] = sum((s.count - 1) / (n - 1) for s in chosen) / len(chosen)
+        if lay.name in chosen:  # kept candidates / candidates it was offered
+            keep[lay.name] = sum((s.count - 1) / (len(s.keep) - 1) for s in chosen[lay.name]) / len(chosen[lay.name])
     return {"acc": acc, "macs": macs, "keep": keep}
 
 
@@ -97,9 +119,6 @@ def token_selection(ctx: EvalContext) -> list[Section]:
     data = ctx.dataset
     x_test = quantize_input(im, data.x_test)
     x_train = quantize_input(im, data.x_train)
-    _, train_trace = golden(im, x_train, trace=True)
-    train_env = dict(train_trace)
-    train_env.update({i.name: x_train for i in im.inputs})
     blocks = [lay.name for lay in model.layers]
     base = baseline(ctx, "tokens")
 
@@ -113,8 +132,7 @@ def token_selection(ctx: EvalContext) -> list[Section]:
     ref_total = sum(ref["macs"].values())
     rows = [row("no selector", "-", ref, ref_total)]
     for keep in keeps:
-        th = {name: threshold_for(sel, train_env[model.layer(name).inputs[0]], keep)
-              for name, sel in sels.items()}
+        th = thresholds_for(im, sels, x_train, keep)
         res = measure(with_thresholds(im, th), model, x_test, data.y_test)
         rows.append(row(f"keep {keep:g}", ", ".join(str(t) for t in th.values()), res, ref_total))
     trained = measure(im, model, x_test, data.y_test)

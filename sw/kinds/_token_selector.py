@@ -108,25 +108,31 @@ class SelectorTwin(nn.Module):
         s = q.effective_scale(w)
         return q.codes(w, s) * s.reshape((-1,) + (1,) * (w.dim() - 1))
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Float tokens [B, N, D] -> the candidates' keep probabilities [B, N-1] (the surrogate)."""
+    def scores(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Float tokens [B, N, D] -> the candidates' keep probabilities [B, N-1] (the surrogate).
+        `valid` (bool [B, N-1]): the candidates each sample really holds (behind an earlier selector;
+        default all): the global feature averages over those only."""
         first = not bool(self.trained) and (self.training or self.a_local.observing)
         if first:
             self.a_local.observing = self.a_hidden.observing = True
         try:
-            return self._scores(x)
+            return self._scores(x, valid)
         finally:
             if first:
                 self.a_local.observing = self.a_hidden.observing = False
                 if self.training:
                     self.trained.fill_(True)
 
-    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+    def _scores(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         b, n, dim = x.shape
         xh = x[:, 1:].reshape(b, n - 1, self.heads, dim // self.heads)
         local, _ = self.a_local(torch.einsum("bchk,hlk->bchl", xh, self._fq("local", self.p("w_local")))
                                 + self.p("b_local"))
-        glob = local.mean(dim=1, keepdim=True).expand_as(local)
+        if valid is None:
+            glob = local.mean(dim=1, keepdim=True).expand_as(local)
+        else:
+            v = valid.to(local.dtype)[:, :, None, None]
+            glob = ((local * v).sum(dim=1, keepdim=True) / v.sum(dim=1, keepdim=True).clamp(min=1)).expand_as(local)
         feat = torch.cat([local, glob], dim=-1)
         hid, _ = self.a_hidden(torch.einsum("bchf,hjf->bchj", feat, self._fq("hidden", self.p("w_hidden")))
                                + self.p("b_hidden"))
@@ -135,8 +141,11 @@ class SelectorTwin(nn.Module):
         z = fake_quant(z, torch.tensor(2.0 ** -LOGIT_FRAC), -lim, lim - 1)
         return (torch.sigmoid(z) * torch.softmax(self.head_logits, dim=0)).sum(dim=-1)
 
-    def policy(self, x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(keep mask of the candidates [B, N-1] in {0, 1}, their scores [B, N-1]).
+    def policy(self, x: torch.Tensor, threshold: float,
+               valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keep mask of the candidates [B, N-1] in {0, 1}, their scores [B, N-1]). `valid` (bool
+        [B, N-1], default all): the candidates each sample holds; the others are never kept, and
+        neither the batch's keep share nor the ratio loss counts them.
 
         While training: hard Gumbel-softmax, straight through, with keep probability
         sigmoid((logit(score) - c) / tau), where c (`keep_offset`) makes the batch's expected share of
@@ -144,24 +153,26 @@ class SelectorTwin(nn.Module):
         quantile, see `observe`) does and keep about `keep` of them whatever the scores' level and
         spread, so the network trains at the keep ratio it will run at; tau anneals (see
         `start_epoch`) so the decisions end as deterministic as inference's. Otherwise: the threshold."""
-        score = self.scores(x)
+        score = self.scores(x, valid)
+        v = torch.ones_like(score) if valid is None else valid.to(score.dtype)
         if self.training and self.keep_target >= 1.0:
             mask = torch.ones_like(score)
             self.last_score = None
         elif self.training:
             eps = 1e-6
             logit = torch.log(score + eps) - torch.log(1 - score + eps)
-            centred = logit - keep_offset(logit, self.keep_target, self.tau)
+            centred = logit - keep_offset(logit if valid is None else logit[valid], self.keep_target, self.tau)
             both = torch.stack([centred, torch.zeros_like(centred)], dim=-1)
             mask = F.gumbel_softmax(both / self.tau, tau=1.0, hard=True)[..., 0]
-            self.last_score = score
+            self.last_score = score if valid is None else score[valid]
         else:
             mask = (score * SCORE_ONE >= threshold).to(score.dtype)
             self.last_score = None
-        self.last_keep = mask
+        mask = mask * v
+        self.last_keep = (mask, v)
         kept = self.kept[self.training]
         kept[0] += float(mask.detach().sum())
-        kept[1] += mask.numel()
+        kept[1] += float(v.sum())
         return mask, score
 
     def take_keep_ratios(self) -> tuple[float | None, float | None]:
@@ -177,7 +188,8 @@ class SelectorTwin(nn.Module):
         score can no longer tell the tokens apart."""
         if self.last_keep is None:
             return None
-        ratio = self.last_keep.mean(dim=1)
+        mask, v = self.last_keep
+        ratio = mask.sum(dim=1) / v.sum(dim=1).clamp(min=1)
         loss = ((ratio - self.keep_target) ** 2).mean()
         if self.last_score is not None:
             loss = loss + (self.last_score.mean() - self.keep_target) ** 2
@@ -193,12 +205,13 @@ class SelectorTwin(nn.Module):
         return int(min(max(round(t), 0), MAX_THRESHOLD)) if t >= 0 else SCORE_ONE // 2
 
     @torch.no_grad()
-    def observe(self, int_scores: torch.Tensor) -> None:
+    def observe(self, cand_scores: torch.Tensor) -> None:
         """While training: move the threshold toward the integer score that keeps `keep` of this
-        batch's candidates (int_scores [B, N] from the integer selector, column 0 the class token)."""
+        batch's candidates (cand_scores: the integer selector's scores of every candidate of the batch,
+        the class tokens left out, any shape)."""
         if self.keep_target >= 1.0:
             return
-        cand = int_scores[:, 1:].reshape(-1).sort(descending=True).values
+        cand = cand_scores.reshape(-1).sort(descending=True).values
         k = min(max(round(self.keep_target * cand.numel()), 1), cand.numel())
         t = int(cand[k - 1])  # keeps at least k (more on ties); t + 1 fewer than k: take the nearer
         want = self.keep_target * cand.numel()

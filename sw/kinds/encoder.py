@@ -1,18 +1,27 @@
 """encoder: a pre-norm transformer block; trained as the integer reference computes it
 (`cdsl.contract.ref.encoder`; see `cdsl.sw.kinds._vit`), with an optional `@tokens` selector in front
-(`cdsl.sw.kinds._token_selector`). A selector's output has a token count that varies per sample,
-which only the class token's reader copes with so far: an `@tokens` encoder must feed cls_head layers
-only (refused otherwise, at the annotation)."""
+(`cdsl.sw.kinds._token_selector`). A selector's output has a token count that varies per sample: it
+may feed cls_head layers (they read the class token only) and encoders, with or without a selector of
+their own (progressive pruning, as DynamicViT and HeatViT prune at several depths); any other reader
+is refused at the annotation.
+
+Progressive pruning in training: the forward value is the integer model's, whose token streams are
+compacted (each sample's tokens first, zero rows after them) and carry their counts (`Grid.tokens`).
+The float surrogate (the gradient path) is reordered the same way (`_compact`), so that the rows of
+value and gradient are the same tokens, and a later encoder's surrogate masks the padding rows out of
+attention as keys (DynamicViT's attention with a keep policy: the earlier selectors' decisions reach
+every later block), its selector neither keeps nor folds them and its global feature ignores them."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 
 from cdsl.contract.ref.add import AddPayload, add_multipliers
-from cdsl.contract.ref.encoder import EncoderPayload, encoder
+from cdsl.contract.ref.encoder import EncoderPayload, encode
 from cdsl.contract.ref.int_gelu import gelu_constants, gelu_scale
 from cdsl.contract.ref.int_softmax import OUT_BITS, shiftmax_x0
 from cdsl.dsl import ir
@@ -47,33 +56,41 @@ class IntEncoder(EncoderBlock):
             return super().forward(xs, grids)
         payload = self.payload(grids[0])
         x_int = codes(xs[0], grids[0])
+        n_in = grids[0].tokens
         threshold = payload.selector.threshold if payload.selector is not None else 0
-        y, grid = self.surrogate(xs[0], threshold)
+        valid = None if n_in is None else torch.arange(x_int.shape[1])[None, :] < n_in[:, None]
+        y, grid = self.surrogate(xs[0], threshold, valid)
         keep = None
         with torch.no_grad():
             if payload.selector is not None and self.training:
-                self.selector.observe(payload.selector.scores(x_int))
                 # the forward value keeps the tokens the surrogate's sampled policy kept, so that the
                 # value and the gradient are about the same tokens (the threshold decides at inference)
                 keep = self._sampled > 0.5
-            y_int = encoder(payload, x_int, keep)
-        return straight_through(y_int, grid, y), grid
+            run = encode(payload, x_int, keep, n_in)
+            if payload.selector is not None and self.training:
+                self.selector.observe(torch.cat([s.scores[1:] for s in run.selections]))
+        # the surrogate's rows as the integer output's (the selector's first step, before it is
+        # trained, selects nothing in integers: the package row is dropped)
+        y = y[:, : x_int.shape[1]] if run.lengths is None else _compact(y, run, x_int.shape[1])
+        return straight_through(run.out, grid, y), dataclasses.replace(grid, tokens=run.lengths)
 
-    def surrogate(self, x, threshold: int = 0):
+    def surrogate(self, x, threshold: int = 0, valid=None):
         """The float block with fake quantization at every point the integer block requantizes; with
-        the selector on, dropped keys masked out of attention and the package token appended (its
-        output row dropped again: the output has the input's N rows, the class token first)."""
+        the selector on, dropped keys masked out of attention and the package token appended as row N
+        (the output has N + 1 rows then); `valid` (bool [B, N]): the rows each sample holds (behind
+        an earlier selector), the others masked out of attention as keys and never selected."""
         a = {n: (lambda v, n=n: self.points[n](v)[0]) for n in POINTS}
-        n_in = x.shape[1]
-        policy = None
+        policy = None if valid is None else valid.to(x.dtype)
         if self.selecting:
-            mask, score = self.selector.policy(x, threshold)
+            cand = None if valid is None else valid[:, 1:]
+            mask, score = self.selector.policy(x, threshold, cand)
             self._sampled = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1).detach()
-            w = (1 - mask) * score
+            dropped = 1 - mask if cand is None else (1 - mask) * cand.to(x.dtype)
+            w = dropped * score
             package = (w[..., None] * x[:, 1:]).sum(dim=1) / (w.sum(dim=1, keepdim=True) + 1e-6)
             x = torch.cat([x, package[:, None]], dim=1)
             ones = torch.ones_like(mask[:, :1])
-            policy = torch.cat([ones, mask, (1 - mask).max(dim=1, keepdim=True).values], dim=1)
+            policy = torch.cat([ones, mask, dropped.max(dim=1, keepdim=True).values], dim=1)
         b, n, d = x.shape
         hd = d // self.heads
         qkv = self.qkv(a["norm1"](self.ln1(x)))
@@ -83,8 +100,7 @@ class IntEncoder(EncoderBlock):
         o = a["attn"]((att @ v).transpose(1, 2).reshape(b, n, d))
         x1 = a["add1"](x + a["proj"](self.proj(o)))
         g = a["gelu"](F.gelu(a["fc1"](self.fc1(a["norm2"](self.ln2(x1))))))
-        y, grid = self.aq(x1 + a["fc2"](self.fc2(g)))
-        return y[:, :n_in], grid
+        return self.aq(x1 + a["fc2"](self.fc2(g)))
 
     def regularizer(self):
         return self.selector.regularizer() if self.selecting else None
@@ -132,6 +148,24 @@ class IntEncoder(EncoderBlock):
         )
 
 
+def _compact(y: torch.Tensor, run, n: int) -> torch.Tensor:
+    """The surrogate's rows [B, N (+1: the package row), D] in the integer output's order: per sample
+    the kept tokens in order, the package row when one was folded, zero rows after them (N rows)."""
+    b = y.shape[0]
+    index = torch.zeros(b, n, dtype=torch.int64)
+    for i in range(b):
+        if run.selections is None:
+            rows = torch.arange(int(run.lengths[i]))
+        else:
+            s = run.selections[i]
+            rows = torch.nonzero(s.keep).flatten()
+            if s.package is not None:
+                rows = torch.cat([rows, torch.tensor([n])])
+        index[i, : len(rows)] = rows
+    held = (torch.arange(n)[None, :] < run.lengths[:, None]).to(y.dtype)[..., None]
+    return torch.gather(y, 1, index[..., None].expand(b, n, y.shape[2])) * held
+
+
 def attend(scores: torch.Tensor, policy: torch.Tensor | None) -> torch.Tensor:
     """Softmax over keys; with a keep policy [B, N] (DynamicViT's softmax with policy), dropped keys
     get no weight except on their own row."""
@@ -144,10 +178,24 @@ def attend(scores: torch.Tensor, policy: torch.Tensor | None) -> torch.Tensor:
     return (e + 1e-6 / n) / (e.sum(dim=-1, keepdim=True) + 1e-6)
 
 
+def _pruned_by(model, layer):
+    """The nearest `@tokens` encoder at or before `layer` along encoders (whose selector makes the
+    token count of `layer`'s output vary), or None."""
+    while isinstance(layer.op, ir.Encoder):
+        if layer.annotations.tokens is not None:
+            return layer
+        src = layer.inputs[0]
+        if src not in {lay.name for lay in model.layers}:
+            return None
+        layer = model.layer(src)
+    return None
+
+
 @register(ir.Encoder)
 class EncoderKind(VitKind):
     name = "encoder"
     annotations = VitKind.annotations | {"tokens"}
+    reads_token_counts = True
 
     def problems(self, model, layer):
         out = super().problems(model, layer)
@@ -157,11 +205,15 @@ class EncoderKind(VitKind):
             if q is None or q.w is None:
                 out.append(("train", CdslError(f"@tokens on layer {layer.name!r} needs @quant(w=...) (the selector's "
                                                "weights take its bits)", span=tokens.span)))
+        pruned = _pruned_by(model, layer)
+        if pruned is not None:
             for reader in model.layers:
-                if layer.name in reader.inputs and not sw_kind(reader.op).reads_class_token_only:
+                kind = sw_kind(reader.op)
+                if layer.name in reader.inputs and not (kind.reads_class_token_only or kind.reads_token_counts):
                     out.append(("train", CdslError(
-                        f"the tokens of layer {layer.name!r} vary in number per sample after @tokens; "
-                        f"layer {reader.name!r} cannot read them (only cls_head can, so far)", span=tokens.span)))
+                        f"the tokens of layer {layer.name!r} vary in number per sample after @tokens on "
+                        f"{pruned.name!r}; layer {reader.name!r} cannot read them (only encoder and cls_head can)",
+                        span=pruned.annotations.tokens.span)))
         return out
 
     def export(self, module, layer, ctx):

@@ -107,13 +107,19 @@ def test_keep_all_and_keep_none(run):
     assert all(s.count == 1 and s.length == 2 for s in sel)
 
 
-def test_tokens_encoder_must_feed_cls_head(tmp_path):
+def test_pruned_tokens_feed_only_encoders_and_cls_head(tmp_path, capsys):
+    """A layer that reads every token (here flatten + dense) cannot follow a pruned encoder, nor an
+    encoder after one: one located error line, exit 2, before any training."""
     from cdsl.cli import main
 
     spec = tmp_path / "v.cdsl"
-    spec.write_text(SPEC.replace("y = cls_head(e2, classes=10)", "e3 = encoder(e2, heads=2, mlp=32) @quant(w=8, a=8)\n"
-                                 "  y = cls_head(e3, classes=10)"))
-    assert main(["train", str(spec), "-o", str(tmp_path / "r")]) == 2
+    for tail in ("f = flatten(e2)", "e3 = encoder(e2, heads=2, mlp=32) @quant(w=8, a=8)\n  f = flatten(e3)"):
+        spec.write_text(SPEC.replace("y = cls_head(e2, classes=10) @quant(w=8, a=8)",
+                                     tail + "\n  y = dense(f, units=10) @quant(w=8, a=8)"))
+        assert main(["train", str(spec), "-o", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert "v.cdsl:6:" in err and "@tokens on 'e2'" in err and "'f' cannot read them" in err, err
+        assert "Traceback" not in err
 
 
 def test_eval_table(run, tmp_path, capsys, monkeypatch):
