@@ -110,3 +110,22 @@ def test_network_in_verilator(tmp_path):
     for k, img in enumerate(imgs):
         assert got[k].tolist() == expected(img, embed, cls, pos, head), f"image {k} (seed={seed})"
     assert cycles.tolist() == [network_cycles(plan)] * len(imgs)
+
+
+def test_folding_raises_the_token_linears_lanes():
+    """`fold` treats token linears as foldable (lanes up to K, PE 1): at an unreachable latency target
+    every one reaches K lanes, the network stays bit-exact and its cycles equal the model's."""
+    from cdsl.hw.plan import fold, fold_report
+    from tb.pysim import run_graph
+
+    seed = 21
+    plan, embed, cls, pos, head = build(seed, serial=False)
+    folded = fold(plan, target_cycles=1)
+    lanes = {n.name: n.lanes for n in folded.nodes if hasattr(n, "lanes")}
+    assert lanes == {"t": CH * P * P, "y": D}
+    assert network_cycles(folded) < network_cycles(plan)
+    assert "out of reach" in fold_report(folded, target_cycles=1)[0]
+    img = images(seed, 1)[-1]
+    got, cycles = run_graph(Network(plan=folded), {input_port("x"): img.tolist()}, {output_port("y"): K})
+    assert got[output_port("y")] == expected(img, embed, cls, pos, head), f"seed={seed}"
+    assert cycles == network_cycles(folded)
