@@ -201,3 +201,11 @@ def test_frames_of_every_length_in_verilator(tmp_path):
     assert result.passed, result.summary() + "\n" + result.log_text(tail=30)
     tokens = [len(fr) // k for fr in frames]
     assert result.data["cycles"] == [t * k + node.delay_tokens({}, t) for t in tokens], f"seed={seed}"
+
+
+def test_generated_verilog_is_deterministic():
+    from cdsl.hw.verilog_text import verilog_text
+
+    node, _, _ = make(6, *CONFIGS[1])
+    texts = {verilog_text(node.component(), name="tl") for _ in range(2)}
+    assert len(texts) == 1
