@@ -52,7 +52,8 @@ def make(seed, n, k, o, lanes, unit, per_channel, table, in_bits, in_signed, w_b
     lim = 1 << (w_bits - 1)
     weight = rng.integers(-lim, lim, (o, k))
     if unit == "bitserial":
-        weight[0] &= ~3  # a row with empty low planes (skipped)
+        low = 2 if w_bits > 3 else 1
+        weight[0] = (weight[0] >> low) << low  # a row with empty low planes (skipped)
         weight[-1] = 0  # a row without set planes
     weight[0, 0] = -lim  # the most negative weight: the MSB plane is subtracted
     bias = rng.integers(-2000, 2000, o)
