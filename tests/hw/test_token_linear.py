@@ -210,3 +210,28 @@ def test_generated_verilog_is_deterministic():
     node, _, _ = make(6, *CONFIGS[1])
     texts = {verilog_text(node.component(), name="tl") for _ in range(2)}
     assert len(texts) == 1
+
+
+def test_example_vit_figures():
+    """The figures README gives for `examples/vit.cdsl`'s shapes (17 tokens of 32, MLP 64, 10 classes,
+    8-bit weights, 8 lanes, bit-parallel): cycles per token, delays, token buffer and weight ROM bits."""
+    rng = np.random.default_rng(0)
+    rq = Requant(np.array([1 << 20]), np.array([30]), -128, 127)
+    want = {  # name: (K, O, N) -> (cycles per token, delay at N, delay at 12 tokens, buffer bits, weight bits)
+        "t": ((4, 32, 17), (32, 549, 389, 544, 1024)),
+        "qkv": ((32, 96, 17), (384, 6533, 4613, 4352, 24576)),
+        "proj": ((32, 32, 17), (128, 2181, 1541, 4352, 8192)),
+        "fc1": ((32, 64, 17), (256, 4357, 3077, 4352, 16384)),
+        "fc2": ((64, 32, 17), (256, 4357, 3077, 8704, 16384)),
+        "head": ((32, 10, 1), (40, 45, 45, 256, 2560)),
+    }
+    for name, ((k, o, n), figures) in want.items():
+        weight = rng.integers(-128, 128, (o, k))
+        weight[0, 0] = -128
+        lin = IntLinear(weight, rng.integers(-1000, 1000, o), rq)
+        node = plan_token_linear(name, "x", StreamType(8, True, (n, k)), lin, lanes=8,
+                                 out_type=StreamType(8, True, (n, o) if n > 1 else (o,)))
+        got = (node.token_cycles(), node.delay({}), node.delay_tokens({}, min(12, n)), node.memory_bits(),
+               node.figures({})["weight_rom_bits"])
+        print(name, got)
+        assert got == figures, name
