@@ -35,7 +35,7 @@ class FirstToken(wiring.Component):
         node = self._node
         t = node.in_types[0]
         n_max, d = t.shape
-        mem = m.submodules.token = memory.Memory(shape=Shape(t.bits, t.signed), depth=max(d, 2), init=[])
+        mem = m.submodules.frame = memory.Memory(shape=Shape(t.bits, t.signed), depth=max(d, 2), init=[])
         wr, rd = mem.write_port(), mem.read_port()
 
         # ---- load: store words 0..D-1, count the frame's words

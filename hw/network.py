@@ -36,6 +36,8 @@ def output_port(name: str) -> str:
 
 
 def probe_port(engine: str) -> str:
+    """The probe port of an engine; a sub-node name `<layer>.<part>` becomes `p_<layer>__<part>` (a port
+    name must be an identifier; `cdsl.hw.plan.instance_name`)."""
     return f"p_{instance_name(engine)}"
 
 

@@ -41,7 +41,7 @@ class Patchify(wiring.Component):
         p = node.patch
         rows, cols = h // p, w // p
         words = ch * h * w
-        img = m.submodules.image = memory.Memory(shape=Shape(t.bits, t.signed), depth=max(words, 2), init=[])
+        img = m.submodules.frame = memory.Memory(shape=Shape(t.bits, t.signed), depth=max(words, 2), init=[])
         wr, rd = img.write_port(), img.read_port()
 
         # ---- load

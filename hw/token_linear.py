@@ -64,7 +64,7 @@ class TokenLinear(wiring.Component):
         depth = n_max * groups
 
         # ---- token buffer: load a frame as offered
-        buf = m.submodules.tokens = memory.Memory(shape=data.ArrayLayout(a_shape, lanes), depth=max(depth, 2), init=[])
+        buf = m.submodules.frame = memory.Memory(shape=data.ArrayLayout(a_shape, lanes), depth=max(depth, 2), init=[])
         wr, rd = buf.write_port(granularity=1), buf.read_port()
         fb = types.SimpleNamespace(full=Signal(), next_full=Signal(), release=Signal(), rd_en=rd.en, rd_addr=rd.addr,
                                    rd_data=rd.data)

@@ -3,7 +3,8 @@
 embedding's table) -> `y.cls` (first token) -> `y` (token linear on one token, logits (K,)). The plan
 survives the manifest's codec; the network's outputs equal the contract's patch embedding followed by
 the head's linear map written out here (plain integers), and its cycles equal the plan's cycle model
-(`network_cycles`), in Amaranth's simulator and (slow) in Verilator through the bulk-load harness."""
+(`network_cycles`), in Amaranth's simulator and (slow) in Verilator through the bulk-load harness.
+The sub-nodes carry the design's `<layer>.<part>` names (their probe ports become `p_<layer>__<part>`)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,11 @@ def build(seed, *, serial):
     head = IntLinear(rng.integers(-64, 64, (K, D)), rng.integers(-900, 900, K),
                      Requant(np.array([a for a, _ in ms]), np.array([b for _, b in ms]), -128, 127))
     img = StreamType(4, False, (CH, H, W))
-    patches = plan_patchify("t_patches", "x", img, P)
-    t = plan_token_linear("t", "t_patches", patches.out_type, embed, out_type=StreamType(8, True, (n1, D)), lanes=3,
+    patches = plan_patchify("t.patches", "x", img, P)
+    t = plan_token_linear("t", "t.patches", patches.out_type, embed, out_type=StreamType(8, True, (n1, D)), lanes=3,
                           unit=bitserial_unit(embed) if serial else None, table=embed_table(cls, embed.bias, pos))
-    first = plan_first_token("y_cls", "t", t.out_type)
-    y = plan_token_linear("y", "y_cls", first.out_type, head, out_type=StreamType(8, True, (K,)), lanes=8)
+    first = plan_first_token("y.cls", "t", t.out_type)
+    y = plan_token_linear("y", "y.cls", first.out_type, head, out_type=StreamType(8, True, (K,)), lanes=8)
     plan = NetworkPlan("vit_front", (PlanInput("x", img),), (PlanOutput("y", "y", y.out_type),),
                        (patches, t, first, y), (), ())
     return plan, embed, cls, pos, head
@@ -110,3 +111,22 @@ def test_network_in_verilator(tmp_path):
     for k, img in enumerate(imgs):
         assert got[k].tolist() == expected(img, embed, cls, pos, head), f"image {k} (seed={seed})"
     assert cycles.tolist() == [network_cycles(plan)] * len(imgs)
+
+
+def test_folding_raises_the_token_linears_lanes():
+    """`fold` treats token linears as foldable (lanes up to K, PE 1): at an unreachable latency target
+    every one reaches K lanes, the network stays bit-exact and its cycles equal the model's."""
+    from cdsl.hw.plan import fold, fold_report
+    from tb.pysim import run_graph
+
+    seed = 21
+    plan, embed, cls, pos, head = build(seed, serial=False)
+    folded = fold(plan, target_cycles=1)
+    lanes = {n.name: n.lanes for n in folded.nodes if hasattr(n, "lanes")}
+    assert lanes == {"t": CH * P * P, "y": D}
+    assert network_cycles(folded) < network_cycles(plan)
+    assert "out of reach" in fold_report(folded, target_cycles=1)[0]
+    img = images(seed, 1)[-1]
+    got, cycles = run_graph(Network(plan=folded), {input_port("x"): img.tolist()}, {output_port("y"): K})
+    assert got[output_port("y")] == expected(img, embed, cls, pos, head), f"seed={seed}"
+    assert cycles == network_cycles(folded)
