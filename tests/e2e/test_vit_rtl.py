@@ -87,3 +87,25 @@ def test_tiny_vit_without_a_selector(tiny, tmp_path):
     report = verify(plain, Design.load(tmp_path / "rtl"), x, localize=False)
     _check(report, "no selector")
     assert report.run.predicted is None and (report.run.cycles == gen.manifest["cycles"]["cycles_per_inference"]).all()
+
+
+@pytest.mark.slow
+def test_tiny_vit_with_two_selectors_in_a_row(tiny, tmp_path):
+    """Progressive pruning: a copy of e2 (its selector included) as e3 behind it, so e3's selector reads
+    a frame e2's already shortened; both counts come from the golden trace, per sample."""
+    _, intmodel, x = tiny
+    e2 = intmodel.layer("e2")
+    e3 = dataclasses.replace(e2, name="e3", inputs=("e2",))
+    head = dataclasses.replace(intmodel.layer("y"), inputs=("e3",))
+    layers = tuple(lay for lay in intmodel.layers if lay.name != "y") + (e3, head)
+    progressive = dataclasses.replace(intmodel, layers=layers)
+    gen = generate(progressive, tmp_path / "rtl")
+    assert gen.manifest["cycles"]["token_nodes"] == ["e2.select", "e3.select"]
+    design = Design.load(tmp_path / "rtl")
+    for threshold in (e2.payload.selector.threshold, 100):
+        settings = {"e2": {"threshold": threshold}, "e3": {"threshold": threshold}}
+        report = verify(progressive, design, x, settings=settings, localize=False)
+        _check(report, f"two selectors at {threshold}")
+        _, trace = golden(progressive, x, settings=settings, trace=True)
+        counts = token_counts(progressive, design, {**trace, "x": x}, settings)
+        assert (counts["e3.select"] <= counts["e2.select"]).all()
