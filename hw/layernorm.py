@@ -5,17 +5,18 @@ after another (any number of tokens per inference; `last` on the final code of t
 carried to the final output). Stream out `o` (`out_bits`, signed or not): each token's
 requantize(normalize(x) * gamma + beta). Per token, phases one after another:
 
-    load    D cycles     store the codes, s = sum(x)
-    var     D cycles     c = D x - s (recomputed from the stored codes), q = sum(c**2)
-    div     QV cycles    v = floor(q / D), restoring division, one quotient bit per cycle
+    load    D cycles     store the codes, s = sum(x), t = sum(x**2); with the last code
+                         v = D t - s**2, which is floor(sum(c**2) / D) exactly (c = D x - s:
+                         sum(c**2) = D (D t - s**2), a multiple of D), so no pass over c and no division
     sqrt    QS cycles    std = max(isqrt(v * 2**(2K)), 1), digit by digit (two radicand bits a cycle)
-    recip   QF cycles    f = floor(2**R / std), restoring division
+    recip   QF cycles    f = floor(2**R / std), restoring division, one quotient bit per cycle
     wait    1 cycle      (longer only while the previous token's last results wait for `o`)
-    out     D cycles     n = (c f + 2**(sh-1)) >> sh, z = n g + beta, into a `RequantUnit` (2 more cycles)
+    out     D cycles     c = D x - s from the stored codes, n = (c f + 2**(sh-1)) >> sh, z = n g + beta,
+                         into a `RequantUnit` (2 more cycles)
 
-QV, QS and QF are the widths the largest values need at this `dim` and `in_bits` (`LayerNormTiming`).
+QS and QF are the widths the largest values need at this `dim` and `in_bits` (`LayerNormTiming`).
 Cycles per token, input always valid and output always ready, from its first code taken to its last
-result taken: `token_cycles` = 3 D + QV + QS + QF + 1 + 2. The next token is taken from the cycle after
+result taken: `token_cycles` = 2 D + QS + QF + 1 + 2. The next token is taken from the cycle after
 the out phase ends (the requantizer's last two results drain meanwhile).
 """
 
@@ -52,7 +53,7 @@ class LayerNormTiming:
         return self.dim * self.c_max ** 2
 
     @property
-    def div_bits(self) -> int:  # QV: the width of the largest v = q // D
+    def v_bits(self) -> int:  # the width of the largest v = q // D
         return (self.q_max // self.dim).bit_length()
 
     @property
@@ -67,8 +68,12 @@ class LayerNormTiming:
     def recip_bits(self) -> int:  # QF: f = 2**R // std, std >= 1
         return RECIP_BITS + 1
 
+    @property
+    def memory_bits(self) -> int:  # the engine's storage: one token's codes
+        return max(self.dim, 2) * self.in_bits
+
     def token_cycles(self) -> int:
-        return 3 * self.dim + self.div_bits + self.sqrt_steps + self.recip_bits + 1 + RQ_LATENCY
+        return 2 * self.dim + self.sqrt_steps + self.recip_bits + 1 + RQ_LATENCY
 
 
 class LayerNorm(wiring.Component):
@@ -98,7 +103,6 @@ class LayerNorm(wiring.Component):
         m = Module()
         t, d_n = self.timing, self._dim
         c_bits = t.c_max.bit_length() + 1
-        q_bits = t.q_max.bit_length()
         sh = RECIP_BITS - FRAC_BITS - SQRT_BITS
         n_max = (t.c_max * (1 << RECIP_BITS) + (1 << (sh - 1))) >> sh
         n_bits = n_max.bit_length() + 1
@@ -112,16 +116,23 @@ class LayerNorm(wiring.Component):
         k = Signal(index_shape(d_n))
         last_k = k == d_n - 1
         s = Signal(signed((d_n * (1 << (self._in_bits - 1))).bit_length() + 1))
-        q = Signal(q_bits)
+        sq = Signal((d_n * (1 << (2 * self._in_bits - 2))).bit_length())  # sum of x**2
         row_last = Signal()  # the token held ends the inference
-        # the two restoring divisions and the square root share one remainder and one divisor register
-        wide = max(q_bits, RECIP_BITS + 1, t.radicand_bits) + 1
-        rem = Signal(wide)
-        dv = Signal(max(q_bits + 1, t.sqrt_steps + 1 + t.recip_bits) + 1)
-        quo = Signal(max(t.div_bits, 2 * t.sqrt_steps + 1))  # the root's partial result spans the radicand's width
-        steps = Signal(range(max(t.div_bits, t.sqrt_steps, t.recip_bits) + 1))
+        # the square root and the reciprocal share one remainder register
+        rem = Signal(max(RECIP_BITS + 1, t.radicand_bits) + 1)
+        dv = Signal(t.sqrt_steps + 1 + t.recip_bits + 1)
+        quo = Signal(2 * t.sqrt_steps + 1)  # the root's partial result spans the radicand's width
+        steps = Signal(range(max(t.sqrt_steps, t.recip_bits) + 1))
         sq_bit = Signal(2 * t.sqrt_steps)
         f = Signal(t.recip_bits)
+
+        # the sums with the code on `i`, and v = D sum(x**2) - s**2 = floor(sum(c**2) / D) (>= 0)
+        x_in = self.i.payload.data
+        s_next = Signal.like(s)
+        sq_next = Signal.like(sq)
+        v = Signal(t.v_bits)
+        m.d.comb += [s_next.eq(Mux(k == 0, 0, s) + x_in), sq_next.eq(Mux(k == 0, 0, sq) + x_in * x_in),
+                     v.eq(d_n * sq_next - s_next * s_next)]
 
         c = Signal(signed(c_bits))
         m.d.comb += c.eq(d_n * x_rd.data - s)
@@ -151,23 +162,11 @@ class LayerNorm(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     m.d.comb += x_wr.en.eq(1)
-                    m.d.sync += [s.eq(Mux(k == 0, 0, s) + self.i.payload.data), k.eq(k + 1)]
+                    m.d.sync += [s.eq(s_next), sq.eq(sq_next), k.eq(k + 1)]
                     with m.If(last_k):
-                        m.d.sync += [k.eq(0), q.eq(0), row_last.eq(self.i.payload.last)]
-                        m.next = "VAR"
-            with m.State("VAR"):
-                m.d.sync += [q.eq(q + c * c), k.eq(k + 1)]
-                with m.If(last_k):
-                    m.d.sync += [k.eq(0), rem.eq(q + c * c), dv.eq(d_n << (t.div_bits - 1)), quo.eq(0),
-                                 steps.eq(t.div_bits)]
-                    m.next = "DIV"
-            with m.State("DIV"):  # v = q // D
-                restoring_step(m, rem=rem, div=dv, quo=quo)
-                m.d.sync += steps.eq(steps - 1)
-                with m.If(steps == 1):
-                    m.d.sync += [rem.eq(((quo << 1) | (rem >= dv)) << (2 * SQRT_BITS)), quo.eq(0),
-                                 sq_bit.eq(1 << (2 * (t.sqrt_steps - 1))), steps.eq(t.sqrt_steps)]
-                    m.next = "SQRT"
+                        m.d.sync += [k.eq(0), row_last.eq(self.i.payload.last), rem.eq(v << (2 * SQRT_BITS)),
+                                     quo.eq(0), sq_bit.eq(1 << (2 * (t.sqrt_steps - 1))), steps.eq(t.sqrt_steps)]
+                        m.next = "SQRT"
             with m.State("SQRT"):  # quo = isqrt(v << 2K), digit by digit
                 trial = quo + sq_bit
                 fits = rem >= trial

@@ -36,7 +36,9 @@ def output_port(name: str) -> str:
 
 
 def probe_port(engine: str) -> str:
-    return f"p_{engine}"
+    """The probe port of an engine; a sub-node name `<layer>.<part>` becomes `p_<layer>__<part>` (a port
+    name must be an identifier)."""
+    return "p_" + engine.replace(".", "__")
 
 
 def network_signature(plan: NetworkPlan) -> wiring.Signature:

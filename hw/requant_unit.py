@@ -97,7 +97,7 @@ class RequantUnit(wiring.Component):
         m = Module()
         forms = self._lean
         acc, ch = self.i.payload.acc, self.i.payload.ch
-        shift = forms[0].shift if any(f.mult for f in forms) else 0
+        shift = max((f.shift for f in forms if f.mult), default=0)  # the staircases' shared shift
         window_bits = max(max(f.window_bits for f in forms), 1)
         levels = max(f.hi_out - f.lo_out for f in forms)
         prod_width = max(window_bits, levels.bit_length()) + shift + 1

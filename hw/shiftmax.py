@@ -29,7 +29,7 @@ from cdsl.hw._checks import check_int, index_shape
 from cdsl.hw._divide import restoring_step
 from cdsl.hw.streams import frame_signature
 
-__all__ = ["Shiftmax", "recip_bits", "row_cycles"]
+__all__ = ["Shiftmax", "recip_bits", "row_cycles", "memory_bits"]
 
 
 def _e_max(x0: int) -> int:
@@ -40,6 +40,11 @@ def _e_max(x0: int) -> int:
 def recip_bits(x0: int) -> int:
     """Q: the bits of the largest reciprocal f = floor(2**62 / s) (s >= e_max)."""
     return ((1 << RECIP_BITS) // _e_max(x0)).bit_length()
+
+
+def memory_bits(*, in_bits: int, x0: int, max_len: int) -> int:
+    """Storage of the engine: a row of scores and a row of exponents (`max_len` each)."""
+    return max(max_len, 2) * (in_bits + _e_max(x0).bit_length())
 
 
 def row_cycles(n: int, x0: int) -> int:

@@ -26,6 +26,9 @@ HARMLESS: dict[str, str] = {
     "PROCASSINIT": "Yosys declares each register with its power-on value (`reg [5:0] channel = 6'h00;`) "
                    "and assigns it in always_ff: Amaranth's init value, equal to its reset value",
     "DECLFILENAME": "one file (network.sv) holds every module of the design (`network.h1`, ...)",
+    "CASEINCOMPLETE": "Yosys emits a `casez (fsm_state)` per signal an `m.FSM` assigns, listing only the states "
+                      "that assign it; the other states keep the value set before the `casez`, which is what "
+                      "Amaranth means (the ViT engines' FSMs; `cdsl.sim.build` waives it for the same reason)",
 }
 
 _WARNING = re.compile(r"^%Warning-([A-Z0-9_]+):", re.MULTILINE)

@@ -101,9 +101,12 @@ def verify_blocks(intmodel, x_int, *, settings=None, test_dir: Path | None = Non
     blocks = blocks_of(intmodel)
     if not blocks:
         return []
+    if test_dir is None:  # a scratch folder, removed afterwards (a failure raises with its log text)
+        with tempfile.TemporaryDirectory(prefix="cdsl-blocks-") as scratch:
+            return verify_blocks(intmodel, x_int, settings=settings, test_dir=Path(scratch))
     _, trace, counts = golden_counts(intmodel, x_int, settings=settings)
     env = {**feeds(intmodel, x_int), **trace}
-    root = Path(tempfile.mkdtemp(prefix="cdsl-blocks-")) if test_dir is None else Path(test_dir)
+    root = Path(test_dir)
     reports = []
     for k, b in enumerate(blocks):
         inputs = [env[name] for name in b.layer.inputs]

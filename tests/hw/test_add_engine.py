@@ -39,3 +39,57 @@ def test_add_engine(ta, tb, out):
             assert got["o"] == want.tolist(), f"case {k} stall {stall}"
             if not stall:
                 assert cycles == width + node.delay({}), f"case {k}"
+
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_add_engine_ends_shorter_frames_where_their_inputs_end(stall):
+    """A token stream after a selector: frames of fewer words than the stream type's, one after another;
+    the output's `last` is the inputs' (not a count of the type's words), under stalls too."""
+    import random
+
+    from amaranth.sim import Simulator
+
+    t = QType(8, True, 0.1)
+    node = add_node(t, t, t, 12)
+    seed = 9
+    rng = random.Random(seed)
+    lengths = [3, 12, 1, 7]
+    frames = [([rng.randint(-128, 127) for _ in range(n)], [rng.randint(-128, 127) for _ in range(n)]) for n in lengths]
+    dut = node.component()
+    got = []
+
+    async def bench(ctx):
+        words = [(a, b, int(j == len(fa) - 1)) for fa, fb in frames for j, (a, b) in enumerate(zip(fa, fb))]
+        sent = [0, 0]
+        cycle = 0
+        while len(got) < len(words):
+            assert cycle < 5000, f"timeout (seed={seed})"
+            offers = []
+            for k, port in enumerate((dut.i0, dut.i1)):
+                offer = sent[k] < len(words) and rng.random() >= stall
+                ctx.set(port.valid, offer)
+                if sent[k] < len(words):
+                    ctx.set(port.payload, {"data": words[sent[k]][k], "last": words[sent[k]][2]})
+                offers.append(offer)
+            ready = rng.random() >= stall
+            ctx.set(dut.o.ready, ready)
+            for k, port in enumerate((dut.i0, dut.i1)):
+                if offers[k] and ctx.get(port.ready):
+                    sent[k] += 1
+            if ready and ctx.get(dut.o.valid):
+                payload = ctx.get(dut.o.payload)
+                got.append((int(payload.data), int(payload.last)))
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    want = []
+    for fa, fb in frames:
+        ys = add(np.array(fa), np.array(fb), mult_a=node.mult_a, mult_b=node.mult_b, shift=node.shift, qmin=t.qmin,
+                 qmax=t.qmax).tolist()
+        want += [(y, int(j == len(ys) - 1)) for j, y in enumerate(ys)]
+    assert got == want, f"seed={seed} stall={stall}"

@@ -118,14 +118,17 @@ def test_lean_requant_range_checked():
                     out_signed=True, acc_range=(-200, 10))
 
 
-def test_lean_requant_per_channel_tables():
+@pytest.mark.parametrize("first", [0, 3])
+def test_lean_requant_per_channel_tables(first):
     """Per-channel (M, S) tables as lean forms with one shared shift: channels with trailing zeros in M,
     S == 0, M == 0, a scale above 1, a constant and the digits CNN's first conv; every channel at the
-    range ends, its own window edges and random accumulators, expected from plain math."""
-    seed = 1402
+    range ends, its own window edges and random accumulators, expected from plain math. `first`: the
+    table rotated so that this channel comes first (3: M == 0, a constant form whose own shift is 0)."""
+    seed = 1402 + first
     rng = np.random.default_rng(seed)
     lo, hi = -294112, 292921
     table = [(1019927816, 35), (96 << 20, 30), (3, 0), (0, 9), (5, 1), (1 << 10, 40), (711231797, 34)]
+    table = table[first:] + table[:first]
     mult, shift = [p[0] for p in table], [p[1] for p in table]
     dut = RequantUnit(acc_width=20, channels=len(table), multipliers=mult, shifts=shift, qmin=0, qmax=255,
                       out_bits=8, out_signed=False, acc_range=(lo, hi))

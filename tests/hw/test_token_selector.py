@@ -241,7 +241,13 @@ def test_cdsl_verify_falls_back_to_blocks(tmp_path, monkeypatch):
     data = SimpleNamespace(x_test=x.double() * 0.1, y_test=np.zeros(len(x), dtype=np.int64))
     monkeypatch.setattr(cdsl.sw.evaluate, "load_run", lambda run_dir: (None, None, data))
     console = Console(record=True, width=200)
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert verify_blocks_run(tmp_path, model, n=None, settings={}, console=console, why=why)
+    assert not list(scratch.glob("cdsl-blocks-*")), "the blocks' scratch folder was left behind"
     text = console.export_text()
     assert "ok s.payload.selector: 13/13 samples bit-exact" in text, text
     saved = json.loads((tmp_path / "verify_blocks.json").read_text())
