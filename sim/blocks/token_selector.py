@@ -135,8 +135,15 @@ def verify_selector(selector: TokenSelector, tokens, *, in_type: StreamType, nam
     sim = simulate_selector(node, x, thresholds=thresholds, lengths=n_in, throttle=throttle, test_dir=test_dir,
                             seed=seed)
     report = SelectorReport(name=name, samples=len(x))
-    thr = [selector.threshold] * len(x) if thresholds is None else [int(t) for t in thresholds]
-    wants = [dataclasses.replace(selector, threshold=t).select(x[s, : n_in[s]])[0] for s, t in enumerate(thr)]
+    if thresholds is None:  # one reference call per frame length
+        wants: list = [None] * len(x)
+        for m in sorted(set(n_in.tolist())):
+            rows = np.nonzero(n_in == m)[0].tolist()
+            for s, want in zip(rows, selector.select(x[rows, :m])):
+                wants[s] = want
+    else:
+        wants = [dataclasses.replace(selector, threshold=int(t)).select(x[s:s + 1, : n_in[s]])[0]
+                 for s, t in enumerate(thresholds)]
     for s, want in enumerate(wants):
         report.counts.append(want.count)
         report.cycles_simulated.append(sim.cycles[s])

@@ -74,12 +74,13 @@ def test_cli_default_run_dir_and_npz(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    vit = tmp_path / "vit.cdsl"  # an @tokens encoder read by another encoder: refused before training
+    vit = tmp_path / "vit.cdsl"  # an @tokens encoder read by a layer that reads every token: refused before training
     vit.write_text(Path("examples/vit.cdsl").read_text().replace(
-        "y = cls_head(e2, classes=10)", "e3 = encoder(e2, heads=2, mlp=64) @quant(w=8, a=8)\n  y = cls_head(e3, classes=10)"))
+        "y = cls_head(e2, classes=10)", "f = flatten(e2)\n  y = dense(f, units=10)"))
     assert main(["train", str(vit), "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert f"{vit}:11:54: error: the tokens of layer 'e2' vary in number per sample after @tokens" in err
+    assert f"{vit}:11:54: error: the tokens of layer 'e2' vary in number per sample after @tokens on 'e2'; " \
+           "layer 'f' cannot read them" in err
     assert "^" in err
     assert not (tmp_path / "r").exists()
     bad = tmp_path / "bad.cdsl"
