@@ -315,3 +315,42 @@ def test_back_to_back_interval_is_a_bound(config):
     gaps = np.diff(count_cycles).tolist()
     assert all(g <= node.interval() for g in gaps), f"seed={seed}: {gaps} > {node.interval()}"
     print(config, "intervals", gaps, "bound", node.interval())
+
+
+def test_two_selectors_in_a_network():
+    """Network-ready: two selector nodes chained in a `NetworkPlan` (`cdsl.hw.network.Network`, wired
+    like any node; the plan survives the manifest codec): the second selects among the variable-length
+    frames the first leaves (progressive pruning in hardware), nothing stalls on a count port, the
+    output equals the reference applied twice, and the cycles are N D + the first node's
+    `delay_tokens(N)` + the second's `delay_tokens(n1)`, n1 the first's output tokens."""
+    import json
+
+    from tb.pysim import run_graph
+    from tb.selector_cases import random_selector
+
+    from cdsl.hw.network import Network, input_port, output_port
+    from cdsl.hw.plan import NetworkPlan, PlanInput, PlanOutput
+
+    seed = 9
+    sel1, node1, x, _ = build("odd", seed)
+    n, dim = x.shape[1], x.shape[2]
+    rng = np.random.default_rng(seed)
+    sel2 = random_selector(rng, x, heads=3, local=2, hidden=3, threshold=150)
+    stream = StreamType(8, True, (n, dim))
+    s1 = plan_token_selector(sel1, name="e1.select", input="x", in_type=stream)
+    s2 = plan_token_selector(sel2, name="e2.select", input="e1.select", in_type=s1.out_type)
+    plan = NetworkPlan("selectors", (PlanInput("x", stream),), (PlanOutput("y", "e2.select", s2.out_type),),
+                       (s1, s2), (), ())
+    obj, arrays = plan.to_json()
+    assert NetworkPlan.from_json(json.loads(json.dumps(obj)), arrays) == plan
+    lengths = set()
+    for s in range(len(x)):
+        first = sel1.select(x[s:s + 1])[0]
+        second = sel2.select(first.tokens[None])[0]
+        lengths.add(first.length)
+        got, cycles = run_graph(Network(plan=plan), {input_port("x"): x[s].reshape(-1).tolist()},
+                                {output_port("y"): second.length * dim}, seed=s)
+        assert got[output_port("y")] == second.tokens.reshape(-1).tolist(), f"seed={seed} sample {s}"
+        want = n * dim + s1.delay_tokens({}, n, first.length) + s2.delay_tokens({}, first.length, second.length)
+        assert cycles == want, f"seed={seed} sample {s}: {cycles} cycles, model {want}"
+    assert len(lengths) >= 3, lengths  # the second selector saw frames of several lengths
