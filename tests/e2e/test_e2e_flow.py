@@ -153,19 +153,21 @@ def test_run_cnn_on_cim_tiles_is_bit_exact_on_the_whole_test_split(example_run):
 
 @pytest.mark.slow
 def test_run_vit_is_bit_exact_with_cycles_per_sample_on_the_whole_test_split(example_run):
-    """examples/vit.cdsl end to end: patch embedding, two encoders (the second behind a token selector)
-    and the class-token head as engines, every test sample bit-exact, each sample's simulated cycles
-    equal to the cycle model's given its kept-token count (which varies: fewer tokens, fewer cycles)."""
+    """examples/vit.cdsl end to end: patch embedding, two encoders (the first behind a token selector,
+    so both run on the kept tokens) and the class-token head as engines, every test sample bit-exact,
+    each sample's simulated cycles equal to the cycle model's given its kept-token count (which varies:
+    fewer tokens, fewer cycles), and at the trained keep ratio (0.7) at least 25% fewer cycles per
+    inference on average than with every token kept (the full-token figure)."""
     run = example_run("vit")  # on the whole test split (tests/e2e/conftest.py)
     v = json.loads((run / "verify.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     print(v)
     assert v["samples"] == metrics["data"]["test"] == v["bit_exact"] == v["cycles_exact"]
-    assert v["cycles_simulated_mean"] == v["cycles_predicted_mean"] < v["cycles_predicted"]
+    assert v["cycles_simulated_mean"] == v["cycles_predicted_mean"] <= 0.75 * v["cycles_predicted"]
     assert v["golden_accuracy"] == v["rtl_accuracy"] > 0.85
     manifest = json.loads((run / "rtl" / "manifest.json").read_text())
-    assert manifest["cycles"]["token_nodes"] == ["e2.select"]
-    assert [r["engine"] + "." + r["setting"] for r in manifest["registers"]] == ["e2.select.threshold"]
+    assert manifest["cycles"]["token_nodes"] == ["e1.select"]
+    assert [r["engine"] + "." + r["setting"] for r in manifest["registers"]] == ["e1.select.threshold"]
     engines = [e["name"] for e in manifest["engines"]]
     assert engines[:2] == ["t.patches", "t"] and engines[-3:] == ["y.cls", "y.norm", "y"] and "e2.attn" in engines
 

@@ -79,7 +79,7 @@ def test_cli_errors(tmp_path, capsys):
         "y = cls_head(e2, classes=10)", "f = flatten(e2)\n  y = dense(f, units=10)"))
     assert main(["train", str(vit), "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert f"{vit}:11:54: error: the tokens of layer 'e2' vary in number per sample after @tokens on 'e2'; " \
+    assert f"{vit}:11:53: error: the tokens of layer 'e2' vary in number per sample after @tokens on 'e1'; " \
            "layer 'f' cannot read them" in err
     assert "^" in err
     assert not (tmp_path / "r").exists()

@@ -1,10 +1,11 @@
-"""examples/vit.cdsl trained as the spec says (40 epochs: 25 quantized, then 15 with the selector),
+"""examples/vit.cdsl trained as the spec says (50 epochs: 25 quantized, then 25 with the selector in front of e1),
 with and without its `@tokens` selector (about a minute of CPU each on 2 cores):
 - without: float accuracy >= 90% on the digits test split, and the integer golden model agrees with
   the fake-quant network on >= 99.5% of it;
 - with (keep 0.7): integer golden accuracy within 2 points of the model without, the measured keep
-  ratio below 1, and the pruned block's MACs, counted per sample from its actual token count, no
-  more than the unpruned block's times the share of tokens it ran on (class and package included)."""
+  ratio below 1, and both blocks' MACs (e2 runs on what e1's selector left), counted per sample from
+  the actual token counts, no more than the unpruned blocks' times the share of tokens they ran on
+  (class and package included)."""
 
 from __future__ import annotations
 
@@ -55,9 +56,9 @@ def test_vit_with_selector_keeps_accuracy_and_cuts_macs(plain):
     full = measure(plain.intmodel, parse(plain_vit_text()).model, x, data.y_test)
     print("pruned", pruned, "full", full)
     assert pruned["acc"] >= full["acc"] - 0.02
-    keep = pruned["keep"]["e2"]
+    keep = pruned["keep"]["e1"]
     assert 0.3 < keep < 1.0
     n = 17
     tokens = 1 + keep * (n - 1) + 1  # class, kept candidates, package (an upper bound on the mean)
-    assert pruned["macs"]["e2"] <= full["macs"]["e2"] * tokens / n
-    assert pruned["macs"]["e1"] == full["macs"]["e1"]
+    for block in ("e1", "e2"):
+        assert pruned["macs"][block] <= full["macs"][block] * tokens / n
