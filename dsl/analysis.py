@@ -156,6 +156,10 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
         q = lay.annotations.quant
         a_bits[lay.name] = lay.op.out_bits(tuple(a_bits[i] for i in lay.inputs), q.a if q is not None else None)
     shapes = {i.name: i.shape for i in m.inputs} | {lay.name: lay.shape for lay in m.layers}
+    counted = dict(shapes)  # the shapes MACs are charged on: token streams a selector shortened
+    for lay in m.topo_order():
+        ins = tuple(counted[i] for i in lay.inputs)
+        counted[lay.name] = lay.op.counted_out(ins, lay.shape, lay.annotations)
     for lay in m.layers:
         ins = tuple(shapes[i] for i in lay.inputs)
         a = lay.annotations
@@ -186,7 +190,7 @@ def layer_stats(spec: ir.Spec) -> list[LayerStats]:
         out.append(
             LayerStats(
                 lay.name, lay.op.source_name, lay.shape, weights, lay.op.other_params(ins, lay.shape),
-                lay.op.macs(ins, lay.shape, a), w_bits, a_bits[lay.name], nonzero, sparsity, mapping, tiles,
+                lay.op.macs(tuple(counted[i] for i in lay.inputs), lay.shape, a), w_bits, a_bits[lay.name], nonzero, sparsity, mapping, tiles,
             )
         )
     return out

@@ -138,8 +138,14 @@ class Op:
         return 0
 
     def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
-        """Multiply-accumulates per inference."""
+        """Multiply-accumulates per inference (`ins` as counted: fewer tokens after a `@tokens` selector
+        upstream, `counted_out`)."""
         return 0
+
+    def counted_out(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> Shape:
+        """The output shape the MAC estimate charges the layers that read this one, given its inputs as
+        counted: `out`, or fewer tokens where a token stream stays shortened (an encoder after a selector)."""
+        return out
 
     def out_bits(self, in_bits: tuple[int | None, ...], a: int | None) -> int | None:
         """The output activation width (None: float) from the input widths and `@quant(a=...)`:
@@ -391,7 +397,8 @@ def _tokens_after(n: int, tokens: Tokens | None) -> int:
 class Encoder(WeightedOp):
     """Pre-norm transformer encoder block: (N, D) -> (N, D). Weights: qkv, attention out, mlp in,
     mlp out. MACs: N*(3D*D + D*D + 2*D*M) + 2*N*N*D (attention scores and weighted sum), N counted
-    after a `@tokens` selector (whose own small scoring MLP is not counted)."""
+    after a `@tokens` selector (whose own small scoring MLP is not counted), its own or an earlier
+    block's (the kept tokens flow on: `counted_out`)."""
 
     heads: int
     mlp: int
@@ -422,6 +429,9 @@ class Encoder(WeightedOp):
         n, d = ins[0]
         n = _tokens_after(n, annotations.tokens)
         return n * (3 * d * d + d * d + 2 * d * self.mlp) + 2 * n * n * d
+
+    def counted_out(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> Shape:
+        return (_tokens_after(ins[0][0], annotations.tokens), out[1])  # the kept tokens flow on
 
 
 @register

@@ -58,7 +58,7 @@ def test_vit_ir():
     spec = parse_file([p for p in EXAMPLES if p.stem == "vit"][0])
     m = spec.model
     assert m.layer("t").shape == (17, 32) and m.layer("t").op == ir.PatchEmbed(2, 32)
-    assert m.layer("e2").annotations.tokens == ir.Tokens(0.7, 2)
+    assert m.layer("e1").annotations.tokens == ir.Tokens(0.7, 2) and m.layer("e2").annotations.tokens is None
     assert m.layer("y").op == ir.ClsHead(10)
     assert spec.train.optimizer is ir.Optimizer.ADAMW and spec.train.weight_decay == 0.05
 
