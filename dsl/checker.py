@@ -461,7 +461,16 @@ class _Checker:
                         f"@prune: blocks of {br}x{bc} do not tile the {rows}x{cols} weight matrix of '{lay.name}'",
                         a.prune.span, f"a block shape dividing {rows}x{cols}",
                     )
-        if a.bitserial is not None and a.bitserial.lanes > in_shapes[0][0]:
+        if a.bitserial is not None and isinstance(lay.op, (ir.PatchEmbed, ir.Encoder, ir.ClsHead)):
+            # every linear sub-layer gets the same lanes, which run over its inputs: at most the smallest fan-in
+            fan_in = min(cols for _, cols in mats)
+            if a.bitserial.lanes > fan_in:
+                raise self.error(
+                    f"@bitserial: lanes={a.bitserial.lanes} is more than {fan_in}, the smallest fan-in of the "
+                    f"linear sub-layers of '{lay.name}' (lanes run over each linear's inputs)", a.bitserial.span,
+                    f"lanes from 1 to {fan_in}",
+                )
+        elif a.bitserial is not None and a.bitserial.lanes > in_shapes[0][0]:
             channels = in_shapes[0][0]
             raise self.error(
                 f"@bitserial: lanes={a.bitserial.lanes} is more than the {channels} input channels of '{lay.name}' "

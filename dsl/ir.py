@@ -349,6 +349,8 @@ class PatchEmbed(WeightedOp):
     """(C, H, W) -> (H/patch * W/patch + 1, dim): linear patch projection, a class token, position
     embeddings. A dim x (C*patch*patch) matrix applied to every patch."""
 
+    applies = WeightedOp.applies | {"bitserial"}  # every linear sub-layer on a bit-serial MAC
+
     patch: int
     dim: int
 
@@ -398,7 +400,7 @@ class Encoder(WeightedOp):
 
     names = ("encoder",)
     schema = (int_param("heads", True, hi=1024, hint="heads=H"), int_param("mlp", True, hint="mlp=M"))
-    applies = WeightedOp.applies | {"tokens"}
+    applies = WeightedOp.applies | {"tokens", "bitserial"}
 
     def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
         (x,) = ins
@@ -428,6 +430,8 @@ class Encoder(WeightedOp):
 @dataclass(frozen=True)
 class ClsHead(WeightedOp):
     """(N, D) -> (classes,): norm of the class token, then a dense layer (D*classes MACs)."""
+
+    applies = WeightedOp.applies | {"bitserial"}
 
     classes: int
 
