@@ -197,6 +197,8 @@ class LinearsOp(WeightedOp):
     """A weighted op planned as token linears (the ViT kinds): `@bitserial(lanes=L)` maps every one of its
     weight matrices to a bit-serial MAC with L lanes over that matrix's inputs."""
 
+    applies = WeightedOp.applies | {"bitserial"}
+
     def max_lanes(self, ins: tuple[Shape, ...]) -> tuple[int, str]:
         return min(cols for _, cols in self.weight_matrices(ins)), "inputs of the narrowest linear sub-layer"
 
@@ -362,8 +364,6 @@ class PatchEmbed(LinearsOp):
     """(C, H, W) -> (H/patch * W/patch + 1, dim): linear patch projection, a class token, position
     embeddings. A dim x (C*patch*patch) matrix applied to every patch."""
 
-    applies = WeightedOp.applies | {"bitserial"}
-
     patch: int
     dim: int
 
@@ -413,7 +413,7 @@ class Encoder(LinearsOp):
 
     names = ("encoder",)
     schema = (int_param("heads", True, hi=1024, hint="heads=H"), int_param("mlp", True, hint="mlp=M"))
-    applies = WeightedOp.applies | {"tokens", "bitserial"}
+    applies = LinearsOp.applies | {"tokens"}
 
     def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
         (x,) = ins
@@ -443,8 +443,6 @@ class Encoder(LinearsOp):
 @dataclass(frozen=True)
 class ClsHead(LinearsOp):
     """(N, D) -> (classes,): norm of the class token, then a dense layer (D*classes MACs)."""
-
-    applies = WeightedOp.applies | {"bitserial"}
 
     classes: int
 
