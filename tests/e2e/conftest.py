@@ -10,7 +10,7 @@ from cdsl.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # test samples `cdsl run` verifies (default 150; None: the whole test split)
-SAMPLES: dict[str, int | None] = {"cnn_mac": 100, "trunc": 100, "msq": 100, "cnn": None, "bnn": None, "vit": None}
+SAMPLES: dict[str, int | None] = {"cnn_mac": 100, "trunc": 100, "msq": 100, "cnn": None, "bnn": None, "vit": None, "vit_progressive": 100}
 
 
 @pytest.fixture(scope="session")

@@ -172,6 +172,21 @@ def test_run_vit_is_bit_exact_with_cycles_per_sample_on_the_whole_test_split(exa
     assert engines[:2] == ["t.patches", "t"] and engines[-3:] == ["y.cls", "y.norm", "y"] and "e2.attn" in engines
 
 
+@pytest.mark.slow
+def test_run_vit_progressive_is_bit_exact_with_both_selectors(example_run):
+    """examples/vit_progressive.cdsl end to end on 100 test samples: the selector of e3 chooses among
+    the frames e2's selector shortened, in RTL as in the golden model; every sample bit-exact, its
+    simulated cycles equal to the model's given both selectors' kept counts, fewer than at full counts."""
+    run = example_run("vit_progressive")  # --n 100 (tests/e2e/conftest.py)
+    v = json.loads((run / "verify.json").read_text())
+    print(v)
+    assert v["samples"] == 100 == v["bit_exact"] == v["cycles_exact"]
+    assert v["cycles_simulated_mean"] == v["cycles_predicted_mean"] <= 0.85 * v["cycles_predicted"]
+    assert v["golden_accuracy"] == v["rtl_accuracy"] > 0.85
+    manifest = json.loads((run / "rtl" / "manifest.json").read_text())
+    assert manifest["cycles"]["token_nodes"] == ["e2.select", "e3.select"]
+
+
 def test_bad_arguments_are_user_errors(capsys):
     assert main(["verify", str(EXAMPLES / "mlp.cdsl"), "--precision", "h1"]) == 2
     assert "expected LAYER=BITS" in capsys.readouterr().err
