@@ -102,8 +102,11 @@ def decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
             cls = _TYPES.get(obj["__type__"])
             if cls is None or not dataclasses.is_dataclass(cls):
                 raise CodecError(f"unknown type {obj['__type__']!r}")
-            missing = [f.name for f in dataclasses.fields(cls) if f.compare and f.init and f.name not in obj]
-            if missing:  # encode writes every field: a default never stands in for a lost one
+            optional = getattr(cls, "codec_optional", frozenset())
+            missing = [f.name for f in dataclasses.fields(cls)
+                       if f.compare and f.init and f.name not in obj and f.name not in optional]
+            if missing:  # encode writes every field: a default never stands in for a lost one (except a
+                # field added later that the class names in `codec_optional`: files written before it take its default)
                 raise CodecError(f"{obj['__type__']}: missing field {', '.join(map(repr, missing))}")
             kwargs = {k: decode(v, arrays) for k, v in obj.items() if k != "__type__"}
             try:

@@ -461,12 +461,13 @@ class _Checker:
                         f"@prune: blocks of {br}x{bc} do not tile the {rows}x{cols} weight matrix of '{lay.name}'",
                         a.prune.span, f"a block shape dividing {rows}x{cols}",
                     )
-        if a.bitserial is not None and a.bitserial.lanes > in_shapes[0][0]:
-            channels = in_shapes[0][0]
-            raise self.error(
-                f"@bitserial: lanes={a.bitserial.lanes} is more than the {channels} input channels of '{lay.name}' "
-                "(lanes run over input channels)", a.bitserial.span, f"lanes from 1 to {channels}",
-            )
+        if a.bitserial is not None:
+            most, over = lay.op.max_lanes(in_shapes)
+            if a.bitserial.lanes > most:
+                raise self.error(
+                    f"@bitserial: lanes={a.bitserial.lanes} is more than the {most} {over} of '{lay.name}' "
+                    "(lanes run over a weight matrix's inputs)", a.bitserial.span, f"lanes from 1 to {most}",
+                )
         if a.bitsparse is not None and w is not None and a.bitsparse.target > w:
             raise self.error(
                 f"@bitsparse: target={a.bitsparse.target} bits is more than the weight width w={w}", a.bitsparse.span,

@@ -193,6 +193,21 @@ class WeightedOp(Op):
     def macs(self, ins: tuple[Shape, ...], out: Shape, annotations: Annotations) -> int:
         return sum(rows * cols for rows, cols in self.weight_matrices(ins))
 
+    def max_lanes(self, ins: tuple[Shape, ...]) -> tuple[int, str]:
+        """The most `@bitserial` lanes, and what they run over (for the error): a MAC engine's lanes run
+        over input channels."""
+        return ins[0][0], "input channels"
+
+
+class LinearsOp(WeightedOp):
+    """A weighted op planned as token linears (the ViT kinds): `@bitserial(lanes=L)` maps every one of its
+    weight matrices to a bit-serial MAC with L lanes over that matrix's inputs."""
+
+    applies = WeightedOp.applies | {"bitserial"}
+
+    def max_lanes(self, ins: tuple[Shape, ...]) -> tuple[int, str]:
+        return min(cols for _, cols in self.weight_matrices(ins)), "inputs of the narrowest linear sub-layer"
+
 
 # Weighted ops that map to a MAC engine or a crossbar also take the hardware annotations.
 _ENGINE_ANNOTATIONS = WeightedOp.applies | {"bitsparse", "trunc", "bitserial", "cim", "binary", "aqfp"}
@@ -351,7 +366,7 @@ class Pool(Op):
 
 @register
 @dataclass(frozen=True)
-class PatchEmbed(WeightedOp):
+class PatchEmbed(LinearsOp):
     """(C, H, W) -> (H/patch * W/patch + 1, dim): linear patch projection, a class token, position
     embeddings. A dim x (C*patch*patch) matrix applied to every patch."""
 
@@ -394,7 +409,7 @@ def _tokens_after(n: int, tokens: Tokens | None) -> int:
 
 @register
 @dataclass(frozen=True)
-class Encoder(WeightedOp):
+class Encoder(LinearsOp):
     """Pre-norm transformer encoder block: (N, D) -> (N, D). Weights: qkv, attention out, mlp in,
     mlp out. MACs: N*(3D*D + D*D + 2*D*M) + 2*N*N*D (attention scores and weighted sum), N counted
     after a `@tokens` selector (whose own small scoring MLP is not counted), its own or an earlier
@@ -405,7 +420,7 @@ class Encoder(WeightedOp):
 
     names = ("encoder",)
     schema = (int_param("heads", True, hi=1024, hint="heads=H"), int_param("mlp", True, hint="mlp=M"))
-    applies = WeightedOp.applies | {"tokens"}
+    applies = LinearsOp.applies | {"tokens"}
 
     def out_shape(self, ins: tuple[Operand, ...]) -> Shape:
         (x,) = ins
@@ -436,7 +451,7 @@ class Encoder(WeightedOp):
 
 @register
 @dataclass(frozen=True)
-class ClsHead(WeightedOp):
+class ClsHead(LinearsOp):
     """(N, D) -> (classes,): norm of the class token, then a dense layer (D*classes MACs)."""
 
     classes: int

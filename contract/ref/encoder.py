@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -69,6 +70,10 @@ class EncoderPayload(Payload):
     fc2: IntLinear
     add2: AddPayload
     selector: TokenSelector | None = None
+    # @bitserial(lanes=L) on the layer: every linear sub-layer maps to a bit-serial MAC with L lanes
+    # (a hardware mapping: the integers are the same; None: bit-parallel)
+    bitserial: int | None = None
+    codec_optional: ClassVar[frozenset[str]] = frozenset({"bitserial"})  # older files: bit-parallel
 
     def check(self, layer):
         (shape,) = layer.in_shapes
@@ -88,6 +93,8 @@ class EncoderPayload(Payload):
         c.at_least(self.gelu_c, "payload.gelu_c", 1)
         requant_ok(self.gelu, "payload.gelu", 1)
         self.fc2.check("payload.fc2", m, d)
+        if self.bitserial is not None:
+            c.at_least(self.bitserial, "payload.bitserial", 1, min(d, m))
         if self.selector is not None:
             self.selector.check(shape[0], d, layer.in_types[0])
 

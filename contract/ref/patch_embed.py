@@ -12,6 +12,7 @@ linear map; the class token and the positions are integers in the same accumulat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -50,6 +51,10 @@ class PatchEmbedPayload(Payload):
     cls: np.ndarray  # int64 [D], accumulator units
     pos: np.ndarray  # int64 [N+1, D], accumulator units
     requant: Requant
+    # @bitserial(lanes=L) on the layer: every linear sub-layer maps to a bit-serial MAC with L lanes
+    # (a hardware mapping: the integers are the same; None: bit-parallel)
+    bitserial: int | None = None
+    codec_optional: ClassVar[frozenset[str]] = frozenset({"bitserial"})  # older files: bit-parallel
 
     def check(self, layer):
         (shape,) = layer.in_shapes
@@ -58,6 +63,8 @@ class PatchEmbedPayload(Payload):
         c.at_least(self.patch, "payload.patch", 1, min(h, w))
         k = ch * self.patch * self.patch
         IntLinear(self.weight, self.bias, self.requant).check("payload", k, d)
+        if self.bitserial is not None:
+            c.at_least(self.bitserial, "payload.bitserial", 1, k)
         c.int_array(self.cls, "payload.cls", shape=(d,), lo=-ACC_BOUND, hi=ACC_BOUND - 1)
         c.int_array(self.pos, "payload.pos", shape=(n1, d), lo=-ACC_BOUND, hi=ACC_BOUND - 1)
 

@@ -1,10 +1,11 @@
 """What the ViT kinds' planners share (`patch_embed`, `encoder`, `cls_head` each plan into a sub-graph
-of engines, `cdsl.hw.plan`): the stream type of a requantized intermediate and the lanes of their
-linear sub-layers."""
+of engines, `cdsl.hw.plan`): the stream type of a requantized intermediate and the lanes and MAC unit
+of their linear sub-layers."""
 
 from __future__ import annotations
 
 from cdsl.contract.intmodel import IntLayer, Requant
+from cdsl.contract.ref._vit import IntLinear
 from cdsl.hw.plan import PlanContext, StreamType
 from cdsl.hw.widths import signed_width
 
@@ -21,8 +22,14 @@ def layer_type(layer: IntLayer) -> StreamType:
     return StreamType(layer.out_type.bits, layer.out_type.signed, tuple(layer.out_shape))
 
 
-def linear_lanes(layer: IntLayer, ctx: PlanContext, fan_in: int) -> dict:
-    """Lanes of a linear sub-layer with `fan_in` inputs: the layer's override, else the default (the ViT
-    kinds take no mapping annotation), at most `fan_in`. Every linear engine of a layer shares them."""
-    lanes, fixed = ctx.lanes_for(layer.name, None)
-    return {"lanes": max(1, min(lanes, fan_in)), "lanes_fixed": fixed}
+def linear_lanes(layer: IntLayer, ctx: PlanContext, fan_in: int, linear: IntLinear) -> dict:
+    """The lanes and MAC unit of a linear sub-layer with `fan_in` inputs. With `@bitserial(lanes=L)` on
+    the layer (`payload.bitserial`): a bit-serial unit (`bitserial_unit`, all precision planes) with L
+    lanes, fixed as the spec's lanes of a dense layer are (a `gen --lanes` override still wins); else the
+    bit-parallel unit with the override or the default lanes. At most `fan_in` either way."""
+    from cdsl.hw.kinds.token_linear import bitserial_unit
+
+    spec = getattr(layer.payload, "bitserial", None)
+    lanes, fixed = ctx.lanes_for(layer.name, spec)
+    unit = bitserial_unit(linear) if spec is not None else None
+    return {"lanes": max(1, min(lanes, fan_in)), "lanes_fixed": fixed, "unit": unit}

@@ -25,5 +25,5 @@ def plan_cls_head(layer, ctx):
     norm = plan_layernorm(f"{layer.name}.norm", first.name, first.out_type, pay.norm,
                           out_type=requant_type(pay.norm.requant, (1, d)))
     out = plan_token_linear(layer.name, norm.name, norm.out_type, pay.fc, out_type=layer_type(layer),
-                            **linear_lanes(layer, ctx, d))
+                            **linear_lanes(layer, ctx, d, pay.fc))
     return first, norm, out

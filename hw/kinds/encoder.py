@@ -62,7 +62,7 @@ def plan_encoder(layer, ctx):
     def linear(part, src, lin, fan_out, name=None):
         return add(plan_token_linear(name or f"{e}.{part}", src.name, src.out_type, lin,
                                      out_type=requant_type(lin.requant, (n, fan_out)),
-                                     **linear_lanes(layer, ctx, src.out_type.shape[-1])))
+                                     **linear_lanes(layer, ctx, src.out_type.shape[-1], lin)))
 
     h = norm("norm1", x, p.norm1)
     qkv = linear("qkv", h, p.qkv, 3 * d)

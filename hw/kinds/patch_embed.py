@@ -28,5 +28,6 @@ def plan_patch_embed(layer, ctx):
     patches = plan_patchify(f"{layer.name}.patches", src, src_type, pay.patch)
     linear = IntLinear(np.asarray(pay.weight, dtype=np.int64), np.asarray(pay.bias, dtype=np.int64), pay.requant)
     out = plan_token_linear(layer.name, patches.name, patches.out_type, linear, out_type=layer_type(layer),
-                            table=embed_table(pay.cls, pay.bias, pay.pos), **linear_lanes(layer, ctx, patches.out_type.shape[-1]))
+                            table=embed_table(pay.cls, pay.bias, pay.pos),
+                            **linear_lanes(layer, ctx, patches.out_type.shape[-1], linear))
     return patches, out

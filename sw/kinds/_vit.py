@@ -12,6 +12,7 @@ the golden model agree exactly, by construction (tests/sw/test_vit.py holds them
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import torch
 from torch import nn
@@ -77,7 +78,9 @@ def straight_through(y_int: torch.Tensor, grid: Grid, surrogate: torch.Tensor) -
 class VitKind(SwKind):
     """A ViT kind: exports when its layer has @quant(w=..., a=...)."""
 
-    annotations = frozenset({"quant", "prune"})
+    # @bitserial(lanes=L): a hardware mapping only (every linear sub-layer on a bit-serial MAC with L
+    # lanes, all precision planes): training is unchanged, export records it in the payload
+    annotations = frozenset({"quant", "prune", "bitserial"})
     name = ""
 
     def problems(self, model, layer):
@@ -92,6 +95,8 @@ class VitKind(SwKind):
         if not (module.quant_on and module.aq is not None and ctx.in_grids[0] is not None):
             raise self.no_integer_form(layer)
         payload = module.payload(ctx.in_grids[0])
+        if layer.annotations.bitserial is not None:
+            payload = dataclasses.replace(payload, bitserial=layer.annotations.bitserial.lanes)
         grid = ctx.out_grid
         return payload, QType(grid.bits, grid.signed, float(grid.scale))
 

@@ -602,3 +602,24 @@ def test_reserved_words_are_not_names():
     err = error_of(MLP.replace("r1 = relu(h1)", "model = relu(h1)"))
     assert err.span.line == 4
 
+
+
+def test_bitserial_on_the_vit_kinds():
+    """@bitserial(lanes=L) maps every linear sub-layer of a ViT layer to a bit-serial MAC: lanes at most
+    the smallest fan-in of those linears (patch_embed: C*P*P; encoder: min(D, mlp); cls_head: D)."""
+    text = (VIT.replace("dim=32)", "dim=32) @quant(w=8, a=8) @bitserial(lanes=4)")
+            .replace("mlp=64)", "mlp=64) @quant(w=8, a=8) @bitserial(lanes=32)")
+            .replace("classes=10)", "classes=10) @quant(w=8, a=8) @bitserial(lanes=4)"))
+    layers = {lay.name: lay for lay in parse(text, "f.cdsl").model.layers}
+    assert [layers[n].annotations.bitserial.lanes for n in "tey"] == [4, 32, 4]
+    assert_error(VIT.replace("dim=32)", "dim=32) @quant(w=8) @bitserial(lanes=5)"),
+                 "@bitserial: lanes=5 is more than the 4 inputs of the narrowest linear sub-layer of 't'", 3, 51,
+                 caret="@bitserial(lanes=5)", expected="lanes from 1 to 4")
+    assert_error(VIT.replace("mlp=64)", "mlp=64) @quant(w=8) @bitserial(lanes=33)"),
+                 "lanes=33 is more than the 32 inputs of the narrowest linear sub-layer of 'e'", 4, 47, caret="@bitserial(lanes=33)")
+    assert_error(VIT.replace("classes=10)", "classes=10) @quant(w=8) @bitserial(lanes=64)"),
+                 "lanes=64 is more than the 32 inputs", 5, 43, caret="@bitserial(lanes=64)")
+    assert_error(VIT.replace("mlp=64)", "mlp=64) @bitserial(lanes=4)"),
+                 "@bitserial needs @quant with a weight width", 4, 35)
+    assert_error(VIT.replace("mlp=64)", "mlp=64) @quant(w=8) @bitserial(lanes=4) @trunc(bits=[4])"),
+                 "@trunc does not apply to encoder", 4, 67)
