@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from amaranth.sim import Simulator
+from tb.frame_stream import drive_frames
 from tb.plain_vit import shiftmax_python
 
 from cdsl.contract.intmodel import Requant
@@ -83,48 +84,15 @@ def attention_plain(tokens, dim, heads, x0, mults, shifts, qmin, qmax):
 def run_frames(dut, frames, *, seed, out_words=None, in_stall=0.0, out_stall=0.0, back_to_back=False,
                max_cycles=200_000):
     """Offer each frame (a list of words, `last` on its final one) on `i`, collect `o` (`out_words[f]`
-    results of frame f; default as many as its words).
+    results of frame f; default as many as its words), through `tests/tb/frame_stream.drive_frames`.
 
     One frame at a time (the next is offered once every result of the previous one is out), unless
     `back_to_back`. Returns per frame: (results, lasts, cycle of the last input transfer, cycle of
     the last output transfer, cycle of the first input transfer)."""
-    rng = random.Random(seed)
-    expected_out = [len(f) for f in frames] if out_words is None else list(out_words)
-    recs = [{"out": [], "lasts": []} for _ in frames]
-
-    async def bench(ctx):
-        fi, k, fo, cycle = 0, 0, 0, 0
-        while fo < len(frames):
-            if cycle >= max_cycles:
-                raise AssertionError(f"timeout: frame {fo} has {len(recs[fo]['out'])} results (seed={seed})")
-            can = fi < len(frames) and (back_to_back or fi == fo)
-            offer = can and rng.random() >= in_stall
-            ctx.set(dut.i.valid, offer)
-            if can:
-                ctx.set(dut.i.payload, {"data": frames[fi][k], "last": int(k == len(frames[fi]) - 1)})
-            ready = rng.random() >= out_stall
-            ctx.set(dut.o.ready, ready)
-            if offer and ctx.get(dut.i.ready):
-                recs[fi].setdefault("first_in", cycle)
-                k += 1
-                if k == len(frames[fi]):
-                    recs[fi]["last_in"] = cycle
-                    fi, k = fi + 1, 0
-            if ready and ctx.get(dut.o.valid):
-                rec = recs[fo]
-                rec["out"].append(ctx.get(dut.o.payload.data))
-                rec["lasts"].append(ctx.get(dut.o.payload.last))
-                if len(rec["out"]) == expected_out[fo]:
-                    rec["last_out"] = cycle
-                    fo += 1
-            await ctx.tick()
-            cycle += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return [(r["out"], r["lasts"], r["last_in"], r["last_out"], r["first_in"]) for r in recs]
+    recs = drive_frames(dut, frames, out_lens=[len(f) for f in frames] if out_words is None else out_words,
+                        seed=seed, in_stall=in_stall, out_stall=out_stall, wait=not back_to_back,
+                        max_cycles=max_cycles)
+    return [(r.out, r.lasts, r.last_in, r.last_out, r.first_in) for r in recs]
 
 
 def check_frames(node, frames, want, *, seed, label, delay=True, **kw):
