@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         with console.status(f"keep {keep:g}: simulating {n} samples"):
             rep = verify(intmodel, design, x_test, settings=settings, localize=False)
         _, trace = golden(intmodel, x_test, settings=settings, trace=True)
-        counts = token_counts(intmodel, design, {**trace, **{i.name: x_test for i in intmodel.inputs}}, settings)
+        counts = token_counts(intmodel, design, x_test, settings)
         cyc = rep.run.cycles
         mean = float(cyc.mean())
         base = mean if base is None else base

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from cdsl.hw.verilog_text import verilog_text
 
-from cdsl.contract.golden import argmax_lowest, feeds, golden
+from cdsl.contract.golden import argmax_lowest, feeds, golden, golden_counts
 from cdsl.contract.intmodel import IntModel, Settings
 from cdsl.hw.network import input_port, output_port, probe_port
 from cdsl.hw.plan import network_cycles, sample_cycles, token_nodes
@@ -101,22 +101,27 @@ class VerifyReport:
         return abs(mean - want) / want
 
 
-def token_counts(intmodel: IntModel, design: Design, trace, settings: Settings | None = None) -> dict[str, np.ndarray]:
+def token_counts(intmodel: IntModel, design: Design, x_int, settings: Settings | None = None, *,
+                 counts: Mapping[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
     """Per engine of the design whose output token count the data decides (`cdsl.hw.plan.token_nodes`:
-    a token selector, `e2.select`), each sample's count, int64 [N], from the golden `trace` at `settings`
-    (`cdsl.contract.ref.encoder.kept_counts`, per layer: an engine `<layer>.<part>` takes its layer's)."""
+    a token selector, `e1.select`), each sample's count, int64 [B], from the golden model on `x_int` at
+    `settings` (`cdsl.contract.golden.golden_counts`; `counts`: its counts when already computed). An
+    engine `<layer>.<part>` takes its layer's count; a layer the golden model gives none for kept all
+    its tokens on every sample."""
     names = token_nodes(design.plan)
     if not names:
         return {}
-    from cdsl.contract.ref.encoder import kept_counts
-
-    kept = kept_counts(intmodel, trace, settings)
+    x = feeds(intmodel, x_int)
+    if counts is None:
+        _, _, counts = golden_counts(intmodel, x, settings=settings)
+    samples = len(next(iter(x.values())))
     out = {}
     for name in names:
-        layer = name if name in kept else name.split(".")[0]
-        if layer not in kept:
-            raise ValueError(f"engine {name!r}: the golden model gives no token count for it")
-        out[name] = kept[layer]
+        layer = name if name in counts else name.split(".")[0]
+        if layer in counts:
+            out[name] = np.asarray(counts[layer], dtype=np.int64)
+        else:
+            out[name] = np.full(samples, design.plan.node(name).out_type.shape[0], dtype=np.int64)
     return out
 
 
@@ -254,8 +259,8 @@ def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: 
     x = feeds(intmodel, x_int)
     tokens = None
     if token_nodes(design.plan):  # per-sample cycles follow each sample's token counts
-        want, trace = golden(intmodel, x, settings=settings, trace=True)
-        tokens = token_counts(intmodel, design, {**trace, **x}, settings)
+        want, _, counts = golden_counts(intmodel, x, settings=settings)
+        tokens = token_counts(intmodel, design, x, settings, counts=counts)
     else:
         want = golden(intmodel, x, settings=settings)
     want = want if isinstance(want, dict) else {intmodel.outputs[0]: want}

@@ -50,7 +50,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cdsl.contract.golden import argmax_lowest, feeds, golden, quantize_input
+    from cdsl.contract.golden import argmax_lowest, quantize_input
     from cdsl.files import locked
     from cdsl.flow import design_settings, load_design, load_run_intmodel, parse_settings, progress_bar, resolve_run
     from cdsl.hw.plan import token_nodes
@@ -75,8 +75,7 @@ def run(args) -> int:
         x = quantize_input(intmodel, data.x_test[:args.n])
         tokens = None
         if token_nodes(design.plan):  # the model's cycles per sample follow its kept tokens (golden trace)
-            _, trace = golden(intmodel, x, settings=settings, trace=True)
-            tokens = token_counts(intmodel, design, {**trace, **feeds(intmodel, x)}, settings)
+            tokens = token_counts(intmodel, design, x, settings)
         with progress_bar(console, len(x)) as progress:
             r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
                          progress=progress, simulator=args.simulator, tokens=tokens)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cdsl.cli import main
-from cdsl.contract.golden import golden, quantize_input
+from cdsl.contract.golden import quantize_input
 from cdsl.contract.intmodel import IntModel
 from cdsl.hw.generate import generate
 from cdsl.sim.cosim import token_counts, verify
@@ -60,8 +60,7 @@ def test_tiny_vit_with_its_selector_bit_and_cycle_exact_per_sample(tiny, tmp_pat
         settings = {"e2": {"threshold": threshold}}
         report = verify(intmodel, design, x, settings=settings, localize=False)
         _check(report, f"threshold {threshold}")
-        _, trace = golden(intmodel, x, settings=settings, trace=True)
-        counts = token_counts(intmodel, design, {**trace, "x": x}, settings)["e2.select"]
+        counts = token_counts(intmodel, design, x, settings)["e2.select"]
         want = report.run.predicted_per_sample
         # the model's figure per sample is that of its kept count (fewer tokens, fewer cycles)
         by_count = {int(c): int(w) for c, w in zip(counts, want)}
@@ -92,7 +91,7 @@ def test_tiny_vit_without_a_selector(tiny, tmp_path):
 @pytest.mark.slow
 def test_tiny_vit_with_two_selectors_in_a_row(tiny, tmp_path):
     """Progressive pruning: a copy of e2 (its selector included) as e3 behind it, so e3's selector reads
-    a frame e2's already shortened; both counts come from the golden trace, per sample."""
+    a frame e2's already shortened; both counts come from the golden model, per sample."""
     _, intmodel, x = tiny
     e2 = intmodel.layer("e2")
     e3 = dataclasses.replace(e2, name="e3", inputs=("e2",))
@@ -106,6 +105,5 @@ def test_tiny_vit_with_two_selectors_in_a_row(tiny, tmp_path):
         settings = {"e2": {"threshold": threshold}, "e3": {"threshold": threshold}}
         report = verify(progressive, design, x, settings=settings, localize=False)
         _check(report, f"two selectors at {threshold}")
-        _, trace = golden(progressive, x, settings=settings, trace=True)
-        counts = token_counts(progressive, design, {**trace, "x": x}, settings)
+        counts = token_counts(progressive, design, x, settings)
         assert (counts["e3.select"] <= counts["e2.select"]).all()
