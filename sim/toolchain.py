@@ -26,6 +26,7 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -119,12 +120,33 @@ def verilator_root() -> Path | None:
     return None
 
 
-def _run_version(cmd: list[str], env: dict | None = None) -> str | None:
+def _probe(cmd: list[str], *, input: str | None = None, env: dict | None = None,
+           timeout: float = 30) -> subprocess.CompletedProcess | None:
+    """Run a short probe command in a process group of its own, or None if it cannot run or outlives
+    `timeout`. On a timeout the whole group is killed: `subprocess.run` kills only the command, then
+    waits for its pipes to close, which a grandchild (the Verilator driver's binary, the compiler's
+    cc1plus) would hold open for ever."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
-    except (OSError, subprocess.SubprocessError):
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+    except OSError:
         return None
-    if out.returncode != 0:
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        return None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _run_version(cmd: list[str], env: dict | None = None) -> str | None:
+    out = _probe(cmd, env=env)
+    if out is None or out.returncode != 0:
         return None
     text = (out.stdout or out.stderr).strip().splitlines()
     return text[0].strip() if text else None
@@ -189,12 +211,8 @@ def _lz4_tool(cxx: str | None) -> Tool:
     hint = "only needed for .fst waveforms (.vcd works without it): apt-get install liblz4-dev"
     if cxx is None:
         return Tool("lz4 headers (FST waves)", None, None, False, required=False, hint=hint)
-    try:
-        out = subprocess.run([cxx, "-E", "-x", "c++", "-", "-o", os.devnull], input="#include <lz4.h>\n",
-                             capture_output=True, text=True, timeout=30)
-        ok = out.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
+    out = _probe([cxx, "-E", "-x", "c++", "-", "-o", os.devnull], input="#include <lz4.h>\n")
+    ok = out is not None and out.returncode == 0
     return Tool("lz4 headers (FST waves)", "found" if ok else None, "<lz4.h>" if ok else None, ok,
                 required=False, hint=hint)
 

@@ -80,9 +80,34 @@ def _descendants_alive(marker: str) -> list[str]:
     return found
 
 
+def _process_tree(root: int) -> str:
+    """`root` and its descendants (pid, state, command line), for a failure message."""
+    children: dict[int, list[int]] = {}
+    info: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        children.setdefault(int(fields[1]), []).append(int(proc.name))
+        info[int(proc.name)] = f"{proc.name} [{fields[0]}] {args[:300]}"
+    lines, todo = [], [(root, 0)]
+    while todo:
+        pid, depth = todo.pop()
+        lines.append("  " * depth + info.get(pid, f"{pid} (gone)"))
+        todo.extend((c, depth + 1) for c in sorted(children.get(pid, []), reverse=True))
+    return "\n".join(lines)
+
+
 def test_a_killed_build_leaves_no_processes_and_the_next_build_cleans_up(tmp_path):
     cache = tmp_path / "cache"
     script = textwrap.dedent(f"""
+        import faulthandler
+        faulthandler.dump_traceback_later(120, repeat=True)  # a builder that hangs says where, in its log
         from amaranth.back import verilog
         from cdsl.sim.build import build_verilog
         from cdsl.sim.selftest import selftest_harness
@@ -99,7 +124,7 @@ def test_a_killed_build_leaves_no_processes_and_the_next_build_cleans_up(tmp_pat
                     f"{log.read_text()[-3000:]}")
     assert _descendants_alive(str(cache)), (
         f"the build never started in 600 s; cache holds {sorted(os.listdir(cache)) if cache.exists() else 'nothing'}; "
-        f"builder output:\n{log.read_text()[-3000:]}")
+        f"the builder's processes:\n{_process_tree(proc.pid)}\nbuilder output:\n{log.read_text()[-6000:]}")
     time.sleep(1.0)  # inside make / c++
     proc.send_signal(signal.SIGKILL)
     proc.wait()
