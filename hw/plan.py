@@ -302,10 +302,11 @@ class NetworkPlan(codec.ArrayEq):
         for n in self.nodes:
             declared = {s.name: s for s in n.settings()}
             values = {s.name: s.default for s in declared.values()}
+            layer = n.name.split(".", 1)[0]  # what the user names: e1.threshold, not e1.select's
             for name, value in given.pop(n.name, {}).items():
                 if name not in declared:
                     raise ValueError(f"engine {n.name!r} has no runtime setting {name!r}")
-                values[name] = declared[name].check(n.name, value)
+                values[name] = declared[name].check(layer, value)
             out[n.name] = values
         if given:
             raise ValueError(f"no engine named {sorted(given)[0]!r} in the plan of {self.name!r} "

@@ -112,6 +112,8 @@ def test_layer_settings_reach_the_engine_that_declares_them():
     assert plan.node_settings({"e.select": {"threshold": 2}})["e.select"] == {"threshold": 2}
     with pytest.raises(ValueError, match="no runtime setting 'precision'"):
         plan.node_settings({"e": {"precision": 2}})
+    with pytest.raises(ValueError, match=r"layer 'e': threshold must be an integer in 0\.\.9, got 10"):
+        plan.node_settings({"e": {"threshold": 10}})  # named as the user set it, not as engine e.select
 
 
 def test_sub_graph_checks():
