@@ -174,6 +174,11 @@ class IntModel(codec.ArrayEq):
     inputs: tuple[IntInput, ...]
     layers: tuple[IntLayer, ...]  # topological order
     outputs: tuple[str, ...]
+    # The digest a model read back was exported with (`from_json`), its name for good: a later cdsl may
+    # re-encode the same model differently (a payload field added with a default), which must not make
+    # an untouched run folder look edited. Not copied by `dataclasses.replace` (init=False): a changed
+    # model is named by its own encoding.
+    sealed: str | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
 
     def layer(self, name: str) -> IntLayer:
         for lay in self.layers:
@@ -299,16 +304,19 @@ class IntModel(codec.ArrayEq):
         for name in manifest["outputs"]:
             if name not in layer_names:
                 raise IntModelError(f"{where}: outputs: {name!r} is not a layer")
-        model = cls(name=manifest["name"], inputs=tuple(inputs), layers=tuple(layers),
-                    outputs=tuple(manifest["outputs"]))
-        recomputed = model.digest()
-        if manifest["digest"] != recomputed:
+        if manifest["digest"] != _digest(manifest, arrays):  # over what was read, not a re-encoding
             raise IntModelError(f"{where}: digest: the integer model (manifest.json or tensors.npz) was changed "
                                 "after it was exported; export it again with `cdsl train`")
+        model = cls(name=manifest["name"], inputs=tuple(inputs), layers=tuple(layers),
+                    outputs=tuple(manifest["outputs"]))
+        object.__setattr__(model, "sealed", manifest["digest"])
         return model
 
     def digest(self) -> str:
-        """SHA-256 of the canonical manifest (without its digest) and every array: names this exact model."""
+        """SHA-256 of the canonical manifest (without its digest) and every array: names this exact model
+        (for a model read back, the digest it was exported with: see `sealed`)."""
+        if self.sealed is not None:
+            return self.sealed
         manifest, arrays = self.to_json(digest=False)
         return _digest(manifest, arrays)
 

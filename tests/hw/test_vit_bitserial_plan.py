@@ -112,3 +112,32 @@ def test_the_field_round_trips_and_older_payloads_decode_bit_parallel():
         assert codec.decode(obj, arrays).bitserial is None
         with pytest.raises(codec.CodecError, match="missing field"):  # other fields stay required
             codec.decode({k: v for k, v in obj.items() if k != list(obj)[1]}, arrays)
+
+
+def test_a_run_written_before_the_field_still_loads_under_its_own_digest(tmp_path):
+    """A model exported by a cdsl without the `bitserial` field re-encodes differently today; the file
+    is untouched, so it loads, and keeps the digest it was exported with (the run's seal, the RTL
+    manifest's intmodel_sha256). A model changed after loading is named by its own encoding."""
+    import json
+
+    from cdsl.contract import intmodel as intmodel_mod
+    from cdsl.contract.intmodel import IntInput, IntModel, IntModelError
+
+    layers = tuple(layer for _, layer, _ in _layers(random.Random(4), None))
+    model = IntModel(name="old", inputs=(IntInput("x", (1, 8, 8), Q8),), layers=layers, outputs=("y",))
+    folder = model.save(tmp_path / "intmodel")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["layers"]:
+        del entry["payload"]["bitserial"]  # as the older cdsl wrote it
+    arrays = intmodel_mod.load_arrays(folder / "tensors.npz")
+    manifest["digest"] = intmodel_mod._digest(manifest, arrays)  # and sealed it
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    loaded = IntModel.load(folder)
+    assert loaded == model and loaded.digest() == manifest["digest"] != model.digest()
+    changed = dataclasses.replace(loaded, name="renamed")
+    assert changed.digest() == dataclasses.replace(model, name="renamed").digest()
+    manifest["name"] = "edited"  # an edit after export is still refused
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IntModelError, match="digest: the integer model .* was changed after it was exported"):
+        IntModel.load(folder)
