@@ -220,6 +220,12 @@ def simulate(design: Design, x_int, *, settings: Settings | None = None, waves: 
                             build_options=BuildOptions(sim_clock=sim_clock),
                             extra_env={"CDSL_HARNESS": harness.manifest_json(), "CDSL_COSIM_CASE": str(case),
                                        "CDSL_COSIM_OUT": str(out), "CDSL_PROGRESS": str(prog)})
+    except SimulationError:
+        raise  # its message names the log in `work`: kept
+    except BaseException:
+        if temporary:  # a build error (its log is kept in the build cache) or an interruption
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         stop.set()
         if poller is not None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -163,7 +164,9 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
                simulator: str = "verilator") -> CocotbResult:
     """Build `verilog` (cached) and run the cocotb tests of `test_module` on it.
 
-    test_dir: where results.xml, sim.log and cdsl_results.json go (default: a new temp folder).
+    test_dir: where results.xml, sim.log and cdsl_results.json go (default: a new temp folder, removed
+    afterwards unless a test failed or the simulator wrote no results: then it holds the log that the
+    result or the error names; the result's data is read before the folder goes).
     build_options: see `BuildOptions`; its `waves` field is set from `waves`.
     simulator: "verilator" (the flow's simulator, builds cached by content hash) or "icarus" (Icarus
     Verilog, a second simulator to hold Verilator against; compiled with -g2012 into test_dir, no
@@ -180,7 +183,30 @@ def run_cocotb(*, verilog: str, toplevel: str, test_module: str, test_dir: Path 
         seed = random.randrange(1 << 31)
     if simulator not in SIMULATORS:
         raise ValueError(f"run_cocotb: simulator must be one of {SIMULATORS!r}, not {simulator!r}")
-    test_dir = Path(tempfile.mkdtemp(prefix="cdsl-sim-")) if test_dir is None else Path(test_dir).resolve()
+    if test_dir is not None:
+        return _run(verilog=verilog, toplevel=toplevel, test_module=test_module, test_dir=Path(test_dir).resolve(),
+                    extra_env=extra_env, waves=waves, seed=seed, testcase=testcase, build_options=build_options,
+                    cache_dir=cache_dir, simulator=simulator, start=start)
+    test_dir = Path(tempfile.mkdtemp(prefix="cdsl-sim-"))
+    keep = True
+    try:
+        result = _run(verilog=verilog, toplevel=toplevel, test_module=test_module, test_dir=test_dir,
+                      extra_env=extra_env, waves=waves, seed=seed, testcase=testcase, build_options=build_options,
+                      cache_dir=cache_dir, simulator=simulator, start=start)
+        keep = not result.passed
+        return result
+    except SimulationError:
+        raise  # its message names the log in test_dir
+    except BaseException:
+        keep = False  # a build or tool error (its log is kept in the build cache) or an interruption
+        raise
+    finally:
+        if not keep:
+            shutil.rmtree(test_dir, ignore_errors=True)
+
+
+def _run(*, verilog, toplevel, test_module, test_dir: Path, extra_env, waves, seed, testcase, build_options,
+         cache_dir, simulator, start: float) -> CocotbResult:
     test_dir.mkdir(parents=True, exist_ok=True)
     if simulator == "icarus":
         if waves is not None:

@@ -92,7 +92,11 @@ def simulate_selector(node: TokenSelectorNode, tokens, *, thresholds=None, lengt
     x = torch.as_tensor(tokens).to(torch.int64).numpy()
     if x.ndim != 3 or x.shape[1:] != (node.tokens, node.dim):
         raise ValueError(f"simulate_selector: expected tokens [S, {node.tokens}, {node.dim}], got {list(x.shape)}")
-    test_dir = Path(tempfile.mkdtemp(prefix="cdsl-selector-")) if test_dir is None else Path(test_dir)
+    if test_dir is None:  # a scratch folder, removed afterwards (a failure's message quotes its log)
+        with tempfile.TemporaryDirectory(prefix="cdsl-selector-") as scratch:
+            return simulate_selector(node, tokens, thresholds=thresholds, lengths=lengths, throttle=throttle,
+                                     test_dir=Path(scratch), seed=seed, simulator=simulator)
+    test_dir = Path(test_dir)
     test_dir.mkdir(parents=True, exist_ok=True)
     case, out = test_dir / "selector_case.npz", test_dir / "selector_out.npz"
     thr = np.full(len(x), node.selector.threshold, dtype=np.int64) if thresholds is None else \

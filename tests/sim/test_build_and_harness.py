@@ -187,3 +187,36 @@ def test_failed_build_leaves_nothing(monkeypatch, tmp_path):
     with pytest.raises(build_mod.BuildError, match="exploded"):
         build_mod.build_verilog(verilog="module t; endmodule\n", toplevel="t", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("outcome, kept", [("passed", False), ("failed", True), ("no results", True),
+                                           ("build error", False), ("interrupted", False)])
+def test_a_scratch_simulation_folder_is_kept_only_when_it_holds_a_failure(monkeypatch, tmp_path, outcome, kept):
+    """run_cocotb without test_dir: its temp folder goes after a pass (the data is read), stays when a
+    test failed or the simulator wrote no results (the log named there), goes on a build error (its log
+    is in the build cache) or an interruption."""
+    import tempfile
+
+    from cdsl.sim import runner
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def fake_run(*, test_dir, **kwargs):
+        (test_dir / "sim.log").write_text("log")
+        if outcome == "build error":
+            raise build_mod.BuildError("compiler exploded")
+        if outcome == "interrupted":
+            raise KeyboardInterrupt
+        if outcome == "no results":
+            raise runner.SimulationError(f"wrote no results; log {test_dir / 'sim.log'}")
+        return runner.CocotbResult(tests=(runner.TestCase("t", outcome == "passed", 0.0, 0.0),), build=None,
+                                   results_xml=test_dir / "results.xml", log=test_dir / "sim.log",
+                                   results_json=test_dir / "r.json", waves=None, seconds=0.0, seed=1)
+
+    monkeypatch.setattr(runner, "_run", fake_run)
+    try:
+        runner.run_cocotb(verilog="module t; endmodule\n", toplevel="t", test_module="m")
+    except (build_mod.BuildError, KeyboardInterrupt, runner.SimulationError):
+        pass
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith("cdsl-sim-")]
+    assert len(left) == (1 if kept else 0), (outcome, left)
