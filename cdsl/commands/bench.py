@@ -80,7 +80,7 @@ def speed_figures(console, intmodel, run_dir: Path, data, tmp: Path, *, lanes: i
 
     from cdsl.contract.golden import quantize_input
     from cdsl.flow import load_design
-    from cdsl.hw.plan import cycle_report, network_cycles
+    from cdsl.hw.plan import cycle_report, network_cycles, token_nodes
     from cdsl.sim.bare_loop import build_bare_loop, run_bare_loop
     from cdsl.sim.cosim import simulate, verify
 
@@ -113,6 +113,11 @@ def speed_figures(console, intmodel, run_dir: Path, data, tmp: Path, *, lanes: i
                   f"model: latency {network_cycles(design.plan)}, slowest engine {slowest}, "
                   f"II {ii if ii is not None else '- (no throughput model in this plan)'}; "
                   f"first inference {stream.first_latency} cycles")
+    if token_nodes(design.plan):
+        console.print(f"  ({', '.join(token_nodes(design.plan))} keep a data-dependent number of "
+                      "tokens: the bare loop's random words prune as they happen to score, so its cycles are not "
+                      "the model's, which are at full token counts; `cdsl verify` above holds every test sample's "
+                      "cycles to the model at that sample's kept counts)")
     return build_figures(console, design, tmp) if flow else None
 
 
