@@ -18,6 +18,7 @@ from cdsl.contract.golden import golden, predict, quantize_input
 from cdsl.contract.ref import bitserial_mac
 from cdsl.dsl import parse, print_spec
 from cdsl.errors import CdslError
+from cdsl.flow import spec_problems
 from cdsl.sw.build import build
 from cdsl.sw.evaluate import evaluate_run
 from cdsl.sw.evaluations._baseline import without
@@ -106,6 +107,29 @@ def test_trunc_needs_a_mac_with_a_runtime_precision():
 def test_trunc_and_bitsparse_on_one_layer_are_refused_at_the_second():
     err = _error_at("@bitsparse(target=4) @trunc(bits=[4]) @bitserial(lanes=8)", "@trunc")
     assert "@bitsparse and @trunc each decide how the weights of layer 'y' are quantized" in err.message
+
+
+@pytest.mark.parametrize("annotations,at,message", [
+    ("@trunc(bits=[4])", "@trunc", "@trunc on layer 'y' needs a MAC that truncates its weights at run time"),
+    ("@trunc(bits=[4]) @cim(rows=16, cols=8)", "@trunc",
+     "@trunc on layer 'y' needs a MAC that truncates its weights at run time"),
+    ("@bitsparse(target=4) @trunc(bits=[4]) @bitserial(lanes=8)", "@trunc",
+     "@bitsparse and @trunc each decide how the weights of layer 'y' are quantized"),
+])
+def test_what_training_refuses_of_a_trunc_layer_cdsl_check_finds_first(annotations, at, message):
+    """`cdsl check` (spec_problems) names, located, what building the network would refuse: no spec passes the
+    check and then fails at the start of training."""
+    line = f"  y = dense(x, units=10) @quant(w=8, a=8) {annotations}"
+    problems = spec_problems(parse(f"model m {{ input x: ufixed<8,4>[64]\n{line}\n  output y }}"))
+    assert [(stage, err.message[:len(message)]) for stage, err in problems] == [("train", message)], problems
+    err = problems[0][1]
+    assert (err.span.line, err.span.col) == (2, line.index(at) + 1), err
+    assert _error_at(annotations, at).message == err.message  # the same error training raises
+
+
+def test_a_trunc_layer_on_the_bit_serial_mac_has_no_problem():
+    line = "  y = dense(x, units=10) @quant(w=8, a=8) @trunc(bits=[6, 3, 1]) @bitserial(lanes=3)"
+    assert spec_problems(parse(f"model m {{ input x: ufixed<8,4>[64]\n{line}\n  output y }}")) == []
 
 
 @pytest.fixture(scope="module")
