@@ -61,3 +61,31 @@ def test_cli_prints_the_sections(run, capsys):
     assert main(["eval", str(run), "--aqfp-t", "4", "--aqfp-seeds", "1", "--aqfp-groups", "none"]) == 0
     out = capsys.readouterr().out
     assert "against the bitstream length T" in out and "CMOS / (AQFP + cooling)" in out and "deterministic BNN" in out
+
+
+CONV_BNN = """
+model tiny_conv {
+  input x: ufixed<8,4>[1, 8, 8]
+  c = conv2d(x, channels=3, kernel=3, stride=2) @quant(w=8, a=8)
+  s = sign(c)
+  b = conv2d(s, channels=4, kernel=2) @binary @aqfp(group=2, T=4, seed=3)
+  s2 = sign(b)
+  f = flatten(s2)
+  y = dense(f, units=10) @quant(w=8, a=8)
+  output y
+}
+train { epochs = 1 }
+"""
+
+
+def test_group_sizes_beyond_a_convs_channels_are_skipped(tmp_path):
+    """A conv's crossbar group holds input channels at one kernel position: b's 3 channels x 4 positions (fan-in
+    12) take groups of at most 3, so the group table retrains 1 and 3 and skips 4 and 12 (which would only be
+    groups of all 3 channels), and each row's groups/output is per position: 3 x 4 and 1 x 4."""
+    folder = tmp_path / "run"
+    save_run(train(parse(CONV_BNN), float_twin=False), folder, spec_text=CONV_BNN)
+    res = evaluate_run(folder, options={"aqfp_t": "0", "aqfp_seeds": "1", "aqfp_groups": "1,3,4,12"})
+    (groups,) = [s for s in res["sections"] if "crossbar group size" in s.title]
+    assert [(row[0], row[1]) for row in groups.rows] == [(1, 12), (3, 4)]
+    assert "skipped (larger than the 3 input channels" in groups.notes[-1] and groups.notes[-1].endswith("4, 12")
+    assert [row[4] for row in groups.rows] == ["1", "1.12"]  # gray * (1 + atten * (n - 1)), defaults 1, 1/16
