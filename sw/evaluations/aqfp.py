@@ -176,6 +176,11 @@ def _group_table(ctx: EvalContext, groups, cores) -> list[Section]:
                     tuple(rows), tuple(notes))]
 
 
+def _ratio(cmos: float, aqfp: float) -> str:
+    """CMOS over AQFP energy; '-' where the AQFP side costs nothing (gates of 0 junctions)."""
+    return f"{cmos / aqfp:.2g}" if aqfp > 0 else "-"
+
+
 def _energy(ctx: EvalContext, params: EnergyParams) -> Section:
     layers = model_energy(ctx.intmodel, params=params)
     totals = {f: sum(getattr(e, f) for e in layers) for f in ("aqfp", "aqfp_cooled", "cmos")}
@@ -194,10 +199,10 @@ def _energy(ctx: EvalContext, params: EnergyParams) -> Section:
         ("AQFP", *(_joules(c[1]) for c in columns)),
         (f"AQFP + cooling (x{params.cooling:g})", *(_joules(c[2]) for c in columns)),
         ("CMOS estimate", *(_joules(c[3]) for c in columns)),
-        ("CMOS / AQFP", *(f"{c[3] / c[1]:.2g}" for c in columns)),
-        ("CMOS / (AQFP + cooling)", *(f"{c[3] / c[2]:.2g}" for c in columns)),
+        ("CMOS / AQFP", *(_ratio(c[3], c[1]) for c in columns)),
+        ("CMOS / (AQFP + cooling)", *(_ratio(c[3], c[2]) for c in columns)),
     ]
-    ratio = totals["cmos"] / totals["aqfp_cooled"]
+    ratio = totals["cmos"] / totals["aqfp_cooled"] if totals["aqfp_cooled"] > 0 else float("inf")
     verdict = ("reproduced in order of magnitude" if 1e4 / 3 <= ratio <= 1e5 * 3
                else "not reproduced in order of magnitude")
     notes = (f"parameters: {', '.join(f'{f.name}={getattr(params, f.name):g}' for f in dataclasses.fields(params))}",

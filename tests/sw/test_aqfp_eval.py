@@ -57,6 +57,20 @@ def test_bad_options_are_user_errors(run, option, value, message):
         evaluate_run(run, options={option: value, "aqfp_groups": "none"})
 
 
+def test_energy_overrides_that_leave_no_aqfp_energy_are_refused_or_shown_as_no_ratio(run, capsys):
+    """e_jj=0 (or cooling=0) made `cdsl eval` divide by zero (a traceback): refused as bad input, exit 2; gates of
+    0 junctions (still a valid model) leave the ratio undefined, shown as '-'."""
+    assert main(["eval", str(run), "--aqfp-t", "1", "--aqfp-seeds", "1", "--aqfp-groups", "none",
+                 "--aqfp-energy", "e_jj=0"]) == 2
+    err = capsys.readouterr().err
+    assert "--aqfp-energy: energy parameter 'e_jj' must be above 0" in err and "Traceback" not in err
+    res = evaluate_run(run, options={"aqfp_t": "1", "aqfp_seeds": "1", "aqfp_groups": "none",
+                                     "aqfp_energy": "jj_buffer=0,jj_splitter=0,jj_majority=0"})
+    (energy,) = [s for s in res["sections"] if "against a CMOS estimate" in s.title]
+    rows = dict((r[0], r[1]) for r in energy.rows)
+    assert rows["CMOS / AQFP"] == "-" and rows["CMOS / (AQFP + cooling)"] == "-"
+
+
 def test_cli_prints_the_sections(run, capsys):
     assert main(["eval", str(run), "--aqfp-t", "4", "--aqfp-seeds", "1", "--aqfp-groups", "none"]) == 0
     out = capsys.readouterr().out
