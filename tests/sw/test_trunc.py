@@ -215,6 +215,21 @@ def test_eval_section_trains_then_finds_the_baseline(trained):
     assert again.rows == section.rows and any(n.startswith("conventional: found in") for n in again.notes)
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--aqfp-groups", "4"], "--aqfp-groups does not apply: no layer of the model has @aqfp"),
+    (["--cim-draws", "2"], "--cim-draws does not apply: no layer of the model has @cim"),
+    (["--keeps", "0.5"], "--keeps does not apply: no layer of the model has @tokens"),
+])
+def test_an_eval_option_of_an_annotation_the_run_lacks_is_refused(trained, capsys, argv, message):
+    """It was ignored without a word (the user reads a table that never used it): one line, exit 2."""
+    from cdsl.cli import main
+
+    _, run = trained
+    assert main(["eval", str(run), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
 def test_baseline_spec_drops_the_annotation_everywhere():
     spec = parse(SPEC)
     base = without(spec, "trunc")
