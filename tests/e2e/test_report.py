@@ -285,6 +285,26 @@ def test_report_of_a_tiny_network(tiny_run, capsys):
 
 
 @pytest.mark.slow
+def test_a_verification_at_other_runtime_settings_is_not_the_designs_figures(tiny_run, tmp_path, capsys):
+    """After `cdsl verify RUN --precision h=2` the report gave that run's RTL accuracy (at 2 bits) beside the
+    golden accuracy at full precision, as the design's; a verification at the defaults (h.precision=0 is every
+    plane) gave no simulated cycles. Both now follow the settings' values, not their presence."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for precision, kept in (("2", False), ("0", True)):
+        assert main(["verify", str(run), "--n", "5", "--precision", f"h={precision}"]) == 0
+        capsys.readouterr()
+        assert main(["report", str(run), "--no-synth"]) == 0
+        data = json.loads((run / "report" / "report.json").read_text())
+        assert ("rtl" in data["accuracy"]) is kept, precision
+        assert (data["cycles"]["simulated"] == data["cycles"]["predicted"]) is kept, precision
+        left_out = [n for n in data["notes"] if "runtime settings other than the design's defaults (h.precision=2)" in n]
+        assert bool(left_out) is not kept, data["notes"]
+
+
+@pytest.mark.slow
 def test_energy_of_aqfp_and_cim_layers(example_run, tmp_path):
     """AQFP layers are costed by contract/ref/aqfp_energy (its parameters from the replaceable table), CIM
     layers by their ADC conversions at their ADC width."""
