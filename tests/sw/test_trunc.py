@@ -209,6 +209,8 @@ def test_eval_section_trains_then_finds_the_baseline(trained):
         acc = float((predict(im, x, settings=settings) == data.y_test).double().mean())
         assert row[1] == f"{100 * acc:.2f}%"
     assert any("trained now into" in n and "no-trunc" in n for n in section.notes)
+    # each layer's own set (with its full width), not their union [8, 6, 4, 2], which h1 never trained at 6 or 2
+    assert "trained for h1 [8, 4], h2 [8, 6, 4, 2]" in section.notes[0]
     baseline_spec = (run / "baselines" / "no-trunc" / "spec.cdsl").read_text()
     assert "@trunc" not in baseline_spec and "compress=[quant])" in baseline_spec
     again = [s for s in evaluate_run(run, options={"precisions": "8,4,2"})["sections"] if s.title == section.title][0]
