@@ -212,6 +212,30 @@ def test_pareto():
     assert pareto(rows) == [True, False, True, True, False]
 
 
+def test_the_printed_sweep_table_has_the_columns_the_readme_names():
+    """README: the sweep ends with a table of golden accuracy, RTL bit-exact on the verified samples, cycles,
+    LUTs, fmax and energy; the printed table had no bit-exact column (only sweep.html had it)."""
+    from rich.console import Console
+
+    from cdsl.commands.sweep import points_table
+    from cdsl.report.grid import Point
+
+    pts = [Point({"T": 2, "adc": 3}, "", None, None), Point({"T": 16, "adc": 3}, "", None, None)]
+    ok = {"accuracy": 0.4089, "bit_exact": 20, "rtl_samples": 20, "cycles": 156, "luts": None, "fmax_mhz": None,
+          "energy_j": 1.07e-10}
+    records = [{"summary": ok}, {"summary": None, "error": "boom"}]
+    console = Console(width=200, record=True)
+    console.print(points_table(pts, records, [True, False]))
+    text = console.export_text()
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    assert [h.strip() for h in header.strip("┃ ").split("┃")] == ["point", "", "accuracy", "RTL bit-exact", "cycles",
+                                                                 "LUT4", "fmax MHz", "energy"]
+    row = next(line for line in text.splitlines() if "T=2" in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")] == ["T=2, adc=3", "*", "40.89%", "20/20", "156", "-", "-",
+                                                               "107 pJ"]
+    assert "failed" in text and "boom" in text
+
+
 def test_html_embeds_the_figures_the_json_lists(tmp_path):
     from cdsl.report.html import write
 
