@@ -79,6 +79,13 @@ def cli_options() -> dict[str, str]:
 def sections(ctx: EvalContext) -> list[Section]:
     """The sections of every evaluation whose annotation some layer of the spec carries."""
     present = {n for lay in ctx.spec.model.layers for n in lay.annotations.present()}
+    for e in evaluations():
+        given = [name for name in e.options if ctx.options.get(name) is not None]
+        if given and e.annotation not in present:
+            from cdsl.errors import CdslError
+
+            raise CdslError(f"--{given[0].replace('_', '-')} does not apply: no layer of the model has @{e.annotation}",
+                            name="cdsl eval")
     out: list[Section] = []
     for e in evaluations():
         if e.annotation in present:

@@ -457,6 +457,16 @@ def test_aqfp_group_larger_than_fan_in():
     assert_error(text, "@aqfp: group=16 is larger than the 8 inputs", 3, 35)
 
 
+def test_aqfp_group_larger_than_the_channels_at_one_kernel_position():
+    """A conv's crossbar groups hold input channels at one kernel position: 6 channels x 9 positions take
+    groups of at most 6 (a group of 20 would be one group of the 6), though the fan-in is 54."""
+    text = ("model m {\n  input x: ufixed<8,4>[1, 8, 8]\n  c = conv2d(x, channels=6, kernel=3) @quant(w=8, a=8)\n"
+            "  s = sign(c)\n  b = conv2d(s, channels=4, kernel=3) @binary @aqfp(group={g}, T=4)\n  output b\n}\n")
+    assert_error(text.replace("{g}", "7"), "@aqfp: group=7 is larger than the 6 input channels at each of the 9 kernel "
+                 "positions of 'b'", 5, 47)
+    parse(text.replace("{g}", "6"))
+
+
 def test_aqfp_seed_nonzero():
     assert_error(MLP.replace("@quant(w=8, a=8)", "@binary @aqfp(group=4, T=8, seed=0)"), "@aqfp: 'seed' must be from 1", 3, 60)
 

@@ -190,6 +190,11 @@ def test_run_vit_progressive_is_bit_exact_with_both_selectors(example_run):
 def test_bad_arguments_are_user_errors(capsys):
     assert main(["verify", str(EXAMPLES / "mlp.cdsl"), "--precision", "h1"]) == 2
     assert "expected LAYER=BITS" in capsys.readouterr().err
+    # one register given twice (--precision h1=4 is --set h1.precision=4) is refused, not resolved silently
+    assert main(["verify", str(EXAMPLES / "mlp.cdsl"), "--precision", "h1=4", "--set", "h1.precision=2"]) == 2
+    assert "--set 'h1.precision=2': h1.precision is already set by --precision h1=4" in capsys.readouterr().err
+    assert main(["sim", str(EXAMPLES / "mlp.cdsl"), "--set", "h1.precision=4", "--set", "h1.precision=4"]) == 2
+    assert "h1.precision is already set by --set h1.precision=4" in capsys.readouterr().err
     assert main(["sim", str(EXAMPLES), "--wave", "x.txt"]) == 2
     assert main(["verify", str(EXAMPLES)]) == 2  # a folder without intmodel/
     assert "holds no integer model" in capsys.readouterr().err
