@@ -255,13 +255,14 @@ def sparsity(net: Net) -> dict[str, float]:
 def train(
     spec: ir.Spec, *, epochs: int | None = None, seed: int | None = None, base: Path | None = None,
     float_twin: bool = True, log: Callable[[str], None] | None = None, scales: Scales = Scales(),
-    threads: int | None = 1,
+    threads: int | None = 1, dataset: data_mod.Dataset | None = None,
 ) -> TrainResult:
     """Train the float twin (optional) and the compressed network, export, evaluate.
 
     threads: torch CPU threads while training (restored after); None leaves torch's setting.
     One is the default: these models are too small to gain from more, and two threads on a busy
     two-core machine run about 3x slower.
+    dataset: the spec's data set when the caller has loaded it already (`load_data`).
     """
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_threads = torch.get_num_threads()
@@ -269,16 +270,18 @@ def train(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log, scales=scales)
+        return _train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log, scales=scales,
+                      dataset=dataset)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         torch.set_num_threads(was_threads)
 
 
-def _train(spec, *, epochs, seed, base, float_twin, log, scales) -> TrainResult:
+def _train(spec, *, epochs, seed, base, float_twin, log, scales, dataset) -> TrainResult:
     seed = spec.train.seed if seed is None else seed
     build(spec)  # reject unsupported annotations before loading data
-    dataset = load_data(spec, base=base)
+    if dataset is None:
+        dataset = load_data(spec, base=base)
     plans = plan_stages(spec.train, epochs)
     check_prune_windows(spec.model, sum(p.epochs for p in plans))
     metrics: dict = {
