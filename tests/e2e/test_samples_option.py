@@ -1,4 +1,5 @@
-"""`--n N` beyond the test split is refused before training, by every command that trains a spec first.
+"""Options held to what they can reach: `--n N` beyond the test split is refused before training (by every
+command that trains a spec first); `cdsl check` reports each folding target of a design as reached or not.
 
 `cdsl run SPEC --n 60` on a data set whose test split holds 20 samples used to train, export and
 generate, then fail in its verify step and throw the whole run folder away. The split is known as
@@ -59,3 +60,19 @@ def test_n_beyond_the_test_split_is_refused_before_training(spec, tmp_path, monk
     assert rc == 2, err.getvalue()
     assert lines == [f"cdsl {command}: error: --n 60: the test split has 20 samples"], lines
     assert not run.exists()
+
+
+def test_check_of_a_folded_design_names_each_target_as_reached_or_not(spec, tmp_path):
+    """`cdsl check RUN_DIR` on a design generated for two targets, one met and one out of reach, says
+    which (it used to print both as "not reached")."""
+    run = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", str(spec), "-o", str(run), "--no-float"]) == 0
+        assert main(["gen", str(run), "--target-ii", "1000", "--target-cycles", "1"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["check", str(run)]) == 0
+    text = " ".join(out.getvalue().split())
+    assert "--target-ii 1000: reached, II " in text, text
+    assert "--target-cycles 1 is out of reach: " in text, text
+    assert "not reached" not in text, text
