@@ -212,6 +212,25 @@ def test_pareto():
     assert pareto(rows) == [True, False, True, True, False]
 
 
+def test_sweep_prints_each_points_rtl_bit_exact_count():
+    """The table `cdsl sweep` ends with has the RTL bit-exact column README promises (it had only sweep.html's)."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from cdsl.commands.sweep import points_table
+
+    ok = {"accuracy": 0.8089, "bit_exact": 29, "rtl_samples": 30, "cycles": 1298.0, "luts": 3915, "fmax_mhz": 37.29,
+          "energy_j": 1.49e-09}
+    records = [{"summary": ok}, {"summary": None, "error": "spec refused: w=1"}]
+    pts = [SimpleNamespace(label="y1.lanes=2"), SimpleNamespace(label="bits=1")]
+    console = Console(width=200, record=True)
+    console.print(points_table(pts, records, [True, False]))
+    text = console.export_text()
+    assert "bit-exact" in text and "29/30" in text, text
+    assert "spec refused: w=1" in text, text
+
+
 def test_html_embeds_the_figures_the_json_lists(tmp_path):
     from cdsl.report.html import write
 
