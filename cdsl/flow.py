@@ -73,8 +73,10 @@ def add_simulator_option(p: argparse.ArgumentParser) -> None:
 
 
 def parse_settings(args) -> dict[str, dict[str, int]]:
-    """{layer: {setting: value}} from --precision and --set (names and ranges are checked by the design)."""
+    """{layer: {setting: value}} from --precision and --set (names and ranges are checked by the design).
+    A setting given twice (`--precision h1=4 --set h1.precision=2`) is refused, not decided by order."""
     out: dict[str, dict[str, int]] = {}
+    given: dict[tuple[str, str], str] = {}
     items = [("--precision", item, "precision") for item in args.precision] + [("--set", item, None) for item in args.settings]
     for option, item, setting in items:
         key, sep, value = item.partition("=")
@@ -87,6 +89,9 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
             example = "h1=4" if option == "--precision" else "h1.precision=4"
             raise CdslError(f"{option} {item!r}: expected {'LAYER=BITS' if option == '--precision' else 'LAYER.SETTING=VALUE'}"
                             f" with a whole number, e.g. {example}", name="cdsl")
+        if (key, setting) in given:
+            raise CdslError(f"{option} {item!r}: {key}.{setting} is already set by {given[key, setting]}", name="cdsl")
+        given[key, setting] = f"{option} {item}"
         out.setdefault(key, {})[setting] = int(value)
     return out
 

@@ -1,5 +1,6 @@
 """Options held to what they can reach: `--n N` beyond the test split is refused before training (by every
-command that trains a spec first); `cdsl check` reports each folding target of a design as reached or not.
+command that trains a spec first); `cdsl check` reports each folding target of a design as reached or
+not; a runtime setting is given once.
 
 `cdsl run SPEC --n 60` on a data set whose test split holds 20 samples used to train, export and
 generate, then fail in its verify step and throw the whole run folder away. The split is known as
@@ -76,3 +77,16 @@ def test_check_of_a_folded_design_names_each_target_as_reached_or_not(spec, tmp_
     assert "--target-ii 1000: reached, II " in text, text
     assert "--target-cycles 1 is out of reach: " in text, text
     assert "not reached" not in text, text
+
+
+@pytest.mark.parametrize("command", ["sim", "verify"])
+def test_a_runtime_setting_given_twice_is_refused(tmp_path, command):
+    """`--precision c2=3 --set c2.precision=2` (or the same option twice) used to keep whichever came
+    last in the parser's order, silently; now one line names both."""
+    for twice in (["--precision", "c2=3", "--set", "c2.precision=2"], ["--precision", "c2=3", "--precision", "c2=2"]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main([command, str(tmp_path / "no-run"), "--n", "1", *twice])
+        lines = err.getvalue().strip().splitlines()
+        assert rc == 2 and len(lines) == 1, err.getvalue()
+        assert "c2.precision is already set by --precision c2=3" in lines[0], lines
