@@ -103,8 +103,9 @@ def output_classes(model: ir.Model) -> int:
     for name in model.outputs:
         shape = model.shape_of(name)
         if len(shape) != 1:
+            where = model.layer(name).span if any(lay.name == name for lay in model.layers) else model.span
             raise CdslError(f"the output {name!r} must be a vector of class scores, its shape is {list(shape)!r}",
-                            span=model.span)
+                            span=where, expected=f"flatten({name}) as the output, or a dense layer after it")
         counts.add(shape[0])
     if len(counts) != 1:
         raise CdslError(f"the outputs of {model.name!r} score different numbers of classes ({sorted(counts)}); "
