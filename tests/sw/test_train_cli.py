@@ -73,6 +73,28 @@ def test_cli_default_run_dir_and_npz(tmp_path, monkeypatch, capsys):
     assert "n/a" in capsys.readouterr().out  # no float twin
 
 
+def test_eval_gives_each_heads_golden_accuracy(tmp_path, monkeypatch, capsys):
+    """Two outputs (early exit): `cdsl eval` lists each head's integer golden accuracy, the same numbers
+    the golden model gives per output (it showed the first output's only)."""
+    from cdsl.contract.golden import argmax_lowest, golden, quantize_input
+    from cdsl.sw.evaluate import load_run
+
+    spec = tmp_path / "heads.cdsl"
+    spec.write_text(Path("examples/two_heads.cdsl").read_text())
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-o", str(run), "--epochs", "2", "--no-float"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    im = IntModel.load(run / "intmodel")
+    _, _, data = load_run(run)
+    outs = golden(im, quantize_input(im, data.x_test))
+    for name in ("y1", "y2"):
+        acc = float((argmax_lowest(outs[name]) == data.y_test).double().mean())
+        assert f"integer golden accuracy, output {name} │ {100 * acc:6.2f}%" in out, (name, out)
+
+
 def test_cli_errors(tmp_path, capsys):
     vit = tmp_path / "vit.cdsl"  # an @tokens encoder read by a layer that reads every token: refused before training
     vit.write_text(Path("examples/vit.cdsl").read_text().replace(
