@@ -72,8 +72,9 @@ def points_table(pts, records, optimal):
     from cdsl.report.html import si
 
     t = Table(title="points (* Pareto-optimal: accuracy, cycles, LUTs, energy)")
-    for col in ("point", "", "accuracy", "bit-exact", "cycles", "LUT4", "fmax MHz", "energy"):
-        t.add_column(col, justify="left" if col == "point" else "right")
+    t.add_column("point", justify="left", overflow="fold")  # a narrow terminal wraps a point's name, never cuts it
+    for col in ("", "accuracy", "bit-exact", "cycles", "LUT4", "fmax MHz", "energy"):
+        t.add_column(col, justify="right")
     for p, r, o in zip(pts, records, optimal):
         s = r["summary"]
         if s is None:

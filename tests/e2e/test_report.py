@@ -229,6 +229,13 @@ def test_sweep_prints_each_points_rtl_bit_exact_count():
     text = console.export_text()
     assert "bit-exact" in text and "29/30" in text, text
     assert "spec refused: w=1" in text, text
+    # at 80 columns (output piped) two points differing at the end of a long name stay told apart
+    long = [SimpleNamespace(label="c1.sparsity=0.3, abits=5"), SimpleNamespace(label="c1.sparsity=0.7, abits=5")]
+    console = Console(width=80, record=True)
+    console.print(points_table(long, [records[0], records[0]], [True, False]))
+    text = console.export_text()
+    first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert first_column == "c1.sparsity=0.3, abits=5c1.sparsity=0.7, abits=5".replace(" ", ""), text
 
 
 def test_html_embeds_the_figures_the_json_lists(tmp_path):
