@@ -234,8 +234,8 @@ def test_sweep_prints_each_points_rtl_bit_exact_count():
     console = Console(width=80, record=True)
     console.print(points_table(long, [records[0], records[0]], [True, False]))
     text = console.export_text()
-    first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
-    assert first_column == "c1.sparsity=0.3, abits=5c1.sparsity=0.7, abits=5".replace(" ", ""), text
+    first_column = "".join(line.split("│")[1].replace(" ", "") for line in text.splitlines() if line.startswith("│"))
+    assert first_column == "c1.sparsity=0.3,abits=5c1.sparsity=0.7,abits=5", text
 
 
 def test_html_embeds_the_figures_the_json_lists(tmp_path):
