@@ -111,12 +111,14 @@ def spec_problems(spec, *, stages: tuple[str, ...] = STAGES) -> list[tuple[str, 
 
     from cdsl.hw.registry import missing_engine
     from cdsl.sw.registry import sw_kind
-    from cdsl.sw.train import output_classes
+    from cdsl.sw.train import load_data, output_classes
 
     model = spec.model
     found: list[tuple[str, CdslError]] = []
     try:  # training's own rules for a model's inputs and outputs (one input; outputs scoring the same classes)
         output_classes(model)
+        if spec.train.data == "digits":  # the bundled data set is part of the spec: its classes and image shape
+            load_data(spec)
     except CdslError as err:
         found.append(("train", err))
     for lay in model.layers:

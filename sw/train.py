@@ -130,8 +130,11 @@ def classification_loss(out, y: torch.Tensor) -> torch.Tensor:
 def load_data(spec: ir.Spec, *, base: Path | None = None) -> data_mod.Dataset:
     classes = output_classes(spec.model)
     inp = spec.model.inputs[0]
+    # errors point at the `data = ...` line; a spec without one (the bundled digits by default) has no such
+    # line, and its data errors (the model's classes or input against the digits) point at the model
+    span = spec.train.data_span if spec.train.data_span.line else spec.model.span
     return data_mod.load(spec.train.data, input_shape=tuple(inp.shape), classes=classes, base=base, dtype=inp.dtype,
-                         span=spec.train.data_span)
+                         span=span)
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
