@@ -75,6 +75,10 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
                       f"(at full token counts: {r.predicted_cycles})")
     console.print(f"RTL accuracy {100 * report.rtl_accuracy:.2f}% (golden {100 * report.golden_accuracy:.2f}%) "
                   f"on {report.samples} test samples")
+    per_output = report.accuracy_per_output or {}
+    if len(per_output) > 1:  # several heads: the line above is the first output's
+        console.print("RTL accuracy per output: " + ", ".join(
+            f"{name} {100 * rtl:.2f}% (golden {100 * gold:.2f}%)" for name, (rtl, gold) in per_output.items()))
     console.print(f"simulation: {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
                   f"{r.build_note}")
     if report.first_mismatch is not None:
@@ -88,6 +92,8 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
         "cycles_simulated_mean": mean_cycles, "cycles_predicted": r.predicted_cycles,
         "cycles_predicted_mean": float(predicted.mean()),
         "rtl_accuracy": report.rtl_accuracy, "golden_accuracy": report.golden_accuracy,
+        "accuracy_per_output": {name: {"rtl": rtl, "golden": gold}
+                                for name, (rtl, gold) in (report.accuracy_per_output or {}).items()},
         "sim_cycles_per_second": r.cycles_per_second, "first_mismatch": str(report.first_mismatch or ""),
         "first_bad_layer": report.first_bad_layer, "seed": r.seed,
     }

@@ -88,8 +88,9 @@ def test_run_cnn_mac_is_bit_exact(example_run):
 @pytest.mark.slow
 @pytest.mark.parametrize("example", ["residual", "two_heads"])
 def test_run_graph_examples_bit_exact(example, example_run, capsys, monkeypatch):
-    """A residual join (add) and two outputs (a fork, two output streams): trained, generated, verified;
-    `cdsl sim` prints every output stream's words (it printed only the first output's)."""
+    """A residual join (add) and two outputs (a fork, two output streams): trained, generated, verified,
+    with each output's accuracy in verify.json; `cdsl sim` prints every output stream's words (it printed
+    only the first output's)."""
     from cdsl.contract.golden import golden, quantize_input
     from cdsl.flow import load_run_intmodel
     from cdsl.sw.evaluate import load_run
@@ -102,6 +103,9 @@ def test_run_graph_examples_bit_exact(example, example_run, capsys, monkeypatch)
     outputs = ["y"] if example == "residual" else ["y1", "y2"]
     assert [o["name"] for o in manifest["outputs"]] == outputs
     assert v["golden_accuracy"] > 0.85
+    per_output = v["accuracy_per_output"]  # each head's accuracy (bit-exact: RTL = golden)
+    assert list(per_output) == outputs and per_output[outputs[0]]["rtl"] == v["rtl_accuracy"]
+    assert all(a["rtl"] == a["golden"] for a in per_output.values())
     capsys.readouterr()
     monkeypatch.setenv("COLUMNS", "400")  # one table row per sample
     assert main(["sim", str(run), "--n", "1"]) == 0
