@@ -102,6 +102,8 @@ def pareto(rows: list[dict]) -> list[bool]:
 def run_sweep(points, out_dir: Path, *, run_opts: list[str], report_opts: list[str], address: str | None,
               cpus: int | None, log) -> list[dict]:
     """Run every point not finished yet on Ray; return every point's record (in grid order)."""
+    from cdsl.report.html import si
+
     out_dir = out_dir.resolve()
     records: dict[int, dict] = {}
     todo = []
@@ -151,7 +153,7 @@ def run_sweep(points, out_dir: Path, *, run_opts: list[str], report_opts: list[s
                     s = rec["summary"]
                     log(f"[{done}/{total}] [green]done[/green] {p.label}: accuracy {100 * s['accuracy']:.2f}%, "
                         f"{s['cycles']:g} cycles, {s['luts'] if s['luts'] is not None else '-'} LUT4, "
-                        f"{s['energy_j'] * 1e9:.3g} nJ ({rec['seconds']:.0f} s)")
+                        f"{si(s['energy_j'], 'J')} ({rec['seconds']:.0f} s)")
                 else:
                     log(f"[{done}/{total}] [red]failed[/red] {p.label}: {rec['error']} (log: {folder / 'log.txt'})")
         finally:

@@ -177,6 +177,27 @@ def test_a_replaced_table_is_validated(tmp_path):
 # ---------------------------------------------------------------- synthesis grouping, Pareto, HTML
 
 
+def test_layers_without_an_energy_model_are_named_and_give_no_total():
+    """The ViT's layers hold their weights inside the payload: no energy model covers them, so the report
+    names them and leaves the total empty instead of printing 0 J; an MLP is covered whole."""
+    import random
+
+    from cdsl.contract.intmodel import IntInput, IntModel
+    from cdsl.report.energy import model_energy, unmodelled_layers
+    from tb.random_models import random_mlp
+
+    from tb.vit_layers import Q8, vit_layers
+
+    vit = IntModel(name="vit", inputs=(IntInput("x", (1, 8, 8), Q8),),
+                   layers=tuple(lay for _, lay, _ in vit_layers(random.Random(5), None)), outputs=("y",))
+    tables = Tables.load()
+    assert model_energy(vit, {}, tables) == []
+    assert unmodelled_layers(vit, []) == ["t (patch_embed)", "e (encoder)", "y (cls_head)"]
+    mlp = random_mlp([12, 6, 4], seed=3)
+    covered = model_energy(mlp, {}, tables)
+    assert len(covered) == 2 and unmodelled_layers(mlp, covered) == []
+
+
 def test_synthesis_cells_are_grouped_by_engine_and_sub_block():
     from cdsl.report.build import synthesis_table
     from cdsl.report.synth import TARGETS, SynthResult, _cells_of
