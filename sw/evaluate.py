@@ -131,7 +131,8 @@ def _load_state(net, state: dict, path: Path, what: str) -> None:
 
 
 def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None) -> dict:
-    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent),
+    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent;
+    accuracies of the first output), "golden_acc_per_output" (with an integer model: {output: accuracy}),
     and "sections": the evaluation sections of the spec's annotations (`cdsl.sw.evaluations`), given
     their `options`."""
     run = Path(run_dir)
@@ -161,6 +162,7 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
         check_run_intmodel(run, intmodel)
         g = golden_eval(intmodel, net, dataset)
         out["golden_acc"], out["agreement"] = g["golden_acc"], g["agreement"]
+        out["golden_acc_per_output"] = g["golden_acc_per_output"]
     ctx = EvalContext(run_dir=run, spec=spec, net=net, float_net=fnet,
                       intmodel=intmodel, dataset=dataset, options=dict(options or {}))
     out["sections"] = sections(ctx)

@@ -306,7 +306,7 @@ def test_conv_needs_image():
 
 
 def test_conv_kernel_too_large():
-    assert_error(CNN.replace("kernel=3, padding=1", "kernel=11, padding=1"), "conv2d kernel 11 does not fit 'x' has shape [1, 8, 8] padded by 1", 3, 30, caret="kernel=11")
+    assert_error(CNN.replace("kernel=3, padding=1", "kernel=11, padding=1"), "conv2d kernel 11 does not fit the input: 'x' has shape [1, 8, 8], padded by 1", 3, 30, caret="kernel=11")
 
 
 def test_pool_kernel_too_large():

@@ -257,6 +257,26 @@ def test_the_printed_sweep_table_has_the_columns_the_readme_names():
     assert "failed" in text and "boom" in text
 
 
+def test_the_sweep_table_wraps_long_point_names_at_80_columns():
+    """Output piped (80 columns): two points whose names differ at the end stay told apart (they were cut)."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from cdsl.commands.sweep import points_table
+
+    ok = {"accuracy": 0.8089, "bit_exact": 29, "rtl_samples": 30, "cycles": 1298.0, "luts": 3915, "fmax_mhz": 37.29,
+          "energy_j": 1.49e-09}
+    records = [{"summary": ok}]
+    # at 80 columns (output piped) two points differing at the end of a long name stay told apart
+    long = [SimpleNamespace(label="c1.sparsity=0.3, abits=5"), SimpleNamespace(label="c1.sparsity=0.7, abits=5")]
+    console = Console(width=80, record=True)
+    console.print(points_table(long, [records[0], records[0]], [True, False]))
+    text = console.export_text()
+    first_column = "".join(line.split("│")[1].replace(" ", "") for line in text.splitlines() if line.startswith("│"))
+    assert first_column == "c1.sparsity=0.3,abits=5c1.sparsity=0.7,abits=5", text
+
+
 def test_html_embeds_the_figures_the_json_lists(tmp_path):
     from cdsl.report.html import write
 
