@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.contract.ref import aqfp_accumulator as ref
 from cdsl.hw._checks import check_int, const_table, index_shape
+from cdsl.hw._reduce import chained_sum
 from cdsl.hw.mac import step_layout
 from cdsl.hw.widths import signed_width
 
@@ -176,7 +177,7 @@ class AqfpAccumulator(wiring.Component):
             lanes = range(j * n, min((j + 1) * n, self._lanes))
             top = len(lanes) << (self._a_width + self._w_bits - 2)  # |x * w| <= 2**(a-1) * 2**(w-1)
             d = Signal(signed(signed_width(-top, top)), name=f"d{j}")
-            m.d.comb += d.eq(sum(payload.x[k] * payload.w[k] for k in lanes))
+            m.d.comb += d.eq(chained_sum(m, [payload.x[k] * payload.w[k] for k in lanes], len(d), name=f"d{j}_"))
             placed = [self.placement(s, j) for s in range(steps)]
             size = Signal(range(n + 1), name=f"size{j}")
             m.d.comb += size.eq(const_table([z for _, z in placed], size.shape(), step))

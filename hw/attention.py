@@ -35,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.contract.ref.int_softmax import OUT_BITS
 from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw._reduce import chained_sum
 from cdsl.hw.requant_unit import LATENCY as RQ_LATENCY, RequantUnit
 from cdsl.hw.shiftmax import Shiftmax, recip_bits
 from cdsl.hw.streams import frame_signature
@@ -159,7 +160,7 @@ class Attention(wiring.Component):
             p_rd.addr.eq(j), p_wr.addr.eq(j), p_wr.data.eq(sm.o.payload.data),
         ]
         qk = Signal(signed(score_w))
-        m.d.comb += qk.eq(sum(rd["q"].data[k] * rd["k"].data[k] for k in range(lanes)))
+        m.d.comb += qk.eq(chained_sum(m, [rd["q"].data[k] * rd["k"].data[k] for k in range(lanes)], score_w, name="qk"))
         av = [Signal(signed(av_w), name=f"av{k}") for k in range(lanes)]
         for k in range(lanes):
             m.d.comb += av[k].eq(aacc[k] + p_rd.data * rd["v"].data[k])

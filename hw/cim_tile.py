@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from cdsl.contract.ref.cim_tile import adc_range
 from cdsl.hw._checks import check_bool, check_int
-from cdsl.hw._reduce import emit_on_last
+from cdsl.hw._reduce import chained_sum, emit_on_last
 
 TILE_LATENCY = 1
 
@@ -93,7 +93,7 @@ class CimTile(wiring.Component):
             plo = sum(min(xlo * v, xhi * v) for _, v in terms)
             phi = sum(max(xlo * v, xhi * v) for _, v in terms)
             psum = Signal(signed(max(abs(plo), abs(phi)).bit_length() + 1), name=f"psum{c}")
-            m.d.comb += psum.eq(sum((step.x[r] * v for r, v in terms), start=0))
+            m.d.comb += psum.eq(chained_sum(m, [step.x[r] * v for r, v in terms], len(psum), name=f"psum{c}_"))
 
             n = self._steps[c]
             signed_now = Signal(name=f"signed{c}")

@@ -100,3 +100,12 @@ def test_cases_reach_the_corners():
         assert bool((scores == scores[:, :1]).all())  # all-equal rows
     flat = torch.cat([expected(p, c).reshape(-1) for c in cases])
     assert int(flat.max()) == 127 and int(flat.min()) == -128  # saturation on both sides
+
+
+def test_many_lanes_elaborate():
+    """A head of 1,100 features on 1,100 lanes: the score's lane sum is built in chains (`chained_sum`);
+    one Python expression over every lane overflowed Amaranth's recursion (a RecursionError traceback)."""
+    from amaranth.hdl import Fragment
+
+    p = make(random.Random(1), 1100, 1, 2, -20, False)
+    Fragment.get(Attention(**p, lanes=1100), None)
