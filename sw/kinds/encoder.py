@@ -194,6 +194,8 @@ def _pruned_by(model, layer):
 @register(ir.Encoder)
 class EncoderKind(VitKind):
     name = "encoder"
+    norms_input = True
+    norms_grid = True
     annotations = VitKind.annotations | {"tokens"}
     reads_token_counts = True
 
