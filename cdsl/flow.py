@@ -8,6 +8,7 @@ verify.json. `cdsl sim` and `cdsl verify` simulate exactly the rtl/ that is ther
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,11 +84,17 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
             ok = bool(dot and setting)
         else:
             ok = True
-        if not (sep and key and ok and value.isdigit()):
+        # an ASCII whole number, signed (its range is the design's to check, naming the setting);
+        # str.isdigit() also takes '²', which int() refuses
+        if not (sep and key and ok and re.fullmatch(r"[+-]?[0-9]+", value)):
             example = "h1=4" if option == "--precision" else "h1.precision=4"
             raise CdslError(f"{option} {item!r}: expected {'LAYER=BITS' if option == '--precision' else 'LAYER.SETTING=VALUE'}"
                             f" with a whole number, e.g. {example}", name="cdsl")
-        out.setdefault(key, {})[setting] = int(value)
+        given = out.setdefault(key, {})
+        if setting in given:
+            raise CdslError(f"{option} {item!r}: {key}.{setting} is given twice (already {given[setting]}); "
+                            "give each setting once", name="cdsl")
+        given[setting] = int(value)
     return out
 
 
