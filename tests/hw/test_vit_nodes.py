@@ -563,6 +563,9 @@ def test_engines_pass_verilator_lint_wall(tmp_path):
     nodes = {
         "attention": plan_attention("a", "q", t((5, 24)), heads=2, x0=-300, attn=random_attn(rng, 8, True),
                                     out_type=t((5, 8)), lanes=2),
+        # lanes = hd: one lane group, a zero-width group counter (Yosys writes `wire [-1:0] g`: ASCRANGE)
+        "attention-lanes-hd": plan_attention("a", "q", t((5, 24)), heads=2, x0=-300, attn=random_attn(rng, 8, True),
+                                             out_type=t((5, 8)), lanes=4),
         "layernorm": plan_layernorm("n", "x", t((5, 8)), random_norm(rng, 8), out_type=t((5, 8))),
         "gelu": plan_gelu("g", "f", t((5, 8)), cut=cut, c=c, requant=rq, out_type=t((5, 8))),
     }
@@ -571,3 +574,5 @@ def test_engines_pass_verilator_lint_wall(tmp_path):
         src.write_text(verilog_text(node.component(), name="network"))
         res = lint(src)
         assert res.errors == 0 and set(res.counts) <= set(HARMLESS), f"{name}: {res.counts}\n{res.output[-2000:]}"
+        if name == "attention-lanes-hd":  # `cdsl gen --lint` called it undocumented (exit 1) on a folded ViT
+            assert "ASCRANGE" in res.counts, res.summary()
