@@ -74,6 +74,9 @@ def run(args) -> int:
         console.print(f"fmax {tim['fmax_mhz']:.1f} MHz on {tim['device']}: latency {tim['latency_us']:.1f} us, "
                       f"{tim['throughput_per_s']:,.0f} inferences/s")
     per_layer = ", ".join(f"{lay['name']} {si(lay['total_j'], 'J')}" for lay in report["energy"]["layers"])
+    missing = report["energy"]["not_modelled"]
+    if missing:
+        per_layer = ", ".join(x for x in (per_layer, f"not modelled: {', '.join(missing)}") if x)
     console.print(f"energy per inference: {si(s['energy_j'], 'J')}  ({per_layer})")
     console.print(f"accuracy: {100 * s['accuracy']:.2f}%")
     for n in report["notes"]:

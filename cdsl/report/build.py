@@ -72,7 +72,7 @@ def precision_sweep(intmodel, design, dataset) -> list[dict] | None:
 def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pnr: bool = True, tables=None,
                  log: Callable[[str], None] = print) -> dict:
     from cdsl.flow import load_design, load_run_intmodel
-    from cdsl.report.energy import Tables, model_energy
+    from cdsl.report.energy import Tables, model_energy, unmodelled_layers
     from cdsl.report.synth import SynthUnavailable, place_and_route, synthesize
     from cdsl.sw.evaluate import load_run
 
@@ -177,9 +177,14 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
     # energy
     tables = tables or Tables.load()
     layers = model_energy(intmodel, cyc["engines"], tables)
+    unmodelled = unmodelled_layers(intmodel, cyc["engines"], [e.name for e in layers])
+    if unmodelled:
+        notes.append(f"energy per inference left out: the energy model has no figure for layers "
+                     f"{', '.join(unmodelled)} (it models MAC-engine, CIM and AQFP layers)")
     report["energy"] = {"tables": tables.files, "table_names": {"cmos": tables.cmos.name, "adc": tables.adc.name,
                                                               "aqfp": tables.aqfp.name},
-                        "layers": [e.as_dict() for e in layers], "total_j": sum(e.total_j for e in layers),
+                        "layers": [e.as_dict() for e in layers], "not_modelled": unmodelled,
+                        "total_j": None if unmodelled else sum(e.total_j for e in layers),
                         "counted": "MACs and memory reads of CMOS layers, ADC conversions of CIM layers, AQFP "
                                    "switching (cooled) of AQFP layers; not requantization, control or streams"}
     report["notes"] = notes

@@ -176,3 +176,13 @@ def model_energy(intmodel, engine_figures: dict[str, dict], tables: Tables) -> l
             out.append(LayerEnergy(lay.name, "cmos", macs, mac_j=macs * mac, weight_read_j=macs * w_bits * rw,
                                    act_read_j=fan_in * pixels * a_bits * ra))
     return out
+
+
+def unmodelled_layers(intmodel, engine_figures: dict[str, dict], modelled) -> list[str]:
+    """Layers of `intmodel` with weights in hardware (an engine of theirs, `<layer>` or `<layer>.<part>`,
+    holds a weight ROM) that `model_energy` gave no figure (`modelled`: the names it did): their
+    energy is unknown, so the network's total is too."""
+    done = set(modelled)
+    return [lay.name for lay in intmodel.layers if lay.name not in done and any(
+        int(f.get("weight_rom_bits", 0)) > 0 for n, f in engine_figures.items()
+        if n == lay.name or n.startswith(lay.name + "."))]

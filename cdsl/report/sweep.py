@@ -124,6 +124,8 @@ def run_sweep(points, out_dir: Path, *, run_opts: list[str], report_opts: list[s
     if todo:
         import ray
 
+        from cdsl.report.html import si
+
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
@@ -151,7 +153,7 @@ def run_sweep(points, out_dir: Path, *, run_opts: list[str], report_opts: list[s
                     s = rec["summary"]
                     log(f"[{done}/{total}] [green]done[/green] {p.label}: accuracy {100 * s['accuracy']:.2f}%, "
                         f"{s['cycles']:g} cycles, {s['luts'] if s['luts'] is not None else '-'} LUT4, "
-                        f"{s['energy_j'] * 1e9:.3g} nJ ({rec['seconds']:.0f} s)")
+                        f"{si(s['energy_j'], 'J')} ({rec['seconds']:.0f} s)")
                 else:
                     log(f"[{done}/{total}] [red]failed[/red] {p.label}: {rec['error']} (log: {folder / 'log.txt'})")
         finally:

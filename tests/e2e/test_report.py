@@ -344,3 +344,33 @@ def test_a_silent_synthesis_failure_names_the_step_its_log_reached(tmp_path):
     with pytest.raises(SynthUnavailable) as err:
         _run([sys.executable, "-c", script], tmp_path, 60, log=tmp_path / "synth.log")
     assert "failed (exit 1): no message, during 'XAIGER2 backend.'" in str(err.value)
+
+
+VIT_NO_ENERGY = """
+model v {
+  input x: ufixed<8,4>[1, 8, 8]
+  t = patch_embed(x, patch=4, dim=4) @quant(w=4, a=8)
+  e = encoder(t, heads=1, mlp=4) @quant(w=4, a=8)
+  y = cls_head(e, classes=10) @quant(w=4, a=8)
+  output y
+}
+train { epochs = 1 }
+"""
+
+
+def test_report_leaves_out_energy_it_does_not_model(tmp_path, capsys):
+    """The energy model counts MAC-engine, CIM and AQFP layers; a ViT's layers (weights in its token
+    linears) have no figure, so the network's energy per inference is unknown: left out with a note
+    naming them (the report said `energy per inference: 0 J` for any ViT)."""
+    spec = tmp_path / "v.cdsl"
+    spec.write_text(VIT_NO_ENERGY)
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-o", str(run)]) == 0
+    assert main(["gen", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(run), "--no-synth"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "energy per inference: - (not modelled: t, e, y)" in out, out
+    assert "energy per inference left out: the energy model has no figure for layers t, e, y" in out, out
+    data = json.loads((run / "report" / "report.json").read_text())
+    assert data["energy"]["total_j"] is None and data["energy"]["not_modelled"] == ["t", "e", "y"]
