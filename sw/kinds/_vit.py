@@ -19,7 +19,7 @@ from torch import nn
 
 from cdsl.contract.intmodel import QType, Requant, round_half_up
 from cdsl.contract.ref._vit import ACC_BOUND, IntLinear, IntNorm
-from cdsl.contract.ref.int_layernorm import FRAC_BITS, INPUT_BITS
+from cdsl.contract.ref.int_layernorm import FRAC_BITS, INPUT_BITS, MAX_DIM
 from cdsl.contract.ref.requant import quantize_multiplier
 from cdsl.errors import CdslError
 from cdsl.sw.layers import ActQuant, Grid, QLinear
@@ -101,6 +101,11 @@ class VitKind(SwKind):
                 f"integer layer norm takes codes of at most {INPUT_BITS} bits", span=q.span,
                 expected=f"a from 2 to {INPUT_BITS}")))
         src = layer.inputs[0]
+        shape = model.shape_of(src)
+        if self.norms_input and len(shape) == 2 and shape[1] > MAX_DIM:
+            out.append(("train", CdslError(
+                f"{self.name} {layer.name!r} layer-normalizes tokens of {shape[1]} features (from {src!r}); the "
+                f"integer layer norm takes at most {MAX_DIM}", span=layer.span, expected=f"a width of at most {MAX_DIM}")))
         bits = code_bits(model, src)
         producer = next((lay for lay in model.layers if lay.name == src), None)
         reported = producer is not None and getattr(sw_kind(producer.op), "norms_grid", False)  # at its own @quant

@@ -140,6 +140,22 @@ def test_head_on_a_wide_token_input_is_refused():
         "m.cdsl:3:3: error: cls_head 'y' layer-normalizes 'x', whose codes are 10 bits wide"), line
 
 
+
+def test_layer_norm_width_at_most_1024():
+    """The integer layer norm takes rows of at most 1024 features: a wider token stream is refused from the
+    spec at each layer that normalizes it (training crashed with a ValueError traceback)."""
+    from cdsl.flow import spec_problems
+
+    text = (SPEC.replace("patch=2, dim=16)", "patch=8, dim=1025)").replace("heads=4, mlp=32", "heads=5, mlp=32")
+            .replace("heads=2, mlp=32", "heads=5, mlp=32"))
+    lines = [(stage, str(err.located(Source("v.cdsl", text)))) for stage, err in spec_problems(parse(text, "v.cdsl"))]
+    assert [stage for stage, _ in lines] == ["train"] * 3, lines
+    assert [line.split(": error: ")[0] for _, line in lines] == ["v.cdsl:5:3", "v.cdsl:6:3", "v.cdsl:7:3"], lines
+    assert lines[0][1].split("\n")[0].endswith("encoder 'e1' layer-normalizes tokens of 1025 features (from 't'); "
+                                                "the integer layer norm takes at most 1024"), lines
+    assert spec_problems(parse(text.replace("dim=1025", "dim=1024").replace("heads=5", "heads=4"), "v.cdsl")) == []
+
+
 # ------------------------------------------------------------------ the encoder block in Python integers
 
 
