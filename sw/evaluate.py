@@ -26,7 +26,7 @@ from cdsl.dsl import ir
 from cdsl.contract.schema import first_error
 from cdsl.errors import CdslError, Source
 from cdsl.sw.data import Dataset
-from cdsl.sw.evaluations import EvalContext, sections
+from cdsl.sw.evaluations import EvalContext, check_options, sections
 from cdsl.sw.build import build
 from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import accuracy, golden_eval, load_data
@@ -139,6 +139,7 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
     source, spec, dataset = load_run(run)
     if not ckpt_path.is_file():
         raise CdslError(f"{str(ckpt_path)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
+    check_options(spec, dict(options or {}), where=str(run))
     try:
         net = build(spec)
     except CdslError as err:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cdsl.dsl import ir
+from cdsl.errors import CdslError
 from cdsl.plugins import import_all
 
 
@@ -74,6 +75,17 @@ def evaluations() -> list[_Evaluation]:
 def cli_options() -> dict[str, str]:
     """Every option an evaluation declares: name -> help."""
     return {name: help_ for e in evaluations() for name, help_ in e.options.items()}
+
+
+def check_options(spec: ir.Spec, options: dict[str, str | None], *, where: str) -> None:
+    """An option given for an evaluation whose annotation no layer of the spec carries is refused (it
+    would be ignored): CdslError naming the option and the annotation."""
+    present = {n for lay in spec.model.layers for n in lay.annotations.present()}
+    for e in evaluations():
+        for name in e.options:
+            if options.get(name) is not None and e.annotation not in present:
+                raise CdslError(f"--{name.replace('_', '-')} evaluates @{e.annotation} layers, but the spec of {where} "
+                                f"has none", name="cdsl eval")
 
 
 def sections(ctx: EvalContext) -> list[Section]:
