@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from typing import Annotated
+from typing import Annotated, Callable
 
 import torch
 from pydantic import BaseModel, StringConstraints, ValidationError
@@ -130,7 +130,8 @@ def _load_state(net, state: dict, path: Path, what: str) -> None:
                         name=str(path)) from None
 
 
-def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None,
+                 log: Callable[[str], None] | None = None) -> dict:
     """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent),
     and "sections": the evaluation sections of the spec's annotations (`cdsl.sw.evaluations`), given
     their `options`."""
@@ -163,6 +164,6 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
         g = golden_eval(intmodel, net, dataset)
         out["golden_acc"], out["agreement"] = g["golden_acc"], g["agreement"]
     ctx = EvalContext(run_dir=run, spec=spec, net=net, float_net=fnet,
-                      intmodel=intmodel, dataset=dataset, options=dict(options or {}))
+                      intmodel=intmodel, dataset=dataset, options=dict(options or {}), log=log)
     out["sections"] = sections(ctx)
     return out

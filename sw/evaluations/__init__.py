@@ -44,6 +44,7 @@ class EvalContext:
     intmodel: Any | None  # the exported IntModel, when there is one
     dataset: Any  # cdsl.sw.data.Dataset (the run's split)
     options: dict[str, str | None] = field(default_factory=dict)
+    log: Callable[[str], None] | None = None  # progress of long work (a baseline's training)
 
 
 @dataclass(frozen=True)

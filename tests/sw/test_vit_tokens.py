@@ -131,6 +131,11 @@ def test_eval_table(run, tmp_path, capsys, monkeypatch):
     assert main(["eval", str(folder), "--keeps", "1.0,0.5"]) == 0
     out = capsys.readouterr().out
     assert "no selector" in out and "keep 1" in out and "keep 0.5" in out and "as trained" in out
+    # training the baseline (the spec without @tokens) shows progress, as `cdsl train` does (it was silent)
+    assert "training the baseline without @tokens into" in out and "compressed epoch   1/" in out, out
+    assert main(["eval", str(folder), "--keeps", "0.5"]) == 0  # found this time: nothing to train
+    out = capsys.readouterr().out
+    assert "training the baseline" not in out and "found in" in out, out
     assert main(["eval", str(folder), "--keeps", "0.5,2"]) == 2
 
 
