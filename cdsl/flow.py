@@ -119,6 +119,14 @@ def spec_problems(spec, *, stages: tuple[str, ...] = STAGES) -> list[tuple[str, 
     for lay in model.layers:
         kind = sw_kind(lay.op)
         found += kind.problems(model, lay)
+        for name in sorted(kind.learned_in_stage):
+            ann = getattr(lay.annotations, name)
+            if ann is not None and spec.train.stages and not any(
+                    st.compress is None or name in st.compress for st in spec.train.stages):
+                found.append(("export", CdslError(
+                    f"@{name} on layer {lay.name!r} is never trained: no stage activates it "
+                    f"({', '.join(st.name for st in spec.train.stages)})", span=ann.span,
+                    expected=f"a stage with compress=all or a compress list naming {name}")))
         payload = kind.payload_type(lay)
         if payload is not None:
             reason = missing_engine(payload, kind.core_type(lay))

@@ -198,6 +198,7 @@ class EncoderKind(VitKind):
     norms_grid = True
     annotations = VitKind.annotations | {"tokens"}
     reads_token_counts = True
+    learned_in_stage = frozenset({"tokens"})
 
     def problems(self, model, layer):
         out = super().problems(model, layer)
