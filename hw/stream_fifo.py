@@ -1,8 +1,8 @@
 """Stream FIFO: `amaranth.lib.fifo.SyncFIFOBuffered` behind typed stream ports `i` and `o`.
 
 A word accepted on `i` is offered on `o` LATENCY cycles later (the FIFO's output register);
-`depth` words fit (`entries`: three for a depth of two), and `i.ready` is low only when they are all taken. The plan puts one, holding a
-whole inference, in front of every input of a join (`cdsl.hw.plan`).
+`depth` words fit (`entries`: three for a depth of two), and `i.ready` is low only when they are all
+taken. The plan puts one, holding a whole inference, in front of every input of a join (`cdsl.hw.plan`).
 """
 
 from __future__ import annotations
