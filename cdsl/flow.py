@@ -74,8 +74,10 @@ def add_simulator_option(p: argparse.ArgumentParser) -> None:
 
 
 def parse_settings(args) -> dict[str, dict[str, int]]:
-    """{layer: {setting: value}} from --precision and --set (names and ranges are checked by the design)."""
+    """{layer: {setting: value}} from --precision and --set (names and ranges are checked by the design).
+    A setting given twice (`--precision h1=4 --set h1.precision=2`) is refused, not decided by order."""
     out: dict[str, dict[str, int]] = {}
+    given: dict[tuple[str, str], str] = {}
     items = [("--precision", item, "precision") for item in args.precision] + [("--set", item, None) for item in args.settings]
     for option, item, setting in items:
         key, sep, value = item.partition("=")
@@ -90,11 +92,11 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
             example = "h1=4" if option == "--precision" else "h1.precision=4"
             raise CdslError(f"{option} {item!r}: expected {'LAYER=BITS' if option == '--precision' else 'LAYER.SETTING=VALUE'}"
                             f" with a whole number, e.g. {example}", name="cdsl")
-        given = out.setdefault(key, {})
-        if setting in given:
-            raise CdslError(f"{option} {item!r}: {key}.{setting} is given twice (already {given[setting]}); "
-                            "give each setting once", name="cdsl")
-        given[setting] = int(value)
+        if (key, setting) in given:  # one register, two values: which one was meant?
+            raise CdslError(f"{option} {item!r}: {key}.{setting} is already set by {given[key, setting]}",
+                            name="cdsl")
+        given[key, setting] = f"{option} {item}"
+        out.setdefault(key, {})[setting] = int(value)
     return out
 
 
@@ -113,9 +115,16 @@ def spec_problems(spec, *, stages: tuple[str, ...] = STAGES) -> list[tuple[str, 
 
     from cdsl.hw.registry import missing_engine
     from cdsl.sw.registry import sw_kind
+    from cdsl.sw.train import load_data, output_classes
 
     model = spec.model
     found: list[tuple[str, CdslError]] = []
+    try:  # training's own rules for a model's inputs and outputs (one input; outputs scoring the same classes)
+        output_classes(model)
+        if spec.train.data == "digits":  # the bundled data set is part of the spec: its classes and image shape
+            load_data(spec)
+    except CdslError as err:
+        found.append(("train", err))
     for lay in model.layers:
         kind = sw_kind(lay.op)
         found += kind.problems(model, lay)
@@ -186,25 +195,34 @@ def run_transaction(run: Path):
 def train_spec(spec_path: str | Path, run_dir: Path | None, *, epochs: int | None = None, seed: int | None = None,
                float_twin: bool = True, threads: int = 1, log: Callable[[str], None] = print,
                then: Callable[[Path, object, Path], None] | None = None,
-               stages: tuple[str, ...] = ("train", "export")):
+               stages: tuple[str, ...] = ("train", "export"), check_data: Callable[[object], None] | None = None):
     """Train a spec into a run folder (default runs/<model name>); return (folder, TrainResult).
 
     The folder is written as one transaction (`run_transaction`); `then(stage, result, run)`, if
     given, runs inside it on the staged folder (`cdsl run` generates and verifies there). The spec
     is first held to `stages` (`spec_problems`): nothing fails after training for a reason the spec
-    already shows."""
+    already shows. `check_data(dataset)`, if given, sees the loaded data set before training (what
+    `then` will need of it, such as `--n` test samples: `require_samples`)."""
     from cdsl.dsl import load_source, parse_source
-    from cdsl.sw.train import save_run, train
+    from cdsl.sw.train import load_data, save_run, train
 
     source = load_source(str(spec_path))
     spec = parse_source(source)
     require_stages(spec, source, stages)
+    base = Path(spec_path).resolve().parent
+    dataset = None
+    if check_data is not None:
+        try:
+            dataset = load_data(spec, base=base)
+        except CdslError as err:
+            raise err.located(source) from None
+        check_data(dataset)
     run = Path(run_dir) if run_dir else Path("runs") / spec.model.name
     with run_transaction(run) as stage:
         t0 = time.perf_counter()
         try:
-            result = train(spec, epochs=epochs, seed=seed, base=Path(spec_path).resolve().parent,
-                           float_twin=float_twin, log=log, threads=threads)
+            result = train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log,
+                           threads=threads, dataset=dataset)
         except CdslError as err:
             raise err.located(source) from None
         result.metrics["wall_seconds"] = time.perf_counter() - t0
@@ -214,6 +232,16 @@ def train_spec(spec_path: str | Path, run_dir: Path | None, *, epochs: int | Non
     return run, result
 
 
+def require_samples(n: int | None, dataset, command: str) -> int:
+    """The number of test samples `--n` asks of `dataset` (None: all of its test split); one clear
+    error when the split holds fewer."""
+    have = len(dataset.y_test)
+    total = have if n is None else n
+    if not 1 <= total <= have:
+        raise CdslError(f"--n {n}: the test split has {have} samples", name=command)
+    return total
+
+
 def require_intmodel(result, where: str) -> None:
     if result.intmodel is None:
         raise CdslError(f"training finished but no integer model was exported: "
@@ -221,7 +249,7 @@ def require_intmodel(result, where: str) -> None:
 
 
 def resolve_run(source: str | Path, *, run_dir: str | Path | None = None, epochs: int | None = None,
-                log: Callable[[str], None] = print) -> Path:
+                log: Callable[[str], None] = print, check_data: Callable[[object], None] | None = None) -> Path:
     """A run folder holding intmodel/: `source` itself, or a spec trained first into `run_dir`."""
     src = Path(source)
     if src.is_dir():
@@ -234,7 +262,7 @@ def resolve_run(source: str | Path, *, run_dir: str | Path | None = None, epochs
                         expected="a run folder written by `cdsl train`, or a .cdsl spec")
     log(f"training {src} (no run folder given) ...")
     run, result = train_spec(src, Path(run_dir) if run_dir else None, epochs=epochs, float_twin=False, log=log,
-                             stages=STAGES)
+                             stages=STAGES, check_data=check_data)
     require_intmodel(result, str(src))
     return run
 

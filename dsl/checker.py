@@ -502,11 +502,15 @@ class _Checker:
                     c.span, f"cols >= {need}",
                 )
         if a.aqfp is not None:
-            fan_in = mats[0][1]
-            if a.aqfp.group > fan_in:
+            # A crossbar group holds input channels at one kernel position (a dense layer has one position,
+            # its channels are its fan-in): a larger group would only be a group of all of them.
+            channels, taps = in_shapes[0][0], mats[0][1] // in_shapes[0][0]
+            if a.aqfp.group > channels:
+                where = "inputs of each output" if taps == 1 else f"input channels at each of the {taps} kernel positions"
                 raise self.error(
-                    f"@aqfp: group={a.aqfp.group} is larger than the {fan_in} inputs of each output of '{lay.name}'",
-                    a.aqfp.span, f"a group of at most {fan_in}",
+                    f"@aqfp: group={a.aqfp.group} is larger than the {channels} {where} of '{lay.name}' "
+                    "(a crossbar group holds input channels at one kernel position)",
+                    a.aqfp.span, f"a group of at most {channels}",
                 )
         if a.binary is not None:
             for arg, src in zip(node.args, lay.inputs):

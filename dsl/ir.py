@@ -266,7 +266,7 @@ class Conv2d(WeightedOp):
         k, s, p = self.kernel, self.stride, self.padding
         if k > h + 2 * p or k > w + 2 * p:
             raise ShapeError(
-                f"conv2d kernel {k} does not fit {x.described()} padded by {p}",
+                f"conv2d kernel {k} does not fit the input: {x.described()}, padded by {p}",
                 expected=f"a kernel of at most {min(h, w) + 2 * p}", param="kernel",
             )
         return (self.channels, _window_out(h, k, s, p), _window_out(w, k, s, p))

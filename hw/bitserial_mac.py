@@ -171,7 +171,10 @@ class BitSerialMac(wiring.Component):
 
         # planes below `cut` are dropped (precision p keeps b >= B - p)
         cut = Signal(range(bits + 1))
-        m.d.comb += cut.eq(Mux((self.precision == 0) | (self.precision > bits), 0, bits - self.precision))
+        full = self.precision == 0
+        if (1 << len(self.precision)) - 1 > bits:  # the port can hold a value above the width (not for 3, 7, 15 bits)
+            full = full | (self.precision > bits)
+        m.d.comb += cut.eq(Mux(full, 0, bits - self.precision))
         active = Signal()
         m.d.comb += active.eq(word.plane >= cut)
         final_plane = ~word.more | (word.next < cut)

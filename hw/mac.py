@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cdsl.hw._reduce import emit_on_last
+from cdsl.hw._reduce import chained_sum, emit_on_last
 from cdsl.hw._checks import check_bool, check_int
 
 LATENCY = 1
@@ -63,7 +63,7 @@ class Mac(wiring.Component):
 
         products = [step.x[j] * step.w[j] for j in range(self._lanes)]
         lane_sum = Signal(signed(self._acc_width))
-        m.d.comb += lane_sum.eq(sum(products))
+        m.d.comb += lane_sum.eq(chained_sum(m, products, self._acc_width))
         acc_next = Signal(signed(self._acc_width))
         m.d.comb += acc_next.eq(Mux(step.first, 0, acc) + lane_sum)
 

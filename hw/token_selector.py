@@ -22,8 +22,10 @@ the PLAN sigmoid and the weighted head sum) and stores the fused score; `count` 
 count (one cycle without the port); `pad` waits D cycles when nothing was pruned, standing in for the
 package phase, so that the timing depends on n only, never on the data; `output` walks the stored tokens once, sending a kept token's words and folding a pruned
 token's words into the package sums (score-weighted and plain); `package` divides those sums, one
-feature per cycle. The divisions are combinational dividers (`//`, floor) on the reference's
-round-half-up form floor((2a + b) / (2b)).
+feature at a time, by a restoring division (one quotient bit per cycle, `package_quotient_bits`
+of them: the quotient is a weighted mean of the tokens, so it fits their width). `global`'s
+divisions (by the candidate count) are combinational. Both take the reference's round-half-up
+form floor((2a + b) / (2b)).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from cdsl.contract.ref.int_sigmoid import ONE
 from cdsl.contract.ref.requant import MULT_BITS
 from cdsl.contract.ref.token_selector import HEAD_WEIGHT_BITS, MAX_THRESHOLD
 from cdsl.hw._checks import const_table, index_shape
+from cdsl.hw._divide import restoring_step
 from cdsl.hw.kinds.token_selector import TokenSelectorNode
 from cdsl.hw.streams import frame_signature
 
@@ -141,6 +144,15 @@ class TokenSelectorEngine(wiring.Component):
         m.d.comb += cands.eq(nin - 1)
         feat = Signal(index_shape(dim), name="load_feature")
         tok = Signal(index_shape(n), name="load_token")
+
+        # the package division (see the "package" state)
+        qbits = node.package_quotient_bits
+        neg = Signal(name="package_negative")
+        rem = Signal(unsigned(max(pw_bits, pu_bits) + 2), name="package_remainder")
+        dvs = Signal(unsigned(len(den) + qbits), name="package_divisor")
+        quo = Signal(unsigned(qbits), name="package_quotient")
+        step = Signal(range(qbits), name="package_step")
+        pad = Signal(range(node.phase_cycles()["package"]), name="pad")
 
         head_bias = const_table(sel.b_score.tolist(), signed(32), h)
         head_weight = const_table(sel.head_weights.tolist(), unsigned(HEAD_WEIGHT_BITS + 1), h)
@@ -247,10 +259,10 @@ class TokenSelectorEngine(wiring.Component):
                     with m.If(count == nin):
                         m.next = "pad"
 
-            with m.State("pad"):  # nothing pruned: D idle cycles in place of the package phase
-                m.d.sync += f.eq(f + 1)
-                with m.If(f == dim - 1):
-                    m.d.sync += f.eq(0)
+            with m.State("pad"):  # nothing pruned: idle as long as the package phase would take
+                m.d.sync += pad.eq(pad + 1)
+                with m.If(pad == node.phase_cycles()["package"] - 1):
+                    m.d.sync += pad.eq(0)
                     m.next = "output"
 
             with m.State("output"):
@@ -283,17 +295,33 @@ class TokenSelectorEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += f.eq(f + 1)
 
+            # The package token, one feature at a time: floor(num / div) of the reference's round-half-up
+            # form, num signed, div > 0, by a restoring division of |num| (made floor for a negative num:
+            # -floor((-num + div - 1) / div)), one quotient bit per cycle (a combinational divider of
+            # these widths is too deep: Yosys's ABC9 ran out of stack on it).
             with m.State("package"):
                 m.d.comb += [pkw_r.addr.eq(f), pku_r.addr.eq(f)]
                 weighted = den != 0
                 num = Signal(signed(max(pw_bits, pu_bits) + 2))
-                div = Signal(signed(len(den) + 2))
+                div = Signal(unsigned(len(den) + 1))
                 m.d.comb += [num.eq(Mux(weighted, pkw_r.data, pku_r.data) * 2 + Mux(weighted, den, pruned)),
                              div.eq(Mux(weighted, den, pruned) * 2)]
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(num // div),
+                m.d.sync += [neg.eq(num < 0), rem.eq(Mux(num < 0, -num + div - 1, num)), dvs.eq(div << (qbits - 1)),
+                             quo.eq(0), step.eq(0)]
+                m.next = "divide"
+
+            with m.State("divide"):
+                restoring_step(m, rem=rem, div=dvs, quo=quo)
+                m.d.sync += step.eq(step + 1)
+                with m.If(step == qbits - 1):
+                    m.next = "emit"
+
+            with m.State("emit"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(Mux(neg, -quo, quo)),
                              self.o.payload.last.eq(f == dim - 1)]
                 with m.If(self.o.ready):
                     m.d.sync += f.eq(f + 1)
+                    m.next = "package"
                     with m.If(f == dim - 1):
                         m.d.sync += f.eq(0)
                         m.next = "load"

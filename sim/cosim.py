@@ -87,8 +87,10 @@ class VerifyReport:
     first_bad_layer: str | None  # the earliest engine whose output differs, for the first failing sample
     cycles_exact: int  # samples whose simulated cycles equal the model's
     run: SimRun
-    rtl_accuracy: float | None
+    rtl_accuracy: float | None  # of the first output
     golden_accuracy: float | None
+    # every output's (RTL, golden) accuracy, given labels (a model with several heads)
+    accuracy_per_output: dict[str, tuple[float, float]] | None = None
 
     @property
     def passed(self) -> bool:
@@ -287,15 +289,16 @@ def verify(intmodel: IntModel, design: Design, x_int, labels=None, *, settings: 
         one = {k: v[first.sample:first.sample + 1] for k, v in x.items()}
         bad_layer = first_bad_layer(intmodel, design, one, settings=settings, simulator=simulator,
                                     work_dir=None if work_dir is None else Path(work_dir) / "localize")
-    rtl_acc = gold_acc = None
+    rtl_acc = gold_acc = per_output = None
     if labels is not None:
         y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-        first_out = intmodel.outputs[0]
-        rtl_acc = float((argmax_lowest(torch.as_tensor(run.outputs[first_out])) == y).double().mean())
-        gold_acc = float((argmax_lowest(want[first_out].reshape(n, -1)) == y).double().mean())
+        per_output = {name: (float((argmax_lowest(torch.as_tensor(run.outputs[name]).reshape(n, -1)) == y).double().mean()),
+                             float((argmax_lowest(want[name].reshape(n, -1)) == y).double().mean()))
+                      for name in intmodel.outputs}
+        rtl_acc, gold_acc = per_output[intmodel.outputs[0]]
     return VerifyReport(samples=n, exact=exact, first_mismatch=first, first_bad_layer=bad_layer,
                         cycles_exact=int((run.cycles == run.predicted_per_sample).sum()), run=run,
-                        rtl_accuracy=rtl_acc, golden_accuracy=gold_acc)
+                        rtl_accuracy=rtl_acc, golden_accuracy=gold_acc, accuracy_per_output=per_output)
 
 
 def first_bad_layer(intmodel: IntModel, design: Design, x_one: Mapping[str, torch.Tensor], *,

@@ -132,7 +132,8 @@ def _load_state(net, state: dict, path: Path, what: str) -> None:
 
 def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None,
                  log: Callable[[str], None] | None = None) -> dict:
-    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent),
+    """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent;
+    accuracies of the first output), "golden_acc_per_output" (with an integer model: {output: accuracy}),
     and "sections": the evaluation sections of the spec's annotations (`cdsl.sw.evaluations`), given
     their `options`."""
     run = Path(run_dir)
@@ -140,7 +141,7 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
     source, spec, dataset = load_run(run)
     if not ckpt_path.is_file():
         raise CdslError(f"{str(ckpt_path)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
-    check_options(spec, dict(options or {}), where=str(run))
+    check_options(spec, dict(options or {}))  # before any work
     try:
         net = build(spec)
     except CdslError as err:
@@ -163,6 +164,7 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
         check_run_intmodel(run, intmodel)
         g = golden_eval(intmodel, net, dataset)
         out["golden_acc"], out["agreement"] = g["golden_acc"], g["agreement"]
+        out["golden_acc_per_output"] = g["golden_acc_per_output"]
     ctx = EvalContext(run_dir=run, spec=spec, net=net, float_net=fnet,
                       intmodel=intmodel, dataset=dataset, options=dict(options or {}), log=log)
     out["sections"] = sections(ctx)

@@ -103,8 +103,9 @@ def output_classes(model: ir.Model) -> int:
     for name in model.outputs:
         shape = model.shape_of(name)
         if len(shape) != 1:
+            where = model.layer(name).span if any(lay.name == name for lay in model.layers) else model.span
             raise CdslError(f"the output {name!r} must be a vector of class scores, its shape is {list(shape)!r}",
-                            span=model.span)
+                            span=where, expected=f"flatten({name}) as the output, or a dense layer after it")
         counts.add(shape[0])
     if len(counts) != 1:
         raise CdslError(f"the outputs of {model.name!r} score different numbers of classes ({sorted(counts)}); "
@@ -129,8 +130,11 @@ def classification_loss(out, y: torch.Tensor) -> torch.Tensor:
 def load_data(spec: ir.Spec, *, base: Path | None = None) -> data_mod.Dataset:
     classes = output_classes(spec.model)
     inp = spec.model.inputs[0]
+    # errors point at the `data = ...` line; a spec without one (the bundled digits by default) has no such
+    # line, and its data errors (the model's classes or input against the digits) point at the model
+    span = spec.train.data_span if spec.train.data_span.line else spec.model.span
     return data_mod.load(spec.train.data, input_shape=tuple(inp.shape), classes=classes, base=base, dtype=inp.dtype,
-                         span=spec.train.data_span)
+                         span=span)
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -255,13 +259,14 @@ def sparsity(net: Net) -> dict[str, float]:
 def train(
     spec: ir.Spec, *, epochs: int | None = None, seed: int | None = None, base: Path | None = None,
     float_twin: bool = True, log: Callable[[str], None] | None = None, scales: Scales = Scales(),
-    threads: int | None = 1,
+    threads: int | None = 1, dataset: data_mod.Dataset | None = None,
 ) -> TrainResult:
     """Train the float twin (optional) and the compressed network, export, evaluate.
 
     threads: torch CPU threads while training (restored after); None leaves torch's setting.
     One is the default: these models are too small to gain from more, and two threads on a busy
     two-core machine run about 3x slower.
+    dataset: the spec's data set when the caller has loaded it already (`load_data`).
     """
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_threads = torch.get_num_threads()
@@ -269,16 +274,18 @@ def train(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log, scales=scales)
+        return _train(spec, epochs=epochs, seed=seed, base=base, float_twin=float_twin, log=log, scales=scales,
+                      dataset=dataset)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         torch.set_num_threads(was_threads)
 
 
-def _train(spec, *, epochs, seed, base, float_twin, log, scales) -> TrainResult:
+def _train(spec, *, epochs, seed, base, float_twin, log, scales, dataset) -> TrainResult:
     seed = spec.train.seed if seed is None else seed
     build(spec)  # reject unsupported annotations before loading data
-    dataset = load_data(spec, base=base)
+    if dataset is None:
+        dataset = load_data(spec, base=base)
     plans = plan_stages(spec.train, epochs)
     check_prune_windows(spec.model, sum(p.epochs for p in plans))
     metrics: dict = {

@@ -27,7 +27,7 @@ from cdsl.dsl import ir
 from cdsl.errors import CdslError
 from cdsl.sw.cores import core_annotations, twin_for
 from cdsl.sw.layers import ACC_BITS, QWeighted, Scales
-from cdsl.sw.quantizers import quantizer_annotations, weight_quantizer
+from cdsl.sw.quantizers import quantizer_annotations, quantizer_problems, weight_quantizer
 from cdsl.sw.registry import ExportContext, SwKind, sw_kind
 
 
@@ -90,7 +90,10 @@ class WeightedKind(SwKind):
         return []
 
     def problems(self, model, layer):
-        return super().problems(model, layer) + [("export", e) for e in self.export_problems(model, layer)]
+        found = super().problems(model, layer)
+        if not found:  # the annotations are the kind's: can their weight quantizer be built?
+            found += [("train", e) for e in quantizer_problems(layer, twin_for(layer.annotations))]
+        return found + [("export", e) for e in self.export_problems(model, layer)]
 
     def export(self, module: QWeighted, layer: ir.Layer, ctx: ExportContext):
         problems = self.export_problems(ctx.model, layer)

@@ -29,8 +29,8 @@ def test_settings_parse():
     ((), ["e1.threshold=1.5"], "expected LAYER.SETTING=VALUE"),
     ((), ["e1.threshold= 5"], "expected LAYER.SETTING=VALUE"),
     (["h1=\u00b9"], (), "--precision 'h1=\u00b9': expected LAYER=BITS"),
-    ((), ["e1.threshold=100", "e1.threshold=120"], "--set 'e1.threshold=120': e1.threshold is given twice (already 100)"),
-    (["h1=4"], ["h1.precision=6"], "--set 'h1.precision=6': h1.precision is given twice (already 4)"),
+    ((), ["e1.threshold=100", "e1.threshold=120"], "--set 'e1.threshold=120': e1.threshold is already set by --set e1.threshold=100"),
+    (["h1=4"], ["h1.precision=6"], "--set 'h1.precision=6': h1.precision is already set by --precision h1=4"),
 ])
 def test_bad_settings_are_one_line(precision, settings, words):
     """'²' passed str.isdigit() and crashed int() with a traceback; a setting given twice silently took

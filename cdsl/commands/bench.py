@@ -113,8 +113,9 @@ def speed_figures(console, intmodel, run_dir: Path, data, tmp: Path, *, lanes: i
                   f"model: latency {network_cycles(design.plan)}, slowest engine {slowest}, "
                   f"II {ii if ii is not None else '- (no throughput model in this plan)'}; "
                   f"first inference {stream.first_latency} cycles")
-    if token_nodes(design.plan):
-        console.print(f"  ({', '.join(token_nodes(design.plan))} keep a data-dependent number of "
+    selectors = token_nodes(design.plan)
+    if selectors:
+        console.print(f"  ({', '.join(selectors)} keep{'s' if len(selectors) == 1 else ''} a data-dependent number of "
                       "tokens: the bare loop's random words prune as they happen to score, so its cycles are not "
                       "the model's, which are at full token counts; `cdsl verify` above holds every test sample's "
                       "cycles to the model at that sample's kept counts)")

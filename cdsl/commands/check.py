@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
 def design_report(folder: Path, console: Console) -> None:
     """The engines of a generated design: folding, cycles, interval; latency, II and frame memory."""
     from cdsl.flow import cycle_table
+    from cdsl.hw.plan import fold_report
     from cdsl.sim.design import Design, DesignError
 
     rtl = folder / "rtl" if (folder / "rtl").is_dir() else folder
@@ -130,8 +131,8 @@ def design_report(folder: Path, console: Console) -> None:
     console.print(table)
     for line in lines:
         console.print(line)
-    if opts["target_reached"] is False:
-        console.print(f"[yellow]{given}: not reached[/yellow]")
+    for line in fold_report(design.plan, target_cycles=opts["target_cycles"], target_ii=opts["target_ii"]):
+        console.print(f"[yellow]{line}[/yellow]" if "out of reach" in line else line)
 
 
 def stage_report(spec, path: str, console: Console) -> int:

@@ -43,6 +43,10 @@ def run(args) -> int:
     table.add_row("float accuracy (float twin)", pct(res["float_acc"]))
     table.add_row("compressed accuracy (fake-quant)", pct(res["compressed_acc"]))
     table.add_row("integer golden accuracy", pct(res["golden_acc"]))
+    per_output = res.get("golden_acc_per_output") or {}
+    if len(per_output) > 1:  # several heads: the rows above are the first output's; each head's golden accuracy
+        for name, acc in per_output.items():
+            table.add_row(f"  integer golden accuracy, output {name}", pct(acc))
     table.add_row("golden = fake-quant predictions", pct(res["agreement"]))
     console.print(table)
     for section in res["sections"]:

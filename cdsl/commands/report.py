@@ -68,16 +68,16 @@ def run(args) -> int:
                       f"{tt['memory_bits']} memory bits ({syn['target']})")
     tim = report["timing"]
     cyc = report["cycles"]
-    simulated = "-" if cyc["simulated"] is None else f"{cyc['simulated']:g}"
-    console.print(f"cycles per inference: simulated {simulated}, modelled {cyc['predicted']}")
+    def cycles(x) -> str:  # a mean over samples (token pruning) or an exact count
+        return "-" if x is None else f"{x:.1f}" if not float(x).is_integer() else f"{int(x)}"
+
+    console.print(f"cycles per inference: simulated {cycles(cyc['simulated'])}, modelled {cycles(cyc['predicted'])}")
     if tim["fmax_mhz"]:
         console.print(f"fmax {tim['fmax_mhz']:.1f} MHz on {tim['device']}: latency {tim['latency_us']:.1f} us, "
                       f"{tim['throughput_per_s']:,.0f} inferences/s")
-    per_layer = ", ".join(f"{lay['name']} {si(lay['total_j'], 'J')}" for lay in report["energy"]["layers"])
-    missing = report["energy"]["not_modelled"]
-    if missing:
-        per_layer = ", ".join(x for x in (per_layer, f"not modelled: {', '.join(missing)}") if x)
-    console.print(f"energy per inference: {si(s['energy_j'], 'J')}  ({per_layer})")
+    per_layer = [f"{lay['name']} {si(lay['total_j'], 'J')}" for lay in report["energy"]["layers"]]
+    per_layer += [f"{name}: not modelled" for name in report["energy"]["unmodelled"]]
+    console.print(f"energy per inference: {si(s['energy_j'], 'J')}  ({', '.join(per_layer)})")
     console.print(f"accuracy: {100 * s['accuracy']:.2f}%")
     for n in report["notes"]:
         console.print(f"[dim]note: {n}[/dim]")

@@ -30,7 +30,7 @@ def run(args) -> int:
     from rich.rule import Rule
 
     from cdsl.commands.verify import verify_run
-    from cdsl.flow import STAGES, generate_design, require_intmodel, train_spec
+    from cdsl.flow import STAGES, generate_design, require_intmodel, require_samples, train_spec
     from cdsl.hw.plan import fold_report
 
     console = Console(highlight=False)
@@ -58,11 +58,12 @@ def run(args) -> int:
         waited = time.perf_counter() - waited
         if waited >= 0.5:
             console.print(f"waited {waited:.1f} s for Verilator's runtime objects (compiled once per machine)")
-        reports.append(verify_run(stage, n=args.n, settings={}, console=console, shown=run_dir))
+        reports.append(verify_run(stage, n=args.n, settings={}, console=console, shown=run_dir, command="cdsl run"))
 
     console.print(Rule("1/3 train with compression in the loop, export the integer model"))
     run_dir, _ = train_spec(args.spec, Path(args.output) if args.output else None, epochs=args.epochs,
-                            seed=args.seed, log=console.print, then=generate_and_verify, stages=STAGES)
+                            seed=args.seed, log=console.print, then=generate_and_verify, stages=STAGES,
+                            check_data=lambda data: require_samples(args.n, data, "cdsl run"))
     console.print(Rule())
     console.print(f"run folder: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
     console.print(f"cost report (LUTs, fmax, energy, plots): cdsl report {run_dir}  -> {run_dir / 'report' / 'report.html'}")

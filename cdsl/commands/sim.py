@@ -79,16 +79,17 @@ def run(args) -> int:
         with progress_bar(console, len(x)) as progress:
             r = simulate(design, x, settings=settings, waves=None if args.wave is None else args.wave.resolve(),
                          progress=progress, simulator=args.simulator, tokens=tokens)
-    first = intmodel.outputs[0]
-    pred = argmax_lowest(r.outputs[first])
-    table = Table(title=f"{intmodel.name}: RTL outputs ({first})")
-    for col in ("sample", "label", "RTL class", "cycles", "model", "output words"):
-        table.add_column(col, justify="right" if col != "output words" else "left")
     model = r.predicted_per_sample
-    for s in range(len(x)):
-        table.add_row(str(s), str(int(data.y_test[s])), str(int(pred[s])), str(int(r.cycles[s])), str(int(model[s])),
-                      " ".join(str(int(v)) for v in r.outputs[first][s]))
-    console.print(table)
+    for name in intmodel.outputs:  # a table per output stream (a model may have several heads)
+        words = r.outputs[name].reshape(len(x), -1)
+        pred = argmax_lowest(words)
+        table = Table(title=f"{intmodel.name}: RTL outputs ({name})")
+        for col in ("sample", "label", "RTL class", "cycles", "model", "output words"):
+            table.add_column(col, justify="right" if col != "output words" else "left")
+        for s in range(len(x)):
+            table.add_row(str(s), str(int(data.y_test[s])), str(int(pred[s])), str(int(r.cycles[s])), str(int(model[s])),
+                          " ".join(str(int(v)) for v in words[s]))
+        console.print(table)
     console.print(f"simulated {design.verilog_path} (sha256 {design.sha256[:16]})")
     if r.predicted is None:
         console.print(f"cycles per inference: {float(r.cycles.mean()):.0f} (cycle model: {r.predicted_cycles})")

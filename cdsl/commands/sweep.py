@@ -57,23 +57,31 @@ def run(args) -> int:
     records = run_sweep(pts, out, run_opts=run_opts, report_opts=report_opts, address=args.address, cpus=args.cpus,
                         log=console.print)
     html_path, json_path, optimal = write_sweep(pts, records, axes, out, f"cdsl sweep: {spec.model.name}")
+    console.print(points_table(pts, records, optimal))
+    failed = sum(r["status"] != "ok" for r in records)
+    console.print(f"sweep report: {html_path}\ndata: {json_path}"
+                  + (f"\n[red]{failed} of {len(records)} point(s) failed[/red]" if failed else ""))
+    return 1 if failed else 0
+
+
+def points_table(pts, records, optimal):
+    """The Pareto table printed at the end: per point golden accuracy, RTL bit-exact on the verified
+    samples, cycles, LUT4, fmax and energy (a failed point: its error)."""
     from rich.table import Table
 
     from cdsl.report.html import si
 
     t = Table(title="points (* Pareto-optimal: accuracy, cycles, LUTs, energy)")
-    for col in ("point", "", "accuracy", "cycles", "LUT4", "fmax MHz", "energy"):
-        t.add_column(col, justify="left" if col == "point" else "right")
+    t.add_column("point", justify="left", overflow="fold")  # a narrow terminal wraps a point's name, never cuts it
+    for col in ("", "accuracy", "RTL bit-exact", "cycles", "LUT4", "fmax MHz", "energy"):
+        t.add_column(col, justify="right")
     for p, r, o in zip(pts, records, optimal):
         s = r["summary"]
         if s is None:
-            t.add_row(p.label, "", "failed", "", "", "", (r.get("error") or "")[:60])
+            t.add_row(p.label, "", "failed", "", "", "", "", (r.get("error") or "")[:60])
         else:
-            t.add_row(p.label, "*" if o else "", f"{100 * s['accuracy']:.2f}%", f"{s['cycles']:g}",
+            exact = f"{s['bit_exact']}/{s['rtl_samples']}" if s.get("rtl_samples") else "-"
+            t.add_row(p.label, "*" if o else "", f"{100 * s['accuracy']:.2f}%", exact, f"{s['cycles']:g}",
                       str(s["luts"]) if s["luts"] is not None else "-", f"{s['fmax_mhz']:.1f}" if s["fmax_mhz"] else "-",
                       si(s["energy_j"], "J"))
-    console.print(t)
-    failed = sum(r["status"] != "ok" for r in records)
-    console.print(f"sweep report: {html_path}\ndata: {json_path}"
-                  + (f"\n[red]{failed} of {len(records)} point(s) failed[/red]" if failed else ""))
-    return 1 if failed else 0
+    return t

@@ -38,13 +38,13 @@ def register(sub) -> None:
 
 
 def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, int]], console,
-               shown: Path | None = None, simulator: str = "verilator") -> VerifyReport:
+               shown: Path | None = None, simulator: str = "verilator", command: str = "cdsl verify") -> VerifyReport:
     """Verify a run folder's rtl/ against its IntModel on its test split; print the report; write verify.json.
 
     `shown`: the folder to name in messages (the run folder, when `run_dir` is its staging folder)."""
     from cdsl.contract.golden import quantize_input
     from cdsl.errors import CdslError
-    from cdsl.flow import design_settings, load_design, load_run_intmodel, progress_bar
+    from cdsl.flow import design_settings, load_design, load_run_intmodel, progress_bar, require_samples
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
 
@@ -52,9 +52,7 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
     design = load_design(run_dir, intmodel, log=console.print)
     settings = design_settings(design, settings, str(run_dir))
     _, _, data = load_run(run_dir)
-    total = len(data.y_test) if n is None else n
-    if not 1 <= total <= len(data.y_test):
-        raise CdslError(f"--n {n}: the test split has {len(data.y_test)} samples", name="cdsl verify")
+    total = require_samples(n, data, command)
     x = quantize_input(intmodel, data.x_test[:total])
     with progress_bar(console, total) as progress:
         report = verify(intmodel, design, x, data.y_test[:total], settings=settings, progress=progress,
@@ -77,6 +75,10 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
                       f"(at full token counts: {r.predicted_cycles})")
     console.print(f"RTL accuracy {100 * report.rtl_accuracy:.2f}% (golden {100 * report.golden_accuracy:.2f}%) "
                   f"on {report.samples} test samples")
+    per_output = report.accuracy_per_output or {}
+    if len(per_output) > 1:  # several heads: the line above is the first output's
+        console.print("RTL accuracy per output: " + ", ".join(
+            f"{name} {100 * rtl:.2f}% (golden {100 * gold:.2f}%)" for name, (rtl, gold) in per_output.items()))
     console.print(f"simulation: {r.total_cycles} cycles in {r.sim_seconds:.2f} s = {r.cycles_per_second:,.0f} cycles/s; "
                   f"{r.build_note}")
     if report.first_mismatch is not None:
@@ -90,6 +92,8 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
         "cycles_simulated_mean": mean_cycles, "cycles_predicted": r.predicted_cycles,
         "cycles_predicted_mean": float(predicted.mean()),
         "rtl_accuracy": report.rtl_accuracy, "golden_accuracy": report.golden_accuracy,
+        "accuracy_per_output": {name: {"rtl": rtl, "golden": gold}
+                                for name, (rtl, gold) in (report.accuracy_per_output or {}).items()},
         "sim_cycles_per_second": r.cycles_per_second, "first_mismatch": str(report.first_mismatch or ""),
         "first_bad_layer": report.first_bad_layer, "seed": r.seed,
     }
@@ -113,9 +117,7 @@ def verify_blocks_run(run_dir: Path, intmodel, *, n: int | None, settings: dict[
     except ValueError as err:
         raise CdslError(str(err), name=str(run_dir)) from None
     _, _, data = load_run(run_dir)
-    total = len(data.y_test) if n is None else n
-    if not 1 <= total <= len(data.y_test):
-        raise CdslError(f"--n {n}: the test split has {len(data.y_test)} samples", name="cdsl verify")
+    total = require_samples(n, data, "cdsl verify")
     console.print(f"no whole-network RTL ({why}): verifying its hardware blocks on the golden model's tensors, "
                   f"the other layers in the golden model")
     with console.status(f"simulating the blocks on {total} samples"):
@@ -137,12 +139,13 @@ def run(args) -> int:
     from rich.console import Console
 
     from cdsl.files import locked
-    from cdsl.flow import load_run_intmodel, parse_settings, resolve_run
+    from cdsl.flow import load_run_intmodel, parse_settings, require_samples, resolve_run
     from cdsl.sim.blocks import blocks_of, missing_hardware
 
     console = Console(highlight=False)
     settings = parse_settings(args)
-    run_dir = resolve_run(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print)
+    run_dir = resolve_run(args.source, run_dir=args.run_dir, epochs=args.epochs, log=console.print,
+                          check_data=lambda data: require_samples(args.n, data, "cdsl verify"))
     with locked(run_dir):
         intmodel = load_run_intmodel(run_dir)
         why = missing_hardware(intmodel)

@@ -98,7 +98,13 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
     vpath = run_dir / "verify.json"
     if vpath.is_file():
         v = json.loads(vpath.read_text())
-        if v.get("verilog_sha256") == sha:
+        defaults = {(r["engine"], r["setting"]): r["default"] for r in manifest["registers"]}
+        changed = [f"{layer}.{name}={value}" for layer, values in sorted((v.get("settings") or {}).items())
+                   for name, value in sorted(values.items()) if defaults.get((layer, name)) != value]
+        if v.get("verilog_sha256") == sha and changed:
+            notes.append(f"verify.json verified at runtime settings other than the design's defaults "
+                         f"({', '.join(changed)}): simulated cycles and RTL accuracy left out (`cdsl verify {run_dir}`)")
+        elif v.get("verilog_sha256") == sha:
             verify = v
             acc["rtl"] = v["rtl_accuracy"]
             acc["rtl_samples"] = v["samples"]
@@ -116,7 +122,7 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
     # cycles
     cyc = manifest["cycles"]
     cycles = {"predicted": cyc["cycles_per_inference"],  # token streams at full counts (see the note)
-              "simulated": verify["cycles_simulated_mean"] if verify and not verify.get("settings") else None,
+              "simulated": verify["cycles_simulated_mean"] if verify else None,  # at the defaults (above)
               "definition": cyc["definition"],
               "initiation_interval": cyc["initiation_interval"],
               "per_engine": {e: {k: v for k, v in cyc["engines"][e].items() if isinstance(v, (int, float))}
@@ -177,13 +183,13 @@ def build_report(run_dir: Path, *, target: str = "ice40", synth: bool = True, pn
     # energy
     tables = tables or Tables.load()
     layers = model_energy(intmodel, cyc["engines"], tables)
-    unmodelled = unmodelled_layers(intmodel, cyc["engines"], [e.name for e in layers])
+    unmodelled = unmodelled_layers(intmodel, layers)
     if unmodelled:
-        notes.append(f"energy per inference left out: the energy model has no figure for layers "
-                     f"{', '.join(unmodelled)} (it models MAC-engine, CIM and AQFP layers)")
+        notes.append(f"energy: no model for {', '.join(unmodelled)}, so no total (the tables cover MAC, CIM and "
+                     "AQFP layers)")
     report["energy"] = {"tables": tables.files, "table_names": {"cmos": tables.cmos.name, "adc": tables.adc.name,
                                                               "aqfp": tables.aqfp.name},
-                        "layers": [e.as_dict() for e in layers], "not_modelled": unmodelled,
+                        "layers": [e.as_dict() for e in layers], "unmodelled": unmodelled,
                         "total_j": None if unmodelled else sum(e.total_j for e in layers),
                         "counted": "MACs and memory reads of CMOS layers, ADC conversions of CIM layers, AQFP "
                                    "switching (cooled) of AQFP layers; not requantization, control or streams"}

@@ -16,7 +16,10 @@ What is counted, per weighted layer of the integer model:
   read per MAC (the engines keep no weight registers: a ROM word per step) and one read of each input
   activation per output pixel (the window is held across the output channels), each read at the
   per-bit energy of its memory's size (the weight ROM, the frame buffer).
-Requantization, control and the streams between engines are not counted.
+Requantization, control and the streams between engines are not counted. A layer that holds weight
+matrices in another form (the ViT's `patch_embed`, `encoder`, `cls_head`: linears inside the payload,
+attention between activations, token counts that vary per sample) has no model here:
+`unmodelled_layers` names them, and the report gives no total rather than a total without them.
 """
 
 from __future__ import annotations
@@ -178,11 +181,21 @@ def model_energy(intmodel, engine_figures: dict[str, dict], tables: Tables) -> l
     return out
 
 
-def unmodelled_layers(intmodel, engine_figures: dict[str, dict], modelled) -> list[str]:
-    """Layers of `intmodel` with weights in hardware (an engine of theirs, `<layer>` or `<layer>.<part>`,
-    holds a weight ROM) that `model_energy` gave no figure (`modelled`: the names it did): their
-    energy is unknown, so the network's total is too."""
-    done = set(modelled)
-    return [lay.name for lay in intmodel.layers if lay.name not in done and any(
-        int(f.get("weight_rom_bits", 0)) > 0 for n, f in engine_figures.items()
-        if n == lay.name or n.startswith(lay.name + "."))]
+def unmodelled_layers(intmodel, modelled: list[LayerEnergy]) -> list[str]:
+    """Layers holding weight matrices (2-D integer arrays, anywhere in their payload) that `model_energy`
+    does not count: 'e1 (encoder)'."""
+    import dataclasses
+
+    import numpy as np
+
+    def has_matrix(value) -> bool:
+        if isinstance(value, np.ndarray):
+            return value.ndim == 2 and value.dtype.kind in "iu"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return any(has_matrix(getattr(value, f.name)) for f in dataclasses.fields(value))
+        if isinstance(value, (tuple, list)):
+            return any(has_matrix(v) for v in value)
+        return False
+
+    done = {e.name for e in modelled}
+    return [f"{lay.name} ({lay.kind})" for lay in intmodel.layers if lay.name not in done and has_matrix(lay.payload)]

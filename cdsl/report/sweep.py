@@ -102,6 +102,8 @@ def pareto(rows: list[dict]) -> list[bool]:
 def run_sweep(points, out_dir: Path, *, run_opts: list[str], report_opts: list[str], address: str | None,
               cpus: int | None, log) -> list[dict]:
     """Run every point not finished yet on Ray; return every point's record (in grid order)."""
+    from cdsl.report.html import si
+
     out_dir = out_dir.resolve()
     records: dict[int, dict] = {}
     todo = []
@@ -123,8 +125,6 @@ def run_sweep(points, out_dir: Path, *, run_opts: list[str], report_opts: list[s
     total = len(points)
     if todo:
         import ray
-
-        from cdsl.report.html import si
 
         if address:
             ray.init(address=address, log_to_driver=False)

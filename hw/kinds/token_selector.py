@@ -16,8 +16,10 @@ combinational), phases in order, for n input tokens:
     score    (n-1) * H * (J * (2L + 1) + J + 1) hidden units, then the logit, sigmoid and head sum
     count    1                                 the count word (on `count` in the block tests' engine)
     output   n*D                               each token word is sent (kept) or folded (pruned)
-    package  D                                 one division per feature; when nothing was pruned the
-                                               engine idles D cycles before `output` instead (`pad`)
+    package  D * (q + 2)                       per feature: load the division, q restoring steps
+                                               (q = `package_quotient_bits`, the token width), send
+                                               the word; when nothing was pruned the engine idles as
+                                               long before `output` instead (`pad`)
 cycles(count, n) = the sum, from the first input offered to the last output word, inclusive. It does
 not depend on `count`: the pad makes "nothing pruned" (n tokens out) and "one token pruned" (n - 1
 kept + the package: also n tokens out) take the same time, so the output length alone, which is
@@ -117,6 +119,12 @@ class TokenSelectorNode(Node):
                 signed_width(n * min(lo, 0), n * max(hi, 0)))
 
     @property
+    def package_quotient_bits(self) -> int:
+        """Quotient bits of the package division: the token width (a weighted mean of the pruned tokens,
+        rounded half up, lies in their range, so its magnitude is below 2**bits)."""
+        return self.in_types[0].bits
+
+    @property
     def score_bits(self) -> int:
         return SIGMOID_BITS
 
@@ -133,7 +141,8 @@ class TokenSelectorNode(Node):
         n, d = self._tokens_in(tokens), self.dim
         h, nl, nj, hd = self.heads, self.n_local, self.n_hidden, self.head_dim
         return {"load": n * d, "local": (n - 1) * h * nl * (hd + 1), "global": h * nl,
-                "score": (n - 1) * h * (nj * (2 * nl + 1) + nj + 1), "count": 1, "output": n * d, "package": d}
+                "score": (n - 1) * h * (nj * (2 * nl + 1) + nj + 1), "count": 1, "output": n * d,
+                "package": d * (self.package_quotient_bits + 2)}
 
     def cycles(self, count: int, tokens: int | None = None) -> int:
         """Cycles of one inference on `tokens` input tokens (default N) that keeps `count` of them (the

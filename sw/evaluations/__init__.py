@@ -78,19 +78,20 @@ def cli_options() -> dict[str, str]:
     return {name: help_ for e in evaluations() for name, help_ in e.options.items()}
 
 
-def check_options(spec: ir.Spec, options: dict[str, str | None], *, where: str) -> None:
+def check_options(spec: ir.Spec, options: dict[str, str | None]) -> None:
     """An option given for an evaluation whose annotation no layer of the spec carries is refused (it
     would be ignored): CdslError naming the option and the annotation."""
     present = {n for lay in spec.model.layers for n in lay.annotations.present()}
     for e in evaluations():
-        for name in e.options:
-            if options.get(name) is not None and e.annotation not in present:
-                raise CdslError(f"--{name.replace('_', '-')} evaluates @{e.annotation} layers, but the spec of {where} "
-                                f"has none", name="cdsl eval")
+        given = [name for name in e.options if options.get(name) is not None]
+        if given and e.annotation not in present:
+            raise CdslError(f"--{given[0].replace('_', '-')} does not apply: no layer of the model has @{e.annotation}",
+                            name="cdsl eval")
 
 
 def sections(ctx: EvalContext) -> list[Section]:
     """The sections of every evaluation whose annotation some layer of the spec carries."""
+    check_options(ctx.spec, ctx.options)
     present = {n for lay in ctx.spec.model.layers for n in lay.annotations.present()}
     out: list[Section] = []
     for e in evaluations():

@@ -150,10 +150,13 @@ def _deterministic(ctx: EvalContext, gold: _Golden, cores) -> Section:
 def _group_table(ctx: EvalContext, groups, cores) -> list[Section]:
     if not groups:
         return []
-    fan_ins = [lay.payload.fan_in for lay in aqfp_layers(ctx.intmodel)]
+    layers = aqfp_layers(ctx.intmodel)
+    fan_ins = [lay.payload.fan_in for lay in layers]
+    # a group holds input channels at one kernel position (all of a dense layer's inputs)
+    channels = min(lay.payload.core.groups(lay.payload.fan_in).channels for lay in layers)
     rows, skipped = [], []
     for n in groups:
-        if n > min(fan_ins):
+        if n > channels:
             skipped.append(n)
             continue
         model, data = _retrained(ctx, lambda aqfp: dataclasses.replace(aqfp, group=n))
@@ -165,11 +168,17 @@ def _group_table(ctx: EvalContext, groups, cores) -> list[Section]:
              "the recorded seeds; groups/output of the first AQFP layer; sigma: the gray zone's width in units of one "
              "product's current, gray * (1 + atten * (n - 1))"]
     if skipped:
-        notes.append(f"skipped (larger than a layer's fan-in of {min(fan_ins)}): {', '.join(map(str, skipped))}")
+        notes.append(f"skipped (larger than the {channels} input channels a group of every AQFP layer can hold): "
+                     f"{', '.join(map(str, skipped))}")
     own = ", ".join(sorted({str(c.group) for c in cores}))
     return [Section(f"AQFP: accuracy against the crossbar group size (the run's own: {own})",
                     ("group", "groups/output", "accuracy", "noise-free", "sigma"),
                     tuple(rows), tuple(notes))]
+
+
+def _ratio(cmos: float, aqfp: float) -> str:
+    """CMOS over AQFP energy; '-' where the AQFP side costs nothing (gates of 0 junctions)."""
+    return f"{cmos / aqfp:.2g}" if aqfp > 0 else "-"
 
 
 def _energy(ctx: EvalContext, params: EnergyParams) -> Section:
@@ -190,10 +199,10 @@ def _energy(ctx: EvalContext, params: EnergyParams) -> Section:
         ("AQFP", *(_joules(c[1]) for c in columns)),
         (f"AQFP + cooling (x{params.cooling:g})", *(_joules(c[2]) for c in columns)),
         ("CMOS estimate", *(_joules(c[3]) for c in columns)),
-        ("CMOS / AQFP", *(f"{c[3] / c[1]:.2g}" for c in columns)),
-        ("CMOS / (AQFP + cooling)", *(f"{c[3] / c[2]:.2g}" for c in columns)),
+        ("CMOS / AQFP", *(_ratio(c[3], c[1]) for c in columns)),
+        ("CMOS / (AQFP + cooling)", *(_ratio(c[3], c[2]) for c in columns)),
     ]
-    ratio = totals["cmos"] / totals["aqfp_cooled"]
+    ratio = totals["cmos"] / totals["aqfp_cooled"] if totals["aqfp_cooled"] > 0 else float("inf")
     verdict = ("reproduced in order of magnitude" if 1e4 / 3 <= ratio <= 1e5 * 3
                else "not reproduced in order of magnitude")
     notes = (f"parameters: {', '.join(f'{f.name}={getattr(params, f.name):g}' for f in dataclasses.fields(params))}",

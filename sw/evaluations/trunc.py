@@ -65,5 +65,7 @@ def truncation(ctx: EvalContext) -> list[Section]:
         columns=("precision", "TruncQuant", "conventional", "difference", "TruncQuant fake-quant"),
         rows=tuple(rows),
         notes=(f"difference in points; precision p: weights (w >> (B-p)) << (B-p), requantization unchanged "
-               f"(the register LAYER.precision=p of the bit-serial MAC); trained for {sorted(sets, reverse=True)}",
+               f"(the register LAYER.precision=p of the bit-serial MAC), every @trunc layer at p; trained for "
+               + ", ".join(f"{name} {list(ctx.net.blocks[name].wq.precisions)}" for name in names)
+               + " (a layer's training pass at p runs it at the lowest of its own set at or above p)",
                f"conventional: {base.how}"))]

@@ -84,12 +84,15 @@ def truncated(net: nn.Module, precision: int):
             q.set_precision(0)
 
 
+def _trunc_problems(annotation: ir.Trunc, layer: ir.Layer, twin) -> list[CdslError]:
+    if "precision" in {s.name for s in twin.settings(w_bits=layer.annotations.quant.w)}:
+        return []
+    return [CdslError(f"@trunc on layer {layer.name!r} needs a MAC that truncates its weights at run time",
+                      span=annotation.span, expected="@bitserial(lanes=L) on this layer (a runtime precision register)")]
+
+
 def _trunc_quant(annotation: ir.Trunc, ctx: QuantizerContext) -> TruncQuant:
-    if "precision" not in {s.name for s in ctx.twin.settings(w_bits=ctx.quant.w)}:
-        raise CdslError(f"@trunc on layer {ctx.layer.name!r} needs a MAC that truncates its weights at run time",
-                        span=annotation.span,
-                        expected="@bitserial(lanes=L) on this layer (a runtime precision register)")
     return TruncQuant(precisions=annotation.bits, **ctx.base_options())
 
 
-register_quantizer("trunc", _trunc_quant)
+register_quantizer("trunc", _trunc_quant, problems=_trunc_problems)

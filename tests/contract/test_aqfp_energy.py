@@ -35,7 +35,9 @@ def test_overrides():
     assert (p.cooling, p.e_jj, p.jj_majority) == (1000.0, 1e-21, 8) and isinstance(p.jj_majority, int)
     assert EnergyParams().with_overrides(None) == EnergyParams()
     for bad, message in (("colling=3", "one of"), ("cooling", "NAME=VALUE"), ("jj_buffer=2.5", "not a int"),
-                         ("cooling=-1", "negative")):
+                         ("cooling=-1", "negative"), ("e_jj=1e400", "finite"), ("cooling=nan", "finite"),
+                         ("path_balance=inf", "finite"), ("e_jj=0", "above 0"), ("cooling=0", "above 0"),
+                         ("path_balance=0.0", "above 0")):
         with pytest.raises(ValueError, match=message):
             EnergyParams().with_overrides(bad)
     with pytest.raises(ValueError, match="T must be a positive int"):

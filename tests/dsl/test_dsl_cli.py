@@ -37,6 +37,22 @@ def test_check_reports_error_and_continues(tmp_path, capsys):
     assert f"{good}: ok" in out
 
 
+def test_check_holds_outputs_to_what_training_takes(tmp_path, capsys):
+    """An output that is not a vector of class scores (a conv's [10, 1, 1]) passed `cdsl check` as 'ok'
+    and was refused only by `cdsl run`; check now names it under [train], at the output's layer, as
+    `run` does before training."""
+    spec = tmp_path / "img.cdsl"
+    spec.write_text("model img {\n  input x: ufixed<8,4>[1, 8, 8]\n"
+                    "  c = conv2d(x, channels=10, kernel=8) @quant(w=4, a=8)\n  output c\n}\n")
+    assert main(["check", str(spec)]) == 1
+    out, err = capsys.readouterr()
+    assert f"[train] {spec}:3:3: error: the output 'c' must be a vector of class scores, its shape is [10, 1, 1]" in err
+    assert "valid, but not every stage takes it (train no" in out
+    assert main(["train", str(spec), "-o", str(tmp_path / "run")]) == 2
+    assert f"{spec}:3:3: error: the output 'c' must be a vector of class scores" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_check_missing_file(tmp_path, capsys):
     assert main(["check", str(tmp_path / "none.cdsl")]) == 2
     assert "no such file" in capsys.readouterr().err

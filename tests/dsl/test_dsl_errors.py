@@ -306,7 +306,7 @@ def test_conv_needs_image():
 
 
 def test_conv_kernel_too_large():
-    assert_error(CNN.replace("kernel=3, padding=1", "kernel=11, padding=1"), "conv2d kernel 11 does not fit 'x' has shape [1, 8, 8] padded by 1", 3, 30, caret="kernel=11")
+    assert_error(CNN.replace("kernel=3, padding=1", "kernel=11, padding=1"), "conv2d kernel 11 does not fit the input: 'x' has shape [1, 8, 8], padded by 1", 3, 30, caret="kernel=11")
 
 
 def test_pool_kernel_too_large():
@@ -455,6 +455,16 @@ def test_aqfp_requires_binary():
 def test_aqfp_group_larger_than_fan_in():
     text = MLP.replace("ufixed<8,4>[64]", "uint1[8]").replace("dense(x, units=64) @quant(w=8, a=8)", "dense(x, units=64) @binary @aqfp(group=16, T=8)")
     assert_error(text, "@aqfp: group=16 is larger than the 8 inputs", 3, 35)
+
+
+def test_aqfp_group_larger_than_the_channels_at_one_kernel_position():
+    """A conv's crossbar groups hold input channels at one kernel position: 6 channels x 9 positions take
+    groups of at most 6 (a group of 20 would be one group of the 6), though the fan-in is 54."""
+    text = ("model m {\n  input x: ufixed<8,4>[1, 8, 8]\n  c = conv2d(x, channels=6, kernel=3) @quant(w=8, a=8)\n"
+            "  s = sign(c)\n  b = conv2d(s, channels=4, kernel=3) @binary @aqfp(group={g}, T=4)\n  output b\n}\n")
+    assert_error(text.replace("{g}", "7"), "@aqfp: group=7 is larger than the 6 input channels at each of the 9 kernel "
+                 "positions of 'b'", 5, 47)
+    parse(text.replace("{g}", "6"))
 
 
 def test_aqfp_seed_nonzero():

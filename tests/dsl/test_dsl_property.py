@@ -74,9 +74,8 @@ def dense_like_annotations(draw, mats, binary_input: bool, epochs: int, in_chann
         if draw(st.booleans()):
             anns.append(draw(quant(allow_w=False))[1])
         anns.append("@binary")
-        fan_in = mats[0][1]
-        if draw(st.booleans()):
-            anns.append(f"@aqfp(group={draw(st.integers(1, fan_in))}, T={draw(st.integers(1, 64))}, seed={draw(st.integers(1, 2**32 - 1))})")
+        if draw(st.booleans()):  # groups hold input channels at one kernel position
+            anns.append(f"@aqfp(group={draw(st.integers(1, in_channels))}, T={draw(st.integers(1, 64))}, seed={draw(st.integers(1, 2**32 - 1))})")
         if draw(st.booleans()):
             anns.append(draw(prune(mats, epochs)))
         return anns

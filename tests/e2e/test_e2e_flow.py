@@ -87,15 +87,36 @@ def test_run_cnn_mac_is_bit_exact(example_run):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("example", ["residual", "two_heads"])
-def test_run_graph_examples_bit_exact(example, example_run):
-    """A residual join (add) and two outputs (a fork, two output streams): trained, generated, verified."""
+def test_run_graph_examples_bit_exact(example, example_run, capsys, monkeypatch):
+    """A residual join (add) and two outputs (a fork, two output streams): trained, generated, verified,
+    with each output's accuracy in verify.json; `cdsl sim` prints every output stream's words (it printed
+    only the first output's)."""
+    from cdsl.contract.golden import golden, quantize_input
+    from cdsl.flow import load_run_intmodel
+    from cdsl.sw.evaluate import load_run
+
     run = example_run(example)
     v = json.loads((run / "verify.json").read_text())
     print(v)
     assert v["samples"] == v["bit_exact"] == v["cycles_exact"] == 150
     manifest = json.loads((run / "rtl" / "manifest.json").read_text())
-    assert [o["name"] for o in manifest["outputs"]] == (["y"] if example == "residual" else ["y1", "y2"])
+    outputs = ["y"] if example == "residual" else ["y1", "y2"]
+    assert [o["name"] for o in manifest["outputs"]] == outputs
     assert v["golden_accuracy"] > 0.85
+    per_output = v["accuracy_per_output"]  # each head's accuracy (bit-exact: RTL = golden)
+    assert list(per_output) == outputs and per_output[outputs[0]]["rtl"] == v["rtl_accuracy"]
+    assert all(a["rtl"] == a["golden"] for a in per_output.values())
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per sample
+    assert main(["sim", str(run), "--n", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    intmodel = load_run_intmodel(run)
+    _, _, data = load_run(run)
+    want = golden(intmodel, quantize_input(intmodel, data.x_test[:1]))
+    want = want if isinstance(want, dict) else {outputs[0]: want}
+    for name in outputs:
+        assert f"RTL outputs ({name})" in out
+        assert " ".join(str(int(w)) for w in want[name][0]) in out, name
 
 
 RUNNABLE = sorted(p.stem for p in EXAMPLES.glob("*.cdsl"))
@@ -190,6 +211,11 @@ def test_run_vit_progressive_is_bit_exact_with_both_selectors(example_run):
 def test_bad_arguments_are_user_errors(capsys):
     assert main(["verify", str(EXAMPLES / "mlp.cdsl"), "--precision", "h1"]) == 2
     assert "expected LAYER=BITS" in capsys.readouterr().err
+    # one register given twice (--precision h1=4 is --set h1.precision=4) is refused, not resolved silently
+    assert main(["verify", str(EXAMPLES / "mlp.cdsl"), "--precision", "h1=4", "--set", "h1.precision=2"]) == 2
+    assert "--set 'h1.precision=2': h1.precision is already set by --precision h1=4" in capsys.readouterr().err
+    assert main(["sim", str(EXAMPLES / "mlp.cdsl"), "--set", "h1.precision=4", "--set", "h1.precision=4"]) == 2
+    assert "h1.precision is already set by --set h1.precision=4" in capsys.readouterr().err
     assert main(["sim", str(EXAMPLES), "--wave", "x.txt"]) == 2
     assert main(["verify", str(EXAMPLES)]) == 2  # a folder without intmodel/
     assert "holds no integer model" in capsys.readouterr().err

@@ -58,6 +58,8 @@ LINTED = {
     "convnet-max": lambda: random_convnet(seed=4),
     "convnet-avg": lambda: random_convnet(seed=6, pool="avg"),
     "mlp-bitserial": lambda: random_mlp([16, 8, 4], seed=5, w_bits=[8, 4], bitserial_lanes=[4, None]),
+    # 3 and 7 bits: the precision port (0..w) is exactly full, so a "precision > w" test would be constant (CMPCONST)
+    "mlp-bitserial-3-7": lambda: random_mlp([16, 8, 8, 4], seed=7, w_bits=[3, 7, 4], bitserial_lanes=[4, 2, None]),
     "residual": lambda: random_residual(seed=2, lanes=3),
     "two-inputs": lambda: random_two_inputs(seed=3),
 }

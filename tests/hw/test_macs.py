@@ -87,6 +87,31 @@ def test_mac_matches_dense(lanes, a_bits, a_signed, w_bits):
         assert got == want, f"case={name} seed={seed} (backpressure)"
 
 
+def test_mac_with_more_lanes_than_one_chained_sum():
+    """130 lanes: the lane sum is built as chains of at most MAX_CHAIN terms held in acc-width
+    signals (64 + 64 + 2 here), equal to plain math on the corner cases and at random; 1100 lanes
+    elaborates (a --target-cycles fold gave a 2048-input dense 2048 lanes, and one 2048-term
+    expression exceeded Python's recursion limit: a traceback from cdsl gen)."""
+    from amaranth.hdl import Fragment
+
+    from cdsl.hw._reduce import MAX_CHAIN
+
+    lanes, a_bits, a_signed, w_bits, k, rows = 130, 8, True, 5, 260, 1
+    assert lanes > 2 * MAX_CHAIN
+    seed = 130005
+    rng = np.random.default_rng(seed)
+    acc_width = acc_width_for(k, a_bits, a_signed, w_bits)
+    layout = step_layout(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits)
+    for name, x, w in cases(rng, rows, k, a_bits, a_signed, w_bits):
+        if name not in ("max*min", "min*min", "random"):
+            continue
+        dut = Mac(lanes=lanes, a_width=a_bits, a_signed=a_signed, w_bits=w_bits, acc_width=acc_width)
+        want = [sum(int(a) * int(b) for a, b in zip(x, row)) for row in w]  # plain math
+        got, _ = run_streams(dut, steps_for(layout, x, w, lanes), n_out=rows)
+        assert got == want, f"case={name} seed={seed}"
+    Fragment.get(Mac(lanes=1100, a_width=2, a_signed=False, w_bits=2, acc_width=acc_width_for(1100, 2, False, 2)), None)
+
+
 @pytest.mark.parametrize("lanes,a_bits,a_signed,w_bits", [
     (1, 8, False, 8), (4, 8, True, 8), (3, 8, False, 4), (2, 4, True, 2), (4, 8, False, 1),
 ])

@@ -85,9 +85,10 @@ def test_cycle_model_phases():
     p = node.phase_cycles()
     assert p["local"] == 16 * 2 * 8 * 17 and p["score"] == 16 * 2 * (8 * 17 + 9)
     assert node.cycles(17) == node.cycles(16) == node.cycles(1)  # the pad: the count does not matter
-    full = 17 * 32 + 16 * 2 * 8 * 17 + 2 * 8 + 16 * 2 * (8 * 17 + 9) + 1 + 17 * 32 + 32
+    package = 32 * (1 + 8 + 1)  # per feature: load the division, 8 restoring steps (8-bit tokens), send
+    full = 17 * 32 + 16 * 2 * 8 * 17 + 2 * 8 + 16 * 2 * (8 * 17 + 9) + 1 + 17 * 32 + package
     assert node.cycles(1) == full and node.delay() == full - 17 * 32
-    five = 5 * 32 + 4 * 2 * 8 * 17 + 2 * 8 + 4 * 2 * (8 * 17 + 9) + 1 + 5 * 32 + 32  # a frame of 5 tokens
+    five = 5 * 32 + 4 * 2 * 8 * 17 + 2 * 8 + 4 * 2 * (8 * 17 + 9) + 1 + 5 * 32 + package  # a frame of 5 tokens
     assert node.cycles(3, 5) == five and node.delay_tokens({}, 5, kept=4) == five - 5 * 32
     assert node.out_tokens(17) is None  # the data decides (kept_counts)
     for bad in [lambda: node.cycles(18), lambda: node.cycles(6, 5)]:

@@ -9,53 +9,13 @@ from __future__ import annotations
 import dataclasses
 import random
 
-import numpy as np
 import pytest
 
 from cdsl.contract import codec
-from cdsl.contract.intmodel import IntLayer, QType, Requant
-from cdsl.contract.ref._vit import IntLinear, IntNorm
-from cdsl.contract.ref.add import AddPayload
 from cdsl.contract.ref.bitserial_mac import plane_masks
-from cdsl.contract.ref.cls_head import ClsHeadPayload
-from cdsl.contract.ref.encoder import EncoderPayload
-from cdsl.contract.ref.patch_embed import PatchEmbedPayload
-from cdsl.hw.kinds.cls_head import plan_cls_head
-from cdsl.hw.kinds.encoder import plan_encoder
-from cdsl.hw.kinds.patch_embed import plan_patch_embed
 from cdsl.hw.kinds.token_linear import TokenLinearNode
-from cdsl.hw.plan import PlanContext, StreamType
-
-RQ = Requant(np.array([1 << 30]), np.array([8]), -128, 127)
-Q8 = QType(8, True, 0.1)
-
-
-def _lin(rng, k, o, bits=5):
-    """Weights of `bits` bits; odd rows in 0..7, so their upper planes are empty (masks differ per row)."""
-    w = np.array([[rng.randint(0, 7) if r % 2 else rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-                   for _ in range(k)] for r in range(o)], dtype=np.int64)
-    return IntLinear(w, np.array([rng.randint(-50, 50) for _ in range(o)], dtype=np.int64), RQ)
-
-
-def _norm(d):
-    return IntNorm(np.full(d, 64, dtype=np.int64), np.zeros(d, dtype=np.int64), RQ)
-
-
-def _layers(rng, lanes):
-    n, d, m, c, p = 5, 8, 16, 1, 4
-    add = AddPayload(mult_a=1, mult_b=1, shift=0, qmin=-128, qmax=127)
-    emb = _lin(rng, c * p * p, d)
-    t = IntLayer("t", ("x",), ((c, 8, 8),), (Q8,), (n, d), Q8, PatchEmbedPayload(
-        patch=p, weight=emb.weight, bias=emb.bias, cls=np.zeros(d, dtype=np.int64), pos=np.zeros((n, d), dtype=np.int64),
-        requant=RQ, bitserial=lanes))
-    e = IntLayer("e", ("t",), ((n, d),), (Q8,), (n, d), Q8, EncoderPayload(
-        heads=2, norm1=_norm(d), qkv=_lin(rng, d, 3 * d), softmax_x0=-100, attn=RQ, proj=_lin(rng, d, d), add1=add,
-        norm2=_norm(d), fc1=_lin(rng, d, m), gelu_cut=50, gelu_c=100, gelu=RQ, fc2=_lin(rng, m, d), add2=add,
-        bitserial=lanes))
-    y = IntLayer("y", ("e",), ((n, d),), (Q8,), (10,), Q8, ClsHeadPayload(norm=_norm(d), fc=_lin(rng, d, 10),
-                                                                          bitserial=lanes))
-    return [(plan_patch_embed, t, StreamType(8, True, (c, 8, 8))), (plan_encoder, e, StreamType(8, True, (n, d))),
-            (plan_cls_head, y, StreamType(8, True, (n, d)))]
+from cdsl.hw.plan import PlanContext
+from tb.vit_layers import Q8, vit_layers
 
 
 def _linears(plan, layer, in_type, **ctx):
@@ -67,7 +27,7 @@ def _linears(plan, layer, in_type, **ctx):
 def test_every_token_linear_is_bit_serial_with_the_layers_lanes(lanes):
     rng = random.Random(lanes)
     names = []
-    for plan, layer, in_type in _layers(rng, lanes):
+    for plan, layer, in_type in vit_layers(rng, lanes):
         layer.payload.check(layer)
         for node in _linears(plan, layer, in_type, default_lanes=8):
             names.append(node.name)
@@ -81,7 +41,7 @@ def test_every_token_linear_is_bit_serial_with_the_layers_lanes(lanes):
 
 
 def test_without_the_annotation_bit_parallel_and_default_lanes():
-    for plan, layer, in_type in _layers(random.Random(0), None):
+    for plan, layer, in_type in vit_layers(random.Random(0), None):
         for node in _linears(plan, layer, in_type, default_lanes=4):
             assert node.unit.describe() == "bit-parallel MAC"
             assert (node.lanes, node.lanes_fixed) == (4, False)
@@ -89,13 +49,13 @@ def test_without_the_annotation_bit_parallel_and_default_lanes():
 
 
 def test_a_gen_lanes_override_wins():
-    for plan, layer, in_type in _layers(random.Random(1), 2):
+    for plan, layer, in_type in vit_layers(random.Random(1), 2):
         for node in _linears(plan, layer, in_type, lanes={layer.name: 4}):
             assert node.unit.describe() == "bit-serial MAC" and (node.lanes, node.lanes_fixed) == (4, True)
 
 
 def test_payload_check_refuses_lanes_beyond_the_smallest_fan_in():
-    for (_, layer, _), most in zip(_layers(random.Random(2), None), (16, 8, 8)):
+    for (_, layer, _), most in zip(vit_layers(random.Random(2), None), (16, 8, 8)):
         bad = dataclasses.replace(layer, payload=dataclasses.replace(layer.payload, bitserial=most + 1))
         with pytest.raises(ValueError, match="payload.bitserial"):
             bad.payload.check(bad)
@@ -104,7 +64,7 @@ def test_payload_check_refuses_lanes_beyond_the_smallest_fan_in():
 
 
 def test_the_field_round_trips_and_older_payloads_decode_bit_parallel():
-    for _, layer, _ in _layers(random.Random(3), 2):
+    for _, layer, _ in vit_layers(random.Random(3), 2):
         arrays = {}
         obj = codec.encode(layer.payload, arrays, "p")
         assert obj["bitserial"] == 2 and codec.decode(obj, arrays).bitserial == 2
@@ -123,7 +83,7 @@ def test_a_run_written_before_the_field_still_loads_under_its_own_digest(tmp_pat
     from cdsl.contract import intmodel as intmodel_mod
     from cdsl.contract.intmodel import IntInput, IntModel, IntModelError
 
-    layers = tuple(layer for _, layer, _ in _layers(random.Random(4), None))
+    layers = tuple(layer for _, layer, _ in vit_layers(random.Random(4), None))
     model = IntModel(name="old", inputs=(IntInput("x", (1, 8, 8), Q8),), layers=layers, outputs=("y",))
     folder = model.save(tmp_path / "intmodel")
     manifest = json.loads((folder / "manifest.json").read_text())

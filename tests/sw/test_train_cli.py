@@ -75,7 +75,43 @@ def test_cli_default_run_dir_and_npz(tmp_path, monkeypatch, capsys):
     for option, value, annotation in (("--keeps", "0.5", "@tokens"), ("--precisions", "8,4", "@trunc")):
         assert main(["eval", "runs/toy", option, value]) == 2
         err = capsys.readouterr().err
-        assert err.strip() == f"cdsl eval: error: {option} evaluates {annotation} layers, but the spec of runs/toy has none", err
+        assert err.strip() == f"cdsl eval: error: {option} does not apply: no layer of the model has {annotation}", err
+
+
+def test_eval_gives_each_heads_golden_accuracy(tmp_path, monkeypatch, capsys):
+    """Two outputs (early exit): `cdsl eval` lists each head's integer golden accuracy, the same numbers
+    the golden model gives per output (it showed the first output's only)."""
+    from cdsl.contract.golden import argmax_lowest, golden, quantize_input
+    from cdsl.sw.evaluate import load_run
+
+    spec = tmp_path / "heads.cdsl"
+    spec.write_text(Path("examples/two_heads.cdsl").read_text())
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-o", str(run), "--epochs", "2", "--no-float"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    im = IntModel.load(run / "intmodel")
+    _, _, data = load_run(run)
+    outs = golden(im, quantize_input(im, data.x_test))
+    for name in ("y1", "y2"):
+        acc = float((argmax_lowest(outs[name]) == data.y_test).double().mean())
+        assert f"integer golden accuracy, output {name} │ {100 * acc:6.2f}%" in out, (name, out)
+
+
+def test_a_data_error_without_a_train_section_points_at_the_model(tmp_path, capsys):
+    """No train section, so no `data = ...` line: the digits' 10 classes against a 3-unit output was
+    reported at 'spec:0:0' with an empty source line; it points at the model now."""
+    spec = tmp_path / "three.cdsl"
+    spec.write_text("model three {\n  input x: ufixed<8,4>[64]\n  y = dense(x, units=3) @quant(w=4, a=8)\n"
+                    "  output y\n}\n")
+    assert main(["train", str(spec), "-o", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"{spec}:1:1: error: digits: the digits data have 10 classes, but the model output has 3", err
+    assert err[1:3] == ["    model three {", "    ^"], err
+    assert main(["check", str(spec)]) == 1  # the bundled digits are part of the spec: check says so too
+    assert f"[train] {spec}:1:1: error: digits: the digits data have 10 classes" in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path, capsys):

@@ -18,6 +18,7 @@ from cdsl.contract.golden import golden, predict, quantize_input
 from cdsl.contract.ref import bitserial_mac
 from cdsl.dsl import parse, print_spec
 from cdsl.errors import CdslError
+from cdsl.flow import spec_problems
 from cdsl.sw.build import build
 from cdsl.sw.evaluate import evaluate_run
 from cdsl.sw.evaluations._baseline import without
@@ -108,6 +109,29 @@ def test_trunc_and_bitsparse_on_one_layer_are_refused_at_the_second():
     assert "@bitsparse and @trunc each decide how the weights of layer 'y' are quantized" in err.message
 
 
+@pytest.mark.parametrize("annotations,at,message", [
+    ("@trunc(bits=[4])", "@trunc", "@trunc on layer 'y' needs a MAC that truncates its weights at run time"),
+    ("@trunc(bits=[4]) @cim(rows=16, cols=8)", "@trunc",
+     "@trunc on layer 'y' needs a MAC that truncates its weights at run time"),
+    ("@bitsparse(target=4) @trunc(bits=[4]) @bitserial(lanes=8)", "@trunc",
+     "@bitsparse and @trunc each decide how the weights of layer 'y' are quantized"),
+])
+def test_what_training_refuses_of_a_trunc_layer_cdsl_check_finds_first(annotations, at, message):
+    """`cdsl check` (spec_problems) names, located, what building the network would refuse: no spec passes the
+    check and then fails at the start of training."""
+    line = f"  y = dense(x, units=10) @quant(w=8, a=8) {annotations}"
+    problems = spec_problems(parse(f"model m {{ input x: ufixed<8,4>[64]\n{line}\n  output y }}"))
+    assert [(stage, err.message[:len(message)]) for stage, err in problems] == [("train", message)], problems
+    err = problems[0][1]
+    assert (err.span.line, err.span.col) == (2, line.index(at) + 1), err
+    assert _error_at(annotations, at).message == err.message  # the same error training raises
+
+
+def test_a_trunc_layer_on_the_bit_serial_mac_has_no_problem():
+    line = "  y = dense(x, units=10) @quant(w=8, a=8) @trunc(bits=[6, 3, 1]) @bitserial(lanes=3)"
+    assert spec_problems(parse(f"model m {{ input x: ufixed<8,4>[64]\n{line}\n  output y }}")) == []
+
+
 @pytest.fixture(scope="module")
 def net_and_batch():
     torch.manual_seed(0)
@@ -185,10 +209,27 @@ def test_eval_section_trains_then_finds_the_baseline(trained):
         acc = float((predict(im, x, settings=settings) == data.y_test).double().mean())
         assert row[1] == f"{100 * acc:.2f}%"
     assert any("trained now into" in n and "no-trunc" in n for n in section.notes)
+    # each layer's own set (with its full width), not their union [8, 6, 4, 2], which h1 never trained at 6 or 2
+    assert "trained for h1 [8, 4], h2 [8, 6, 4, 2]" in section.notes[0]
     baseline_spec = (run / "baselines" / "no-trunc" / "spec.cdsl").read_text()
     assert "@trunc" not in baseline_spec and "compress=[quant])" in baseline_spec
     again = [s for s in evaluate_run(run, options={"precisions": "8,4,2"})["sections"] if s.title == section.title][0]
     assert again.rows == section.rows and any(n.startswith("conventional: found in") for n in again.notes)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--aqfp-groups", "4"], "--aqfp-groups does not apply: no layer of the model has @aqfp"),
+    (["--cim-draws", "2"], "--cim-draws does not apply: no layer of the model has @cim"),
+    (["--keeps", "0.5"], "--keeps does not apply: no layer of the model has @tokens"),
+])
+def test_an_eval_option_of_an_annotation_the_run_lacks_is_refused(trained, capsys, argv, message):
+    """It was ignored without a word (the user reads a table that never used it): one line, exit 2."""
+    from cdsl.cli import main
+
+    _, run = trained
+    assert main(["eval", str(run), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
 
 
 def test_baseline_spec_drops_the_annotation_everywhere():
