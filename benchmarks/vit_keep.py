@@ -29,21 +29,23 @@ from rich.console import Console
 from rich.table import Table
 
 from cdsl.contract.golden import golden, quantize_input
+from cdsl.contract.ref.encoder import selections
 from cdsl.flow import load_design, load_run_intmodel
 from cdsl.sim.cosim import token_counts, verify
 from cdsl.sw.evaluate import load_run
-from cdsl.sw.evaluations.tokens import parse_keeps, threshold_for
+from cdsl.sw.evaluations.tokens import selectors_of, keep_ratios, parse_keeps, thresholds_for, with_thresholds
 
 
-def _keep_ratio(intmodel, layer: str, threshold: int, trace) -> float:
-    """Kept candidates / candidates of the selector of `layer` at `threshold`, on the golden trace of its
-    input (every row of it: exact for a selector whose input no earlier selector shortened)."""
-    import dataclasses
-
-    sel = dataclasses.replace(intmodel.layer(layer).payload.selector, threshold=threshold)
-    x = trace[intmodel.layer(layer).inputs[0]]
-    chosen = sel.select(x)
-    return sum((s.count - 1) / (x.shape[1] - 1) for s in chosen) / len(chosen)
+def sweep_point(intmodel, x_train, x_test, keep: float):
+    """Every selector's threshold for `keep`, as `cdsl eval --keeps` computes it (in layer order: a later
+    selector keeps its share of what the earlier ones, at their new thresholds, left), and each
+    selector's measured keep ratio on `x_test` at those thresholds (kept candidates / the candidates it
+    was offered, as `cdsl eval` measures it)."""
+    th = thresholds_for(intmodel, selectors_of(intmodel), x_train, keep)
+    settings = {name: {"threshold": t} for name, t in th.items()}
+    _, trace = golden(intmodel, x_test, settings=settings, trace=True)
+    env = {**trace, **{i.name: x_test for i in intmodel.inputs}}
+    return th, keep_ratios(selections(with_thresholds(intmodel, th), env))
 
 
 def memory_table(design) -> Table:
@@ -79,11 +81,7 @@ def main(argv=None) -> int:
     n = len(data.y_test) if args.n is None else args.n
     x_test = quantize_input(intmodel, data.x_test[:n])
     x_train = quantize_input(intmodel, data.x_train)
-    _, train_trace = golden(intmodel, x_train, trace=True)
-    env = {**train_trace, **{i.name: x_train for i in intmodel.inputs}}
-    selectors = {lay.name: lay.payload.selector for lay in intmodel.layers
-                 if getattr(lay.payload, "selector", None) is not None}
-    if not selectors:
+    if not selectors_of(intmodel):
         console.print(f"{args.run_dir}: no token selector in {intmodel.name!r}")
         return 2
     console.print(memory_table(design))
@@ -93,17 +91,16 @@ def main(argv=None) -> int:
         table.add_column(col, justify="left" if col == "keep" else "right")
     base = None
     for keep in keeps:
-        th = {name: threshold_for(sel, env[intmodel.layer(name).inputs[0]], keep) for name, sel in selectors.items()}
+        th, ratios = sweep_point(intmodel, x_train, x_test, keep)
         settings = {name: {"threshold": t} for name, t in th.items()}
         t0 = time.perf_counter()
         with console.status(f"keep {keep:g}: simulating {n} samples"):
             rep = verify(intmodel, design, x_test, settings=settings, localize=False)
-        _, trace = golden(intmodel, x_test, settings=settings, trace=True)
         counts = token_counts(intmodel, design, x_test, settings)
         cyc = rep.run.cycles
         mean = float(cyc.mean())
         base = mean if base is None else base
-        kept = ", ".join(f"{_keep_ratio(intmodel, name, th[name], trace):.3f}" for name in selectors)
+        kept = ", ".join(f"{r:.3f}" for r in ratios.values())
         table.add_row(f"{keep:g}", ", ".join(f"{k}={v}" for k, v in th.items()), f"{rep.exact}/{rep.samples}", kept,
                       ", ".join(f"{float(c.mean()):.2f}" for c in counts.values()), f"{mean:.1f}", str(int(cyc.min())),
                       str(int(cyc.max())), f"{rep.cycles_exact}/{rep.samples}", f"{mean / base:.3f}")

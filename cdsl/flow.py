@@ -8,6 +8,7 @@ verify.json. `cdsl sim` and `cdsl verify` simulate exactly the rtl/ that is ther
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,7 +86,9 @@ def parse_settings(args) -> dict[str, dict[str, int]]:
             ok = bool(dot and setting)
         else:
             ok = True
-        if not (sep and key and ok and value.isdigit()):
+        # an ASCII whole number, signed (its range is the design's to check, naming the setting);
+        # str.isdigit() also takes '²', which int() refuses
+        if not (sep and key and ok and re.fullmatch(r"[+-]?[0-9]+", value)):
             example = "h1=4" if option == "--precision" else "h1.precision=4"
             raise CdslError(f"{option} {item!r}: expected {'LAYER=BITS' if option == '--precision' else 'LAYER.SETTING=VALUE'}"
                             f" with a whole number, e.g. {example}", name="cdsl")
@@ -125,6 +128,14 @@ def spec_problems(spec, *, stages: tuple[str, ...] = STAGES) -> list[tuple[str, 
     for lay in model.layers:
         kind = sw_kind(lay.op)
         found += kind.problems(model, lay)
+        for name in sorted(kind.learned_in_stage):
+            ann = getattr(lay.annotations, name)
+            if ann is not None and spec.train.stages and not any(
+                    st.compress is None or name in st.compress for st in spec.train.stages):
+                found.append(("export", CdslError(
+                    f"@{name} on layer {lay.name!r} is never trained: no stage activates it "
+                    f"({', '.join(st.name for st in spec.train.stages)})", span=ann.span,
+                    expected=f"a stage with compress=all or a compress list naming {name}")))
         payload = kind.payload_type(lay)
         if payload is not None:
             reason = missing_engine(payload, kind.core_type(lay))

@@ -468,6 +468,17 @@ class _Checker:
                     f"@bitserial: lanes={a.bitserial.lanes} is more than the {most} {over} of '{lay.name}' "
                     "(lanes run over a weight matrix's inputs)", a.bitserial.span, f"lanes from 1 to {most}",
                 )
+        if a.tokens is not None and in_shapes[0][0] < 2:
+            raise self.error(
+                f"@tokens: the input of '{lay.name}' has {in_shapes[0][0]} token (the class token only): the selector "
+                "has no candidate to keep or prune", a.tokens.span, "a token stream of at least 2 tokens",
+            )
+        if a.tokens is not None and in_shapes[0][-1] % a.tokens.heads:
+            d = in_shapes[0][-1]
+            raise self.error(
+                f"@tokens: the selector's heads={a.tokens.heads} do not divide the width {d} of '{lay.name}' "
+                "(each head scores D/heads features)", a.tokens.span, f"heads dividing {d}",
+            )
         if a.bitsparse is not None and w is not None and a.bitsparse.target > w:
             raise self.error(
                 f"@bitsparse: target={a.bitsparse.target} bits is more than the weight width w={w}", a.bitsparse.span,

@@ -35,10 +35,17 @@ def release_latency(words: int) -> int:
     return 1 if check_int("words", words, lo=1) >= 2 else 2
 
 
+def fifo_depth(words: int) -> int:
+    """Entries of the gate's FIFO for frames of at most `words` words: at least two (a FIFO of one is a
+    bare register, with another latency), and three for two words: `SyncFIFOBuffered(depth=2)` is a
+    one-entry FIFO in front of its read register, full while the first word moves on, so it would stall
+    the second word of a back-to-back frame for a cycle, which the cycle model does not count."""
+    return 3 if words == 2 else max(words, 2)
+
+
 def gate_bits(*, bits: int, words: int) -> int:
-    """Storage of a gate of `words` words of `bits` data bits: each entry holds its data and `last`
-    (at least two entries: a FIFO of one is a bare register, with another latency)."""
-    return max(words, 2) * (bits + 1)
+    """Storage of a gate of `words` words of `bits` data bits: each entry holds its data and `last`."""
+    return fifo_depth(words) * (bits + 1)
 
 
 class FrameGate(wiring.Component):
@@ -61,8 +68,9 @@ class FrameGate(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=self._bits + 1, depth=max(self._words, 2))
-        frames = Signal(range(max(self._words, 2) + 1))  # complete frames in the FIFO (each holds >= 1 word)
+        depth = fifo_depth(self._words)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=self._bits + 1, depth=depth)
+        frames = Signal(range(depth + 1))  # complete frames in the FIFO (each holds >= 1 word)
         took_last = self.i.valid & self.i.ready & self.i.payload.last
         sent_last = self.o.valid & self.o.ready & self.o.payload.last
         m.d.sync += frames.eq(frames + took_last - sent_last)

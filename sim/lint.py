@@ -29,6 +29,12 @@ HARMLESS: dict[str, str] = {
     "CASEINCOMPLETE": "Yosys emits a `casez (fsm_state)` per signal an `m.FSM` assigns, listing only the states "
                       "that assign it; the other states keep the value set before the `casez`, which is what "
                       "Amaranth means (the ViT engines' FSMs; `cdsl.sim.build` waives it for the same reason)",
+    "VARHIDDEN": "an engine's own signal has the name of its instance in the network top (the token linear's "
+                 "token counter `t` inside the instance `t` of a layer called t): two scopes, one name, nothing "
+                 "shared; layer names are the user's, so such a clash cannot be ruled out",
+    "ASCRANGE": "Yosys writes an Amaranth signal of zero width as `wire [-1:0]` (a counter over a range of one "
+                "value, such as the attention engine's lane group when its lanes equal the head's features): "
+                "declared, never read or driven",
 }
 
 _WARNING = re.compile(r"^%Warning-([A-Z0-9_]+):", re.MULTILINE)

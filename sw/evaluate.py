@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from typing import Annotated
+from typing import Annotated, Callable
 
 import torch
 from pydantic import BaseModel, StringConstraints, ValidationError
@@ -26,7 +26,7 @@ from cdsl.dsl import ir
 from cdsl.contract.schema import first_error
 from cdsl.errors import CdslError, Source
 from cdsl.sw.data import Dataset
-from cdsl.sw.evaluations import EvalContext, sections
+from cdsl.sw.evaluations import EvalContext, check_options, sections
 from cdsl.sw.build import build
 from cdsl.contract.intmodel import IntModel
 from cdsl.sw.train import accuracy, golden_eval, load_data
@@ -130,7 +130,8 @@ def _load_state(net, state: dict, path: Path, what: str) -> None:
                         name=str(path)) from None
 
 
-def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None = None,
+                 log: Callable[[str], None] | None = None) -> dict:
     """{"float_acc", "compressed_acc", "golden_acc", "agreement", "test_samples"} (None where absent;
     accuracies of the first output), "golden_acc_per_output" (with an integer model: {output: accuracy}),
     and "sections": the evaluation sections of the spec's annotations (`cdsl.sw.evaluations`), given
@@ -140,6 +141,7 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
     source, spec, dataset = load_run(run)
     if not ckpt_path.is_file():
         raise CdslError(f"{str(ckpt_path)!r} is missing: not a run folder made by `cdsl train`", name=str(run))
+    check_options(spec, dict(options or {}))  # before any work
     try:
         net = build(spec)
     except CdslError as err:
@@ -164,6 +166,6 @@ def evaluate_run(run_dir: str | Path, *, options: dict[str, str | None] | None =
         out["golden_acc"], out["agreement"] = g["golden_acc"], g["agreement"]
         out["golden_acc_per_output"] = g["golden_acc_per_output"]
     ctx = EvalContext(run_dir=run, spec=spec, net=net, float_net=fnet,
-                      intmodel=intmodel, dataset=dataset, options=dict(options or {}))
+                      intmodel=intmodel, dataset=dataset, options=dict(options or {}), log=log)
     out["sections"] = sections(ctx)
     return out

@@ -76,6 +76,9 @@ class SwKind:
     # the counts from `Grid.tokens`, its golden step from `Payload.run_tokens`): it may follow an
     # `@tokens` encoder too.
     reads_token_counts: bool = False
+    # Annotations whose parameters only a training stage that activates them learns (a token selector):
+    # a spec whose stages never activate one has no integer form for the layer (`cdsl.flow.spec_problems`).
+    learned_in_stage: frozenset[str] = frozenset()
 
     def build(self, model: ir.Model, layer: ir.Layer, scales: "Scales") -> LayerModule:
         raise NotImplementedError

@@ -27,9 +27,10 @@ def run(args) -> int:
 
     from cdsl.files import locked
 
+    console = Console(highlight=False)
     try:
         with locked(Path(args.run_dir), shared=True):
-            res = evaluate_run(args.run_dir, options=options)
+            res = evaluate_run(args.run_dir, options=options, log=console.print)
     except ValueError as err:  # an integer model this cdsl cannot read (corrupt, or an older format)
         raise CdslError(f"cannot evaluate: {err}", name=str(args.run_dir)) from None
 
@@ -47,7 +48,6 @@ def run(args) -> int:
         for name, acc in per_output.items():
             table.add_row(f"  integer golden accuracy, output {name}", pct(acc))
     table.add_row("golden = fake-quant predictions", pct(res["agreement"]))
-    console = Console(highlight=False)
     console.print(table)
     for section in res["sections"]:
         extra = Table(title=section.title)

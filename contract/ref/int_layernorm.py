@@ -10,8 +10,9 @@ For integer codes x [..., D] (any grid: layer norm does not depend on the input 
     n   = (c * f + 2**(R-F-K-1)) >> (R-F-K)  (the normalized value (x - mean) / std, F fraction bits)
 
 K = 10 extra bits of the square root keep the error small for rows of small spread too (without
-them a row like [0, 0, 0, 1] is off by 70%). Inputs are codes of at most 10 bits (|x| < 2**9) and
-D <= 1024, so nothing overflows int64.
+them a row like [0, 0, 0, 1] is off by 70%). Inputs lie in (-2**9, 2**9) (`INPUT_BOUND`: any code of
+at most 9 bits, signed or not; not every 10-bit code, since -2**9 is out) and D <= 1024, so nothing
+overflows int64.
 
 then the affine part in integers, gamma as codes g (real gamma = s_g * g) and beta as an integer
 at scale s_g * 2**-F, and the one requantization onto the output grid:
@@ -35,6 +36,8 @@ from cdsl.contract.ref.requant import requantize
 SQRT_BITS = 10  # K: extra fraction bits of the square root
 RECIP_BITS = 31 + SQRT_BITS  # R: f = floor(2**R / std)
 FRAC_BITS = 8  # F: fraction bits of the normalized value n
+INPUT_BOUND = 1 << 9  # inputs lie in (-INPUT_BOUND, INPUT_BOUND)
+INPUT_BITS = 9  # the widest code (signed or unsigned) that always lies there
 MAX_DIM = 1024
 
 
@@ -62,7 +65,7 @@ def normalize(x, frac_bits: int = FRAC_BITS):
     d = xt.shape[-1]
     if not 1 <= d <= MAX_DIM:
         raise ValueError(f"layernorm: the last dimension must be 1..{MAX_DIM}, got {d}")
-    if xt.numel() and int(xt.abs().max()) >= 1 << 9:
+    if xt.numel() and int(xt.abs().max()) >= INPUT_BOUND:
         raise ValueError("layernorm: inputs must lie in (-2**9, 2**9)")
     c = d * xt - xt.sum(dim=-1, keepdim=True)
     v = torch.div((c * c).sum(dim=-1, keepdim=True), d, rounding_mode="floor")

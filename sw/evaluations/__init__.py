@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cdsl.dsl import ir
+from cdsl.errors import CdslError
 from cdsl.plugins import import_all
 
 
@@ -43,6 +44,7 @@ class EvalContext:
     intmodel: Any | None  # the exported IntModel, when there is one
     dataset: Any  # cdsl.sw.data.Dataset (the run's split)
     options: dict[str, str | None] = field(default_factory=dict)
+    log: Callable[[str], None] | None = None  # progress of long work (a baseline's training)
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,21 @@ def cli_options() -> dict[str, str]:
     return {name: help_ for e in evaluations() for name, help_ in e.options.items()}
 
 
-def sections(ctx: EvalContext) -> list[Section]:
-    """The sections of every evaluation whose annotation some layer of the spec carries."""
-    present = {n for lay in ctx.spec.model.layers for n in lay.annotations.present()}
+def check_options(spec: ir.Spec, options: dict[str, str | None]) -> None:
+    """An option given for an evaluation whose annotation no layer of the spec carries is refused (it
+    would be ignored): CdslError naming the option and the annotation."""
+    present = {n for lay in spec.model.layers for n in lay.annotations.present()}
     for e in evaluations():
-        given = [name for name in e.options if ctx.options.get(name) is not None]
+        given = [name for name in e.options if options.get(name) is not None]
         if given and e.annotation not in present:
-            from cdsl.errors import CdslError
-
             raise CdslError(f"--{given[0].replace('_', '-')} does not apply: no layer of the model has @{e.annotation}",
                             name="cdsl eval")
+
+
+def sections(ctx: EvalContext) -> list[Section]:
+    """The sections of every evaluation whose annotation some layer of the spec carries."""
+    check_options(ctx.spec, ctx.options)
+    present = {n for lay in ctx.spec.model.layers for n in lay.annotations.present()}
     out: list[Section] = []
     for e in evaluations():
         if e.annotation in present:

@@ -61,7 +61,9 @@ def baseline(ctx: EvalContext, annotation: str) -> Baseline:
     else:
         t0 = time.perf_counter()
         shutil.rmtree(folder, ignore_errors=True)  # an older baseline's rtl/ would not match the new model
-        result = train(spec, epochs=epochs, seed=seed, base=ctx.run_dir, float_twin=False)
+        if ctx.log is not None:
+            ctx.log(f"training the baseline without @{annotation} into {folder} (seed {seed}, {epochs} epochs)")
+        result = train(spec, epochs=epochs, seed=seed, base=ctx.run_dir, float_twin=False, log=ctx.log)
         if result.intmodel is None:
             raise CdslError(f"the baseline without @{annotation} has no integer model: "
                             f"{result.metrics.get('export_error')}", name=str(folder))

@@ -40,7 +40,8 @@ def parse_keeps(text: str | None) -> tuple[float, ...]:
     return values
 
 
-def _selectors(im: IntModel) -> dict[str, object]:
+def selectors_of(im: IntModel) -> dict[str, object]:
+    """{layer: its TokenSelector} for every encoder with a selector, in layer order."""
     return {lay.name: lay.payload.selector for lay in im.layers if getattr(lay.payload, "selector", None) is not None}
 
 
@@ -92,7 +93,7 @@ def measure(im: IntModel, model: ir.Model, x_int: torch.Tensor, y: torch.Tensor)
     env = dict(trace)
     env.update({i.name: x_int for i in im.inputs})
     counts, chosen = kept_counts(im, env), selections(im, env)
-    macs, keep = {}, {}
+    macs = {}
     for lay in model.layers:
         ins = tuple(tuple(model.shape_of(n)) for n in lay.inputs)
         if lay.name not in counts:  # all of its tokens (or not a token stream)
@@ -102,9 +103,15 @@ def measure(im: IntModel, model: ir.Model, x_int: torch.Tensor, y: torch.Tensor)
         plain = dataclasses.replace(lay.annotations, tokens=None)
         per = [lay.op.macs(((int(m),  d),), (int(m), d), plain) for m in counts[lay.name]]
         macs[lay.name] = sum(per) / len(per)
-        if lay.name in chosen:  # kept candidates / candidates it was offered
-            keep[lay.name] = sum((s.count - 1) / (len(s.keep) - 1) for s in chosen[lay.name]) / len(chosen[lay.name])
+    keep = keep_ratios(chosen)
     return {"acc": acc, "macs": macs, "keep": keep}
+
+
+def keep_ratios(chosen: dict[str, list]) -> dict[str, float]:
+    """Each selector's measured keep ratio from its selections per sample (`selections(im, trace)`): the
+    mean over samples of kept candidates / the candidates it was offered (a later selector is offered
+    only the tokens the earlier ones left, not the padding rows after them)."""
+    return {name: sum((s.count - 1) / (len(s.keep) - 1) for s in sel) / len(sel) for name, sel in chosen.items()}
 
 
 @register_evaluation("tokens", options={"keeps": "keep ratios of the @tokens selectors to evaluate, "
@@ -115,7 +122,7 @@ def token_selection(ctx: EvalContext) -> list[Section]:
     keeps = parse_keeps(ctx.options.get("keeps"))
     model = ctx.spec.model
     im = ctx.intmodel
-    sels = _selectors(im)
+    sels = selectors_of(im)
     data = ctx.dataset
     x_test = quantize_input(im, data.x_test)
     x_train = quantize_input(im, data.x_train)

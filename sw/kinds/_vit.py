@@ -19,11 +19,11 @@ from torch import nn
 
 from cdsl.contract.intmodel import QType, Requant, round_half_up
 from cdsl.contract.ref._vit import ACC_BOUND, IntLinear, IntNorm
-from cdsl.contract.ref.int_layernorm import FRAC_BITS
+from cdsl.contract.ref.int_layernorm import FRAC_BITS, INPUT_BITS, MAX_DIM
 from cdsl.contract.ref.requant import quantize_multiplier
 from cdsl.errors import CdslError
 from cdsl.sw.layers import ActQuant, Grid, QLinear
-from cdsl.sw.registry import SwKind
+from cdsl.sw.registry import SwKind, sw_kind
 
 GAMMA_BITS = 8
 
@@ -83,12 +83,39 @@ class VitKind(SwKind):
     annotations = frozenset({"quant", "prune", "bitserial"})
     name = ""
 
+    # The integer layer norm takes codes of at most INPUT_BITS (`int_layernorm`): which of the layer's
+    # tensors its norms read. norms_input: its input (the encoder's norm1, the head's norm); norms_grid:
+    # its own `a` grid (the encoder's norm2 reads the first residual sum, requantized onto it).
+    norms_input = False
+    norms_grid = False
+
     def problems(self, model, layer):
         out = super().problems(model, layer)
         q = layer.annotations.quant
         if q is None or q.w is None or q.a is None:
             out.append(("export", CdslError(
                 f"integer export of {self.name} (layer {layer.name!r}) needs @quant(w=..., a=...)", span=layer.span)))
+        if self.norms_grid and q is not None and q.a is not None and q.a > INPUT_BITS:
+            out.append(("train", CdslError(
+                f"@quant(a={q.a}) on {self.name} {layer.name!r}: its layer norm reads codes on this grid, and the "
+                f"integer layer norm takes codes of at most {INPUT_BITS} bits", span=q.span,
+                expected=f"a from 2 to {INPUT_BITS}")))
+        src = layer.inputs[0]
+        shape = model.shape_of(src)
+        if self.norms_input and len(shape) == 2 and shape[1] > MAX_DIM:
+            out.append(("train", CdslError(
+                f"{self.name} {layer.name!r} layer-normalizes tokens of {shape[1]} features (from {src!r}); the "
+                f"integer layer norm takes at most {MAX_DIM}", span=layer.span, expected=f"a width of at most {MAX_DIM}")))
+        bits = code_bits(model, src)
+        producer = next((lay for lay in model.layers if lay.name == src), None)
+        reported = producer is not None and getattr(sw_kind(producer.op), "norms_grid", False)  # at its own @quant
+        if self.norms_input and bits is not None and bits > INPUT_BITS and not reported:
+            pq = producer.annotations.quant if producer is not None else None
+            at = pq.span if pq is not None and pq.a is not None else layer.span
+            out.append(("train", CdslError(
+                f"{self.name} {layer.name!r} layer-normalizes {src!r}, whose codes are {bits} bits wide; the integer "
+                f"layer norm takes codes of at most {INPUT_BITS} bits", span=at,
+                expected=f"{src!r} at most {INPUT_BITS} bits wide")))
         return out
 
     def export(self, module, layer, ctx):
@@ -103,3 +130,12 @@ class VitKind(SwKind):
     def no_integer_form(self, layer):
         return CdslError(f"integer export of {self.name} (layer {layer.name!r}) needs @quant(w=..., a=...) and a "
                          "quantized input", span=layer.span)
+
+
+def code_bits(model, name: str) -> int | None:
+    """The code width of tensor `name` (None: float), as `cdsl check` computes it (`Op.out_bits`)."""
+    bits: dict[str, int | None] = {i.name: i.dtype.bits for i in model.inputs}
+    for lay in model.topo_order():
+        q = lay.annotations.quant
+        bits[lay.name] = lay.op.out_bits(tuple(bits[i] for i in lay.inputs), q.a if q is not None else None)
+    return bits[name]

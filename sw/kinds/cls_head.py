@@ -37,6 +37,7 @@ class IntClsHead(ClsHead):
 @register(ir.ClsHead)
 class ClsHeadKind(VitKind):
     name = "cls_head"
+    norms_input = True
     reads_class_token_only = True
 
     def payload_type(self, layer):

@@ -194,8 +194,11 @@ def _pruned_by(model, layer):
 @register(ir.Encoder)
 class EncoderKind(VitKind):
     name = "encoder"
+    norms_input = True
+    norms_grid = True
     annotations = VitKind.annotations | {"tokens"}
     reads_token_counts = True
+    learned_in_stage = frozenset({"tokens"})
 
     def problems(self, model, layer):
         out = super().problems(model, layer)

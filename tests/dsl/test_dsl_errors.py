@@ -633,3 +633,21 @@ def test_bitserial_on_the_vit_kinds():
                  "@bitserial needs @quant with a weight width", 4, 35)
     assert_error(VIT.replace("mlp=64)", "mlp=64) @quant(w=8) @bitserial(lanes=4) @trunc(bits=[4])"),
                  "@trunc does not apply to encoder", 4, 67)
+
+
+def test_tokens_heads_divide_the_width():
+    """The selector splits each token's D features into `heads` groups of D/heads: a heads count that
+    does not divide D is refused at the annotation (it crashed training with a reshape error)."""
+    assert parse(VIT.replace("mlp=64)", "mlp=64) @tokens(keep=0.5, heads=4)")).model.layer("e").annotations.tokens.heads == 4
+    assert_error(VIT.replace("mlp=64)", "mlp=64) @tokens(keep=0.5, heads=3)"),
+                 "@tokens: the selector's heads=3 do not divide the width 32 of 'e'", 4, 35,
+                 caret="@tokens(keep=0.5, heads=3)", expected="heads dividing 32")
+
+
+def test_tokens_need_a_candidate():
+    """A selector on a one-token stream (only the class token) has nothing to choose: refused at the
+    annotation (training crashed in an activation observer on an empty tensor)."""
+    text = "model m {\n  input x: int8[1, 8]\n  e = encoder(x, heads=2, mlp=8) @tokens(keep=0.5)\n  y = cls_head(e, classes=2)\n  output y\n}\n"
+    assert_error(text, "@tokens: the input of 'e' has 1 token (the class token only): the selector has no candidate", 3, 34,
+                 caret="@tokens(keep=0.5)", expected="a token stream of at least 2 tokens")
+    assert parse(text.replace("int8[1, 8]", "int8[2, 8]")).model.layer("e").annotations.tokens.keep == 0.5

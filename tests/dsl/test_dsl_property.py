@@ -187,8 +187,9 @@ def models(draw):
             if draw(st.booleans()):
                 d = shape[1]
                 anns.append(draw(prune([(3 * d, d), (d, d), (mlp, d), (d, mlp)], epochs)))
-            if draw(st.booleans()):
-                anns.append(f"@tokens(keep={_float(draw(st.floats(0.01, 1.0)))}, heads={draw(st.integers(1, 4))})")
+            if shape[0] >= 2 and draw(st.booleans()):  # a selector needs a candidate and heads dividing D
+                t_heads = draw(st.sampled_from([h for h in (1, 2, 3, 4) if shape[1] % h == 0]))
+                anns.append(f"@tokens(keep={_float(draw(st.floats(0.01, 1.0)))}, heads={t_heads})")
         else:  # cls_head
             classes = draw(st.integers(1, 16))
             args.append(f"classes={classes}")

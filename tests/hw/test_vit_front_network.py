@@ -130,3 +130,18 @@ def test_folding_raises_the_token_linears_lanes():
     got, cycles = run_graph(Network(plan=folded), {input_port("x"): img.tolist()}, {output_port("y"): K})
     assert got[output_port("y")] == expected(img, embed, cls, pos, head), f"seed={seed}"
     assert cycles == network_cycles(folded)
+
+
+def test_network_with_a_layer_named_t_passes_lint(tmp_path):
+    """`cdsl gen --lint` on a ViT whose patch embedding is called `t` (as in examples/vit.cdsl): the token
+    linear's token counter `t` shares the name of its instance in the network top (Verilator's
+    VARHIDDEN), which `cdsl gen --lint` called undocumented (exit 1) on a correct design."""
+    from cdsl.hw.verilog_text import verilog_text
+    from cdsl.sim.lint import HARMLESS, lint
+
+    plan, *_ = build(3, serial=False)
+    src = tmp_path / "network.sv"
+    src.write_text(verilog_text(Network(plan=plan), name="network"))
+    res = lint(src)
+    assert "VARHIDDEN" in res.counts, res.summary()  # the case this test is about
+    assert res.clean and set(res.counts) <= set(HARMLESS), f"{res.counts}\n{res.output[-2000:]}"

@@ -71,6 +71,11 @@ def test_cli_default_run_dir_and_npz(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["eval", "runs/toy"]) == 0
     assert "n/a" in capsys.readouterr().out  # no float twin
+    # an evaluation's option on a run without its annotation was silently ignored (exit 0, no section)
+    for option, value, annotation in (("--keeps", "0.5", "@tokens"), ("--precisions", "8,4", "@trunc")):
+        assert main(["eval", "runs/toy", option, value]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == f"cdsl eval: error: {option} does not apply: no layer of the model has {annotation}", err
 
 
 def test_eval_gives_each_heads_golden_accuracy(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ import torch
 from cdsl.contract.golden import golden, quantize_input
 from cdsl.contract.intmodel import IntModel
 from cdsl.dsl import parse
+from cdsl.errors import Source
 from cdsl.sw.train import train
 from tb.plain_vit import assert_fake_quant_equals_golden, shiftmax_python
 
@@ -102,6 +103,57 @@ def test_export_needs_activation_quant(tmp_path):
                                  "e1 = encoder(t, heads=2, mlp=32) @quant(w=8)"))
     assert main(["train", str(spec), "-o", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("a, ok", [(9, True), (10, False), (16, False)])
+def test_layer_norm_inputs_at_most_nine_bits(a, ok):
+    """The integer layer norm takes codes in (-2**9, 2**9): any 9-bit code, not every 10-bit one (-512).
+    An encoder's `a` (norm2 reads its first residual sum on that grid) and the width a norm reads (a
+    patch embedding's `a` before an encoder or head) are held to 9 bits from the spec, located at the
+    @quant that sets them (they crashed training with a ValueError traceback); 9 bits train."""
+    from cdsl.flow import spec_problems
+
+    text = (SPEC.replace("e2 = encoder(e1, heads=4, mlp=32) @quant(w=6, a=8, per=channel)",
+                         f"e2 = encoder(e1, heads=4, mlp=32) @quant(w=6, a={a}, per=channel)")
+            .replace("patch=2, dim=16) @quant(w=8, a=8)", f"patch=2, dim=16) @quant(w=8, a={a})"))
+    problems = [(stage, str(err.located(Source("v.cdsl", text)))) for stage, err in spec_problems(parse(text, "v.cdsl"))]
+    if ok:
+        assert problems == []
+        spec = parse(text.replace("epochs = 3", "epochs = 1"))
+        train(spec, float_twin=False)
+        return
+    assert [stage for stage, _ in problems] == ["train", "train"], problems
+    (_, read), (_, own) = problems
+    assert own.startswith(f"v.cdsl:6:37: error: @quant(a={a}) on encoder 'e2': its layer norm reads codes on this "
+                          "grid, and the integer layer norm takes codes of at most 9 bits"), own
+    assert read.startswith(f"v.cdsl:4:39: error: encoder 'e1' layer-normalizes 't', whose codes are {a} bits wide; "
+                           "the integer layer norm takes codes of at most 9 bits"), read
+
+
+def test_head_on_a_wide_token_input_is_refused():
+    from cdsl.flow import spec_problems
+
+    text = ("model m {\n  input x: int10[5, 8]\n  y = cls_head(x, classes=10) @quant(w=8, a=8)\n  output y\n}\n")
+    ((stage, err),) = [(st, e) for st, e in spec_problems(parse(text, "m.cdsl")) if "layer-normalizes" in str(e)]
+    line = str(err.located(Source("m.cdsl", text)))
+    assert stage == "train" and line.startswith(
+        "m.cdsl:3:3: error: cls_head 'y' layer-normalizes 'x', whose codes are 10 bits wide"), line
+
+
+
+def test_layer_norm_width_at_most_1024():
+    """The integer layer norm takes rows of at most 1024 features: a wider token stream is refused from the
+    spec at each layer that normalizes it (training crashed with a ValueError traceback)."""
+    from cdsl.flow import spec_problems
+
+    text = (SPEC.replace("patch=2, dim=16)", "patch=8, dim=1025)").replace("heads=4, mlp=32", "heads=5, mlp=32")
+            .replace("heads=2, mlp=32", "heads=5, mlp=32"))
+    lines = [(stage, str(err.located(Source("v.cdsl", text)))) for stage, err in spec_problems(parse(text, "v.cdsl"))]
+    assert [stage for stage, _ in lines] == ["train"] * 3, lines
+    assert [line.split(": error: ")[0] for _, line in lines] == ["v.cdsl:5:3", "v.cdsl:6:3", "v.cdsl:7:3"], lines
+    assert lines[0][1].split("\n")[0].endswith("encoder 'e1' layer-normalizes tokens of 1025 features (from 't'); "
+                                                "the integer layer norm takes at most 1024"), lines
+    assert spec_problems(parse(text.replace("dim=1025", "dim=1024").replace("heads=5", "heads=4"), "v.cdsl")) == []
 
 
 # ------------------------------------------------------------------ the encoder block in Python integers

@@ -149,3 +149,38 @@ def test_both_selectors_rtl_on_the_golden_trace(run, traced, tmp_path):
     n1 = kept_counts(run.intmodel, tr)["e1"][:60]
     assert len(set(n1.tolist())) > 1  # e3's selector really saw frames of several lengths
     print([r.summary() for r in reports])
+
+
+def test_vit_keep_benchmark_sweeps_as_eval_does(run):
+    """benchmarks/vit_keep.py sets each selector's threshold as `cdsl eval --keeps` does (in layer order,
+    e3's on what e1 at its new threshold left) and measures a later selector's keep ratio over the
+    candidates it was offered: here written from e3's scores on each sample's first m rows. (It used to
+    take every threshold on the trained network's trace, padding rows included, and divide e3's kept
+    tokens by all N - 1 rows: on a three-selector run it printed e3 at 0.466 kept while e3 kept nothing.)"""
+    import importlib.util
+    from pathlib import Path
+
+    from cdsl.sw.evaluations.tokens import thresholds_for, selectors_of, with_thresholds
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "vit_keep.py"
+    spec = importlib.util.spec_from_file_location("vit_keep", path)
+    vit_keep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vit_keep)
+    im = run.intmodel
+    x_train = quantize_input(im, run.data.x_train)
+    x_test = quantize_input(im, run.data.x_test[:120])
+    th, ratios = vit_keep.sweep_point(im, x_train, x_test, 0.5)
+    assert th == thresholds_for(im, selectors_of(im), x_train, 0.5) and list(th) == ["e1", "e3"]
+    at = with_thresholds(im, th)
+    _, tr = golden(at, x_test, trace=True)
+    sel1, sel3 = at.layer("e1").payload.selector, at.layer("e3").payload.selector
+    n = tr["t"].shape[1]
+    plain1, plain3 = [], []
+    for b in range(len(x_test)):
+        kept1 = int((sel1.scores(tr["t"][b:b + 1])[0, 1:] >= th["e1"]).sum())
+        m = 1 + kept1 + (kept1 < n - 1)  # e2 reads e1's tokens: class, kept, package
+        kept3 = int((sel3.scores(tr["e2"][b:b + 1, :m])[0, 1:] >= th["e3"]).sum())
+        plain1.append(kept1 / (n - 1))
+        plain3.append(kept3 / (m - 1))
+    assert ratios["e1"] == pytest.approx(sum(plain1) / len(plain1), abs=1e-12)
+    assert ratios["e3"] == pytest.approx(sum(plain3) / len(plain3), abs=1e-12)

@@ -131,6 +131,11 @@ def test_eval_table(run, tmp_path, capsys, monkeypatch):
     assert main(["eval", str(folder), "--keeps", "1.0,0.5"]) == 0
     out = capsys.readouterr().out
     assert "no selector" in out and "keep 1" in out and "keep 0.5" in out and "as trained" in out
+    # training the baseline (the spec without @tokens) shows progress, as `cdsl train` does (it was silent)
+    assert "training the baseline without @tokens into" in out and "compressed epoch   1/" in out, out
+    assert main(["eval", str(folder), "--keeps", "0.5"]) == 0  # found this time: nothing to train
+    out = capsys.readouterr().out
+    assert "training the baseline" not in out and "found in" in out, out
     assert main(["eval", str(folder), "--keeps", "0.5,2"]) == 2
 
 
@@ -198,3 +203,25 @@ def test_kept_counts_are_the_selections_lengths(run):
     assert got["e2"].tolist() == want.tolist() and len(set(want.tolist())) > 1
     with pytest.raises(ValueError, match="'e1'"):
         kept_counts(run.intmodel, {k: v for k, v in tr.items() if k != "e1"})
+
+
+def test_a_selector_no_stage_trains_is_refused_before_training(tmp_path, capsys):
+    """Stages that never activate @tokens leave the selector untrained, with no integer form: the spec
+    shows it, so `cdsl check` says so at the annotation and `cdsl train` refuses before training (it
+    trained, then said 'no integer model exported' and exited 0). compress=all or a list naming
+    tokens trains it."""
+    from cdsl.cli import main
+    from cdsl.errors import Source
+    from cdsl.flow import spec_problems
+
+    text = SPEC.replace("stage prune(epochs=2, compress=all)", "stage more(epochs=2, compress=[quant])")
+    ((stage, err),) = spec_problems(parse(text, "v.cdsl"))
+    line = str(err.located(Source("v.cdsl", text))).split("\n")[0]
+    assert stage == "export" and line == ("v.cdsl:6:54: error: @tokens on layer 'e2' is never trained: no stage "
+                                          "activates it (base, more)"), line
+    spec = tmp_path / "v.cdsl"
+    spec.write_text(text)
+    assert main(["train", str(spec), "-o", str(tmp_path / "r")]) == 2
+    assert "never trained" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    for ok in ("stage more(epochs=2, compress=[quant, tokens])", "stage more(epochs=2)"):
+        assert spec_problems(parse(SPEC.replace("stage prune(epochs=2, compress=all)", ok), "v.cdsl")) == []
