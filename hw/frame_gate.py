@@ -25,6 +25,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from cdsl.hw._checks import check_bool, check_int
+from cdsl.hw.stream_fifo import entries
 from cdsl.hw.streams import frame_signature
 
 __all__ = ["FrameGate", "release_latency", "gate_bits"]
@@ -37,10 +38,9 @@ def release_latency(words: int) -> int:
 
 def fifo_depth(words: int) -> int:
     """Entries of the gate's FIFO for frames of at most `words` words: at least two (a FIFO of one is a
-    bare register, with another latency), and three for two words: `SyncFIFOBuffered(depth=2)` is a
-    one-entry FIFO in front of its read register, full while the first word moves on, so it would stall
-    the second word of a back-to-back frame for a cycle, which the cycle model does not count."""
-    return 3 if words == 2 else max(words, 2)
+    bare register, with another latency), as a stream FIFO builds them (`stream_fifo.entries`: three
+    for two, so the second word of a back-to-back frame is not stalled)."""
+    return entries(max(words, 2))
 
 
 def gate_bits(*, bits: int, words: int) -> int:

@@ -74,6 +74,7 @@ import numpy as np
 from cdsl.contract import codec
 from cdsl.contract.intmodel import IntLayer, IntModel, Setting
 from cdsl.hw.registry import UnsupportedModel, load_all, plan_layer
+from cdsl.hw.stream_fifo import entries
 
 __all__ = [
     "StreamType", "Node", "Foldable", "Alias", "PlanInput", "PlanOutput", "Buffer", "Register", "NetworkPlan",
@@ -631,7 +632,8 @@ def initiation_interval(plan: NetworkPlan, *, settings: NodeSettings | None = No
 def memory_bits(plan: NetworkPlan) -> dict[str, int]:
     """Bits of storage for frames in flight: the engines' frame buffers and the join FIFOs."""
     engines = sum(n.memory_bits() for n in plan.nodes)
-    fifos = sum(b.depth * (plan.node(b.node).in_types[b.index].bits + 1) for b in plan.buffers)  # + `last`
+    fifos = sum(entries(b.depth) * (plan.node(b.node).in_types[b.index].bits + 1)  # + `last`
+                for b in plan.buffers)
     return {"engines": engines, "join_fifos": fifos, "total": engines + fifos}
 
 
