@@ -43,7 +43,6 @@ def verify_run(run_dir: Path, *, n: int | None, settings: dict[str, dict[str, in
 
     `shown`: the folder to name in messages (the run folder, when `run_dir` is its staging folder)."""
     from cdsl.contract.golden import quantize_input
-    from cdsl.errors import CdslError
     from cdsl.flow import design_settings, load_design, load_run_intmodel, progress_bar, require_samples
     from cdsl.sim.cosim import verify
     from cdsl.sw.evaluate import load_run
@@ -109,6 +108,7 @@ def verify_blocks_run(run_dir: Path, intmodel, *, n: int | None, settings: dict[
     docstring); print one line per block; write verify_blocks.json. True when every block agrees."""
     from cdsl.contract.golden import quantize_input
     from cdsl.errors import CdslError
+    from cdsl.flow import require_samples
     from cdsl.sim.blocks import verify_blocks
     from cdsl.sw.evaluate import load_run
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cdsl.errors import CdslError
 
 FORMAT = 1
 

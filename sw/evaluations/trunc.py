@@ -64,8 +64,8 @@ def truncation(ctx: EvalContext) -> list[Section]:
         title=f"runtime truncation of {', '.join(names)}: integer golden accuracy, {len(data.y_test)} test samples",
         columns=("precision", "TruncQuant", "conventional", "difference", "TruncQuant fake-quant"),
         rows=tuple(rows),
-        notes=(f"difference in points; precision p: weights (w >> (B-p)) << (B-p), requantization unchanged "
-               f"(the register LAYER.precision=p of the bit-serial MAC), every @trunc layer at p; trained for "
+        notes=("difference in points; precision p: weights (w >> (B-p)) << (B-p), requantization unchanged "
+               "(the register LAYER.precision=p of the bit-serial MAC), every @trunc layer at p; trained for "
                + ", ".join(f"{name} {list(ctx.net.blocks[name].wq.precisions)}" for name in names)
                + " (a layer's training pass at p runs it at the lowest of its own set at or above p)",
                f"conventional: {base.how}"))]
