@@ -9,7 +9,8 @@ Both are plain integer functions of their fields; the kinds' payloads hold them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,22 @@ def requant_ok(r: Requant, field: str, channels: int | None = None) -> None:
         raise ValueError(f"{field}.multiplier: expected 1 or {channels} entries, found {r.multiplier.shape}")
     c.int_array(r.multiplier, f"{field}.multiplier", lo=0, hi=(1 << MULT_BITS) - 1)
     c.int_array(r.shift, f"{field}.shift", shape=tuple(r.multiplier.shape), lo=0, hi=MAX_SHIFT)
+
+
+@dataclass(frozen=True, eq=False)
+class BitserialMapping:
+    """The `bitserial` field of the ViT payloads (`patch_embed`, `encoder`, `cls_head`): with
+    `@bitserial(lanes=L)` on the layer every linear sub-layer maps to a bit-serial MAC with L lanes (a
+    hardware mapping: the integers are the same); None: bit-parallel. Keyword-only, after the payload's
+    own fields; files written before the field decode as bit-parallel (`codec_optional`)."""
+
+    bitserial: int | None = field(default=None, kw_only=True)
+    codec_optional: ClassVar[frozenset[str]] = frozenset({"bitserial"})
+
+    def check_lanes(self, most: int) -> None:
+        """L is at most `most`, the fan-in of the layer's narrowest linear sub-layer."""
+        if self.bitserial is not None:
+            c.at_least(self.bitserial, "payload.bitserial", 1, most)
 
 
 @codec.serializable("vit_linear")

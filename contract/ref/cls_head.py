@@ -7,24 +7,19 @@ linear layer requantized onto the output type (8-bit logits):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from cdsl.contract import codec
 from cdsl.contract.intmodel import Payload
 from cdsl.contract.ref import _checks as c
 from cdsl.contract.ref._tensor import as_int64
-from cdsl.contract.ref._vit import IntLinear, IntNorm
+from cdsl.contract.ref._vit import BitserialMapping, IntLinear, IntNorm
 
 
 @codec.serializable("cls_head")
 @dataclass(frozen=True, eq=False)
-class ClsHeadPayload(Payload):
+class ClsHeadPayload(Payload, BitserialMapping):
     norm: IntNorm
     fc: IntLinear
-    # @bitserial(lanes=L) on the layer: every linear sub-layer maps to a bit-serial MAC with L lanes
-    # (a hardware mapping: the integers are the same; None: bit-parallel)
-    bitserial: int | None = None
-    codec_optional: ClassVar[frozenset[str]] = frozenset({"bitserial"})  # older files: bit-parallel
 
     def check(self, layer):
         (shape,) = layer.in_shapes
@@ -32,8 +27,7 @@ class ClsHeadPayload(Payload):
         (k,) = layer.out_shape
         self.norm.check("payload.norm", d)
         self.fc.check("payload.fc", d, k)
-        if self.bitserial is not None:
-            c.at_least(self.bitserial, "payload.bitserial", 1, d)
+        self.check_lanes(d)
         if (self.fc.requant.qmin, self.fc.requant.qmax) != (layer.out_type.qmin, layer.out_type.qmax):
             raise ValueError("payload.fc.requant: expected qmin, qmax of the output type")
 

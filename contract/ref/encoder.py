@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -39,7 +38,7 @@ from cdsl.contract import codec
 from cdsl.contract.intmodel import Payload, Requant, Setting
 from cdsl.contract.ref import _checks as c
 from cdsl.contract.ref._tensor import as_int64
-from cdsl.contract.ref._vit import IntLinear, IntNorm, requant_ok
+from cdsl.contract.ref._vit import BitserialMapping, IntLinear, IntNorm, requant_ok
 from cdsl.contract.ref.add import AddPayload, add
 from cdsl.contract.ref.int_gelu import int_gelu
 from cdsl.contract.ref.int_softmax import shiftmax
@@ -52,7 +51,7 @@ def _add(p: AddPayload, a, b):
 
 @codec.serializable("encoder")
 @dataclass(frozen=True, eq=False)
-class EncoderPayload(Payload):
+class EncoderPayload(Payload, BitserialMapping):
     """One pre-norm encoder block in integers (see the module docstring)."""
 
     heads: int
@@ -70,10 +69,6 @@ class EncoderPayload(Payload):
     fc2: IntLinear
     add2: AddPayload
     selector: TokenSelector | None = None
-    # @bitserial(lanes=L) on the layer: every linear sub-layer maps to a bit-serial MAC with L lanes
-    # (a hardware mapping: the integers are the same; None: bit-parallel)
-    bitserial: int | None = None
-    codec_optional: ClassVar[frozenset[str]] = frozenset({"bitserial"})  # older files: bit-parallel
 
     def check(self, layer):
         (shape,) = layer.in_shapes
@@ -93,8 +88,7 @@ class EncoderPayload(Payload):
         c.at_least(self.gelu_c, "payload.gelu_c", 1)
         requant_ok(self.gelu, "payload.gelu", 1)
         self.fc2.check("payload.fc2", m, d)
-        if self.bitserial is not None:
-            c.at_least(self.bitserial, "payload.bitserial", 1, min(d, m))
+        self.check_lanes(min(d, m))
         if self.selector is not None:
             self.selector.check(shape[0], d, layer.in_types[0])
 

@@ -12,7 +12,6 @@ linear map; the class token and the positions are integers in the same accumulat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from cdsl.contract import codec
 from cdsl.contract.intmodel import Payload, Requant
 from cdsl.contract.ref import _checks as c
 from cdsl.contract.ref._tensor import as_int64
-from cdsl.contract.ref._vit import ACC_BOUND, IntLinear
+from cdsl.contract.ref._vit import ACC_BOUND, BitserialMapping, IntLinear
 from cdsl.contract.ref.dense import dense
 
 
@@ -42,7 +41,7 @@ def patch_embed(x, patch: int, weight, bias, cls, pos, requant: Requant) -> torc
 
 @codec.serializable("patch_embed")
 @dataclass(frozen=True, eq=False)
-class PatchEmbedPayload(Payload):
+class PatchEmbedPayload(Payload, BitserialMapping):
     """Patch projection, class token and positions, requantized to the output type."""
 
     patch: int
@@ -51,10 +50,6 @@ class PatchEmbedPayload(Payload):
     cls: np.ndarray  # int64 [D], accumulator units
     pos: np.ndarray  # int64 [N+1, D], accumulator units
     requant: Requant
-    # @bitserial(lanes=L) on the layer: every linear sub-layer maps to a bit-serial MAC with L lanes
-    # (a hardware mapping: the integers are the same; None: bit-parallel)
-    bitserial: int | None = None
-    codec_optional: ClassVar[frozenset[str]] = frozenset({"bitserial"})  # older files: bit-parallel
 
     def check(self, layer):
         (shape,) = layer.in_shapes
@@ -63,8 +58,7 @@ class PatchEmbedPayload(Payload):
         c.at_least(self.patch, "payload.patch", 1, min(h, w))
         k = ch * self.patch * self.patch
         IntLinear(self.weight, self.bias, self.requant).check("payload", k, d)
-        if self.bitserial is not None:
-            c.at_least(self.bitserial, "payload.bitserial", 1, k)
+        self.check_lanes(k)
         c.int_array(self.cls, "payload.cls", shape=(d,), lo=-ACC_BOUND, hi=ACC_BOUND - 1)
         c.int_array(self.pos, "payload.pos", shape=(n1, d), lo=-ACC_BOUND, hi=ACC_BOUND - 1)
 

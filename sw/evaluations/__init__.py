@@ -78,10 +78,15 @@ def cli_options() -> dict[str, str]:
     return {name: help_ for e in evaluations() for name, help_ in e.options.items()}
 
 
+def _present(spec: ir.Spec) -> set[str]:
+    """The annotations some layer of the spec carries."""
+    return {n for lay in spec.model.layers for n in lay.annotations.present()}
+
+
 def check_options(spec: ir.Spec, options: dict[str, str | None]) -> None:
     """An option given for an evaluation whose annotation no layer of the spec carries is refused (it
     would be ignored): CdslError naming the option and the annotation."""
-    present = {n for lay in spec.model.layers for n in lay.annotations.present()}
+    present = _present(spec)
     for e in evaluations():
         given = [name for name in e.options if options.get(name) is not None]
         if given and e.annotation not in present:
@@ -92,7 +97,7 @@ def check_options(spec: ir.Spec, options: dict[str, str | None]) -> None:
 def sections(ctx: EvalContext) -> list[Section]:
     """The sections of every evaluation whose annotation some layer of the spec carries."""
     check_options(ctx.spec, ctx.options)
-    present = {n for lay in ctx.spec.model.layers for n in lay.annotations.present()}
+    present = _present(ctx.spec)
     out: list[Section] = []
     for e in evaluations():
         if e.annotation in present:
